@@ -1,0 +1,1 @@
+"""Compatibility layers: SpikingJelly drop-in."""

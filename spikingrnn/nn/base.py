@@ -1,0 +1,260 @@
+"""SpikingRNNBase: torch.nn.RNNBase's contract for the spiking LSTM, GRU and vanilla RNN stacks.
+
+Parameters are named, shaped, ordered and initialised exactly like torch's (``weight_ih_l{k}``,
+``weight_hh_l{k}``, ``bias_ih_l{k}``, ``bias_hh_l{k}``, ``weight_hr_l{k}``, ``_reverse`` for the
+second direction), so a torch state_dict loads unchanged. ``forward`` accepts what torch accepts
+(batched, ``batch_first``, unbatched, PackedSequence) and hands a time-major tensor to a backend.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from ..functional.cells import DEFAULT_CELL_THRESHOLD
+from ..ops.dispatch import check_backend, resolve
+from ..ops.spec import GATES_PER_MODE, RNNSpec
+from . import validation as check
+from .surrogates import attach_surrogates, surrogate_pair
+
+
+class SpikingRNNBase(nn.Module):
+    """Base class of :class:`SpikingLSTM`, :class:`SpikingGRU` and :class:`SpikingRNN`.
+
+    Args (torch.nn.LSTM's, same names, order and defaults):
+        input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+        bidirectional=False, proj_size=0 (LSTM only), device=None, dtype=None.
+
+    Keyword-only spiking arguments:
+        surrogate_function1: surrogate of the gates (i, f, o / r, z / h); a name, class or module;
+            default a fresh :class:`~spikingrnn.surrogate.Erf` per module.
+        surrogate_function2: surrogate of g (LSTM) / n (GRU); ``None`` uses ``surrogate_function1``.
+        invariant_dropout_mask: one dropout mask per sequence and layer, shared by all steps.
+        backend: ``"auto"`` or a name of :data:`spikingrnn.ops.BACKENDS`.
+    """
+
+    mode: str = ""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 proj_size: int = 0, device=None, dtype=None, *, surrogate_function1=None,
+                 surrogate_function2=None, invariant_dropout_mask: bool = False,
+                 cell_state: str = "clamp", cell_threshold: float = DEFAULT_CELL_THRESHOLD,
+                 backend: str = "auto") -> None:
+        super().__init__()
+        owner = type(self).__name__
+        check.check_sizes(input_size, hidden_size, num_layers, proj_size)
+        for value, name in ((bias, "bias"), (batch_first, "batch_first"), (bidirectional, "bidirectional"),
+                            (invariant_dropout_mask, "invariant_dropout_mask")):
+            check.check_flag(value, name)
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bias = bias
+        self.batch_first = batch_first
+        self.dropout = check.check_dropout(dropout, num_layers)
+        self.bidirectional = bidirectional
+        self.proj_size = proj_size
+        self.invariant_dropout_mask = invariant_dropout_mask
+        if self.mode == "LSTM":
+            check.check_cell_state(cell_state, cell_threshold, owner)
+        self.cell_state = cell_state
+        self.cell_threshold = float(cell_threshold)
+        self.backend = check_backend(backend, owner)
+        attach_surrogates(self, surrogate_function1, surrogate_function2)
+        self._flat_weights_names: list[str] = []
+        self._all_weights: list[list[str]] = []
+        self._create_parameters(torch.nn.parameter.Parameter, {"device": device, "dtype": dtype})
+        self.reset_parameters()
+
+    def _create_parameters(self, parameter, factory_kwargs) -> None:
+        gate_size = GATES_PER_MODE[self.mode] * self.hidden_size
+        real_hidden = self.proj_size if self.proj_size > 0 else self.hidden_size
+        for layer in range(self.num_layers):
+            for direction in range(self.num_directions):
+                layer_input = self.input_size if layer == 0 else real_hidden * self.num_directions
+                suffix = "_reverse" if direction == 1 else ""
+                shapes = {"weight_ih": (gate_size, layer_input), "weight_hh": (gate_size, real_hidden)}
+                if self.bias:
+                    shapes.update(bias_ih=(gate_size,), bias_hh=(gate_size,))
+                if self.proj_size > 0:
+                    shapes["weight_hr"] = (self.proj_size, self.hidden_size)
+                names = []
+                for kind, shape in shapes.items():
+                    name = f"{kind}_l{layer}{suffix}"
+                    setattr(self, name, parameter(torch.empty(shape, **factory_kwargs)))
+                    names.append(name)
+                self._flat_weights_names.extend(names)
+                self._all_weights.append(names)
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def real_hidden_size(self) -> int:
+        """``H_out``: ``proj_size`` when projecting, else ``hidden_size``."""
+        return self.proj_size if self.proj_size > 0 else self.hidden_size
+
+    @property
+    def _flat_weights(self) -> list[Tensor]:
+        return [getattr(self, name) for name in self._flat_weights_names]
+
+    @property
+    def all_weights(self) -> list[list[nn.Parameter]]:
+        """Parameters grouped per (layer, direction), as in torch."""
+        return [[getattr(self, name) for name in names] for names in self._all_weights]
+
+    def flatten_parameters(self) -> None:
+        """No-op kept for torch.nn.LSTM compatibility (cuDNN weight flattening)."""
+
+    def reset_parameters(self) -> None:
+        """``U(-1/sqrt(hidden_size), 1/sqrt(hidden_size))`` for every parameter, as torch."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for weight in self.parameters():
+            nn.init.uniform_(weight, -bound, bound)
+
+    def layer_weights(self) -> list[tuple]:
+        """``(w_ih, w_hh, b_ih, b_hh, w_hr)`` per ``layer * D + direction``, ``None`` where absent."""
+        result = []
+        for layer in range(self.num_layers):
+            for direction in range(self.num_directions):
+                suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
+                result.append(tuple(getattr(self, kind + suffix, None)
+                                    for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")))
+        return result
+
+    def spec(self) -> RNNSpec:
+        return RNNSpec(self.mode, self.num_layers, self.bidirectional, self.dropout,
+                       self.invariant_dropout_mask, self.cell_state, self.cell_threshold)
+
+    def state_sizes(self, batch: int) -> list[tuple[int, int, int]]:
+        """Expected shapes of the states: ``[(L*D, B, H_out)]`` plus ``(L*D, B, H)`` for c."""
+        rows = self.num_layers * self.num_directions
+        sizes = [(rows, batch, self.real_hidden_size)]
+        if self.mode == "LSTM":
+            sizes.append((rows, batch, self.hidden_size))
+        return sizes
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        for name, default in (("proj_size", 0), ("num_layers", 1), ("bias", True), ("batch_first", False),
+                              ("dropout", 0.0), ("bidirectional", False), ("invariant_dropout_mask", False)):
+            if getattr(self, name) != default:
+                s += f", {name}={getattr(self, name)}"
+        if self.mode == "LSTM" and self.cell_state != "clamp":
+            s += f", cell_state={self.cell_state!r}"
+        if self.backend != "auto":
+            s += f", backend={self.backend!r}"
+        return s
+
+    # ----------------------------------------------------------------------------- forward
+
+    def _split_hx(self, hx) -> list[Tensor] | None:
+        """``hx`` as a list of state tensors (validated types), or ``None``."""
+        if hx is None:
+            return None
+        owner = type(self).__name__
+        if self.mode == "LSTM":
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                raise TypeError(f"{owner}: hx must be a tuple (h_0, c_0) of two tensors, got {_describe(hx)}")
+            return [check.check_tensor(hx[0], "h_0", owner), check.check_tensor(hx[1], "c_0", owner)]
+        return [check.check_tensor(hx, "hx", owner)]
+
+    def _check_hx_rank(self, states: list[Tensor], batched: bool) -> None:
+        rank = 3 if batched else 2
+        if all(s.dim() == rank for s in states):
+            return
+        kind = "batched 3-D" if batched else "unbatched 2-D"
+        if self.mode == "LSTM":
+            dims = ", ".join(f"{s.dim()}-D" for s in states)
+            raise RuntimeError(f"For {kind} input, hx and cx should also be {rank}-D but got ({dims}) tensors")
+        raise RuntimeError(f"For {kind} input, hx should also be {rank}-D but got {states[0].dim()}-D tensor")
+
+    def _check_states(self, states: list[Tensor], input: Tensor, batch: int) -> None:
+        names = ("hidden[0]", "hidden[1]") if self.mode == "LSTM" else ("hidden",)
+        for state, size, name in zip(states, self.state_sizes(batch), names):
+            if tuple(state.shape) != size:
+                raise RuntimeError(f"Expected {name} size {size}, got {list(state.shape)}")
+            check.check_state_like_input(state, input, name)
+
+    def forward(self, input, hx=None):
+        """Run the stack over a sequence.
+
+        Args:
+            input: ``[T, B, I]`` (``[B, T, I]`` when ``batch_first``), unbatched ``[T, I]``, or a
+                :class:`~torch.nn.utils.rnn.PackedSequence`.
+            hx: LSTM ``(h_0 [L*D, B, H_out], c_0 [L*D, B, H])``, others ``h_0 [L*D, B, H]``
+                (without ``B`` for unbatched input); zeros when ``None``.
+
+        Returns:
+            ``output`` ``[T, B, D*H_out]`` (same layout/packing as ``input``) and the final states
+            with ``hx``'s shapes, layer-major like torch (``h_n[layer * D + direction]``).
+        """
+        states = self._split_hx(hx)
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, states)
+        check.check_tensor(input, "input", type(self).__name__)
+        if input.dim() not in (2, 3):
+            raise ValueError(f"{self.mode}: Expected input to be 2D or 3D, got {input.dim()}D instead")
+        batched = input.dim() == 3
+        x = input if batched else input.unsqueeze(1)
+        if batched and self.batch_first:
+            x = x.transpose(0, 1)
+        if states is not None:
+            self._check_hx_rank(states, batched)
+            if not batched:
+                states = [s.unsqueeze(1) for s in states]
+        output, final = self._run(x, states, lengths=None)
+        if not batched:
+            output = output.squeeze(1)
+            final = tuple(s.squeeze(1) for s in final)
+        elif self.batch_first:
+            output = output.transpose(0, 1)
+        return output, self._pack_states(final)
+
+    def _forward_packed(self, packed: PackedSequence, states):
+        data, batch_sizes, sorted_indices, unsorted_indices = packed
+        if data.dim() != 2:
+            raise RuntimeError(f"input must have 2 dimensions, got {data.dim()}")
+        x, lengths = pad_packed_sequence(PackedSequence(data, batch_sizes))
+        if states is not None:
+            self._check_hx_rank(states, batched=True)
+            self._check_states(states, data, int(batch_sizes[0]))
+            if sorted_indices is not None:
+                states = [s.index_select(1, sorted_indices) for s in states]
+        output, final = self._run(x, states, lengths=lengths)
+        packed_output = pack_padded_sequence(output, lengths).data
+        if unsorted_indices is not None:
+            final = tuple(s.index_select(1, unsorted_indices) for s in final)
+        return (PackedSequence(packed_output, batch_sizes, sorted_indices, unsorted_indices),
+                self._pack_states(final))
+
+    def _pack_states(self, final: tuple[Tensor, ...]):
+        return tuple(final) if self.mode == "LSTM" else final[0]
+
+    def _run(self, x: Tensor, states: list[Tensor] | None, lengths: Tensor | None):
+        """Validate a time-major ``x [T, B, I]`` and states, then call the backend."""
+        weights = self.layer_weights()
+        check.check_input_dtype(x, weights[0][0])
+        if x.size(-1) != self.input_size:
+            raise RuntimeError(
+                f"input.size(-1) must be equal to input_size. Expected {self.input_size}, got {x.size(-1)}")
+        if x.shape[0] == 0:
+            raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
+        batch = x.shape[1]
+        if states is None:
+            states = [x.new_zeros(size) for size in self.state_sizes(batch)]
+        else:
+            self._check_states(states, x, batch)
+        surrogates = [surrogate_pair(self)] * len(weights)
+        run = resolve(self.backend, x.device, x.dtype, surrogates[0])
+        return run(x, tuple(states), weights, self.spec(), surrogates, lengths=lengths, training=self.training)
+
+
+def _describe(value) -> str:
+    if isinstance(value, (tuple, list)):
+        return f"{type(value).__name__} of length {len(value)}"
+    return type(value).__name__

@@ -1,0 +1,33 @@
+"""How modules hold their surrogate functions."""
+from __future__ import annotations
+
+from torch import nn
+
+from ..surrogate import get_surrogate
+
+
+def attach_surrogates(module: nn.Module, surrogate_function1, surrogate_function2) -> None:
+    """Set ``module.surrogate_function1`` (a fresh Erf when ``None``) and ``surrogate_function2``.
+
+    ``surrogate_function2`` (the g gate of LSTM, n of GRU) stays ``None`` when not given, meaning
+    "same as surrogate_function1". Surrogate modules hold no parameters, so the state_dict is
+    unchanged.
+    """
+    module.surrogate_function1 = get_surrogate(surrogate_function1, argument="surrogate_function1")
+    module.surrogate_function2 = (
+        None if surrogate_function2 is None
+        else get_surrogate(surrogate_function2, argument="surrogate_function2")
+    )
+    spiking = [getattr(s, "spiking", None) for s in (module.surrogate_function1, module.surrogate_function2)]
+    if None not in spiking and spiking[0] != spiking[1]:
+        raise ValueError(
+            f"{type(module).__name__}: surrogate_function1.spiking ({spiking[0]}) and "
+            f"surrogate_function2.spiking ({spiking[1]}) must be equal"
+        )
+
+
+def surrogate_pair(module: nn.Module) -> tuple:
+    """``(spike, spike_g)`` of a module: the second falls back to the first."""
+    first = module.surrogate_function1
+    second = module.surrogate_function2
+    return first, first if second is None else second

@@ -1,0 +1,89 @@
+"""Checks of constructor arguments and inputs shared by the modules.
+
+Messages follow torch.nn.LSTM's word for word where torch has one, so that code written against
+torch's errors keeps working; where torch has none (or a misleading one), they name the argument,
+the expected and the actual value.
+"""
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import torch
+from torch import Tensor
+
+from ..functional.cells import CELL_STATES
+
+
+def check_sizes(input_size, hidden_size, num_layers, proj_size) -> None:
+    """torch.nn.RNNBase's checks of the size arguments (plus int checks torch leaves out)."""
+    if not isinstance(input_size, int) or isinstance(input_size, bool):
+        raise TypeError(f"input_size should be of type int, got: {type(input_size).__name__}")
+    if input_size <= 0:
+        raise ValueError("input_size must be greater than zero")
+    if not isinstance(hidden_size, int) or isinstance(hidden_size, bool):
+        raise TypeError(f"hidden_size should be of type int, got: {type(hidden_size).__name__}")
+    if hidden_size <= 0:
+        raise ValueError("hidden_size must be greater than zero")
+    if not isinstance(num_layers, int) or isinstance(num_layers, bool):
+        raise TypeError(f"num_layers should be of type int, got: {type(num_layers).__name__}")
+    if num_layers <= 0:
+        raise ValueError("num_layers must be greater than zero")
+    if not isinstance(proj_size, int) or isinstance(proj_size, bool):
+        raise TypeError(f"proj_size should be of type int, got: {type(proj_size).__name__}")
+    if proj_size < 0:
+        raise ValueError("proj_size should be a positive integer or zero to disable projections")
+    if proj_size >= hidden_size:
+        raise ValueError("proj_size has to be smaller than hidden_size")
+
+
+def check_flag(value, name: str) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} should be of type bool, got: {type(value).__name__}")
+
+
+def check_dropout(dropout, num_layers: int) -> float:
+    """torch's dropout check and its warning for ``dropout > 0`` with one layer."""
+    if not isinstance(dropout, numbers.Number) or isinstance(dropout, bool) or not 0 <= dropout <= 1:
+        raise ValueError(
+            "dropout should be a number in range [0, 1] representing the probability of an element being zeroed"
+        )
+    if dropout > 0 and num_layers == 1:
+        warnings.warn(
+            "dropout option adds dropout after all but last recurrent layer, so non-zero dropout expects "
+            f"num_layers greater than 1, but got dropout={dropout} and num_layers={num_layers}",
+            stacklevel=4,
+        )
+    return float(dropout)
+
+
+def check_cell_state(cell_state, threshold, owner: str) -> None:
+    if cell_state not in CELL_STATES:
+        raise ValueError(f"{owner}: cell_state must be one of {CELL_STATES}, got {cell_state!r}")
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
+        raise TypeError(f"{owner}: cell_threshold must be a real number, got {type(threshold).__name__}")
+
+
+def check_tensor(value, name: str, owner: str) -> Tensor:
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{owner}: {name} must be a torch.Tensor, got {type(value).__name__}")
+    return value
+
+
+def check_input_dtype(input: Tensor, weight: Tensor) -> None:
+    """torch's dtype check between input and weights (skipped under autocast, as torch does)."""
+    if input.dtype != weight.dtype and not torch.is_autocast_enabled(input.device.type):
+        raise ValueError(
+            f"RNN input dtype ({input.dtype}) does not match weight dtype ({weight.dtype}). "
+            f"Convert input: input.to({weight.dtype}), or convert model: model.to({input.dtype})"
+        )
+    if not input.is_floating_point():
+        raise TypeError(f"input must be a floating-point tensor, got dtype {input.dtype}")
+
+
+def check_state_like_input(state: Tensor, input: Tensor, name: str) -> None:
+    """A state tensor must share the input's dtype and device."""
+    if state.device != input.device:
+        raise RuntimeError(f"{name} is on {state.device} but input is on {input.device}; move both to one device")
+    if state.dtype != input.dtype:
+        raise RuntimeError(f"{name} dtype ({state.dtype}) does not match input dtype ({input.dtype})")

@@ -1,0 +1,250 @@
+"""Surrogate spike functions: Heaviside forward, smooth derivative backward.
+
+A spiking gate fires ``Θ(u) = 1[u >= 0]``. Its true derivative is zero almost everywhere,
+so training replaces it in backward by the derivative ``σ'(u)`` of a smooth primitive ``σ``
+(a "surrogate gradient"). Formulas and default ``alpha`` follow SpikingJelly 2.0.
+
+Every surrogate is an :class:`torch.nn.Module` mapping a tensor ``u`` of any shape to a tensor of
+the same shape and dtype: spikes (0/1) when ``spiking=True``, ``σ(u)`` when ``spiking=False``.
+
+A user-defined surrogate is a subclass of :class:`SurrogateFunction` that implements the two
+static methods ``primitive(x, alpha)`` and ``derivative(x, alpha)``; any other callable module
+``u -> spikes`` (a SpikingJelly surrogate, for example) also plugs into the reference backend.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "heaviside", "spike", "SurrogateFunction",
+    "Erf", "Sigmoid", "ATan", "PiecewiseQuadratic", "PiecewiseExp", "SoftSign", "SuperSpike", "Rect",
+    "SURROGATES", "get_surrogate",
+]
+
+
+def heaviside(x: Tensor) -> Tensor:
+    """``Θ(x) = 1[x >= 0]`` in the dtype of ``x``; no gradient."""
+    return (x >= 0).to(x.dtype)
+
+
+class _HeavisideWithSurrogate(torch.autograd.Function):
+    """Forward ``Θ(x)``; backward ``grad * derivative(x, alpha)``."""
+
+    @staticmethod
+    def forward(ctx, x, derivative, alpha):
+        ctx.save_for_backward(x)
+        ctx.derivative = derivative
+        ctx.alpha = alpha
+        return heaviside(x)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return grad_output * ctx.derivative(x, ctx.alpha), None, None
+
+
+def spike(x: Tensor, derivative, alpha: float) -> Tensor:
+    """Heaviside spikes of ``x`` whose backward is ``derivative(x, alpha)``."""
+    return _HeavisideWithSurrogate.apply(x, derivative, alpha)
+
+
+class SurrogateFunction(nn.Module):
+    """Base class of surrogate spike functions.
+
+    Args:
+        alpha: width/steepness of the surrogate; ``None`` takes the class default.
+        spiking: ``True`` fires 0/1 spikes with the surrogate backward; ``False`` applies the
+            smooth primitive ``σ(alpha * x)`` (useful for pre-training or debugging).
+
+    Subclasses set ``default_alpha`` and implement ``primitive(x, alpha)`` and
+    ``derivative(x, alpha)`` as static methods of tensors of any shape.
+    """
+
+    default_alpha: float = 1.0
+
+    def __init__(self, alpha: float | None = None, spiking: bool = True):
+        super().__init__()
+        name = type(self).__name__
+        if alpha is None:
+            alpha = self.default_alpha
+        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
+            raise TypeError(f"{name}: alpha must be a real number, got {type(alpha).__name__}")
+        if not (math.isfinite(alpha) and alpha > 0):
+            raise ValueError(f"{name}: alpha must be finite and > 0, got {alpha}")
+        if not isinstance(spiking, bool):
+            raise TypeError(f"{name}: spiking must be a bool, got {type(spiking).__name__}")
+        self.alpha = float(alpha)
+        self.spiking = spiking
+
+    @staticmethod
+    def primitive(x: Tensor, alpha: float) -> Tensor:
+        raise NotImplementedError
+
+    @staticmethod
+    def derivative(x: Tensor, alpha: float) -> Tensor:
+        raise NotImplementedError
+
+    def set_spiking_mode(self, spiking: bool) -> None:
+        """Switch between 0/1 spikes (``True``) and the smooth primitive (``False``)."""
+        self.spiking = spiking
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.spiking:
+            return spike(x, self.derivative, self.alpha)
+        return self.primitive(x, self.alpha)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}, spiking={self.spiking}"
+
+
+class Erf(SurrogateFunction):
+    """``σ(x) = erfc(-αx)/2``, ``σ'(x) = α/√π · exp(-(αx)²)``. The default surrogate (α=2)."""
+
+    default_alpha = 2.0
+
+    @staticmethod
+    def primitive(x, alpha):
+        return torch.special.erfc(-alpha * x) / 2.0
+
+    @staticmethod
+    def derivative(x, alpha):
+        return torch.exp(-(alpha * x) ** 2) * (alpha / math.sqrt(math.pi))
+
+
+class Sigmoid(SurrogateFunction):
+    """``σ(x) = sigmoid(αx)``, ``σ'(x) = α·s(1-s)`` (α=4)."""
+
+    default_alpha = 4.0
+
+    @staticmethod
+    def primitive(x, alpha):
+        return torch.sigmoid(alpha * x)
+
+    @staticmethod
+    def derivative(x, alpha):
+        s = torch.sigmoid(alpha * x)
+        return alpha * s * (1.0 - s)
+
+
+class ATan(SurrogateFunction):
+    """``σ(x) = atan(παx/2)/π + 1/2``, ``σ'(x) = (α/2) / (1 + (παx/2)²)`` (α=2)."""
+
+    default_alpha = 2.0
+
+    @staticmethod
+    def primitive(x, alpha):
+        return torch.atan(math.pi / 2 * alpha * x) / math.pi + 0.5
+
+    @staticmethod
+    def derivative(x, alpha):
+        ax = math.pi / 2 * alpha * x
+        return (alpha / 2) / (1 + ax * ax)
+
+
+class PiecewiseQuadratic(SurrogateFunction):
+    """``σ'(x) = α - α²|x|`` for ``|x| <= 1/α``, else 0 (α=1)."""
+
+    @staticmethod
+    def primitive(x, alpha):
+        inside = (x.abs() <= 1.0 / alpha).to(x.dtype)
+        above = (x > 1.0 / alpha).to(x.dtype)
+        return above + inside * (-(alpha ** 2) / 2 * x * x.abs() + alpha * x + 0.5)
+
+    @staticmethod
+    def derivative(x, alpha):
+        return torch.clamp(alpha - alpha ** 2 * x.abs(), min=0.0)
+
+
+class PiecewiseExp(SurrogateFunction):
+    """``σ'(x) = (α/2) · exp(-α|x|)`` (α=1)."""
+
+    @staticmethod
+    def primitive(x, alpha):
+        half_exp = torch.exp(-alpha * x.abs()) / 2.0
+        return torch.where(x >= 0, 1.0 - half_exp, half_exp)
+
+    @staticmethod
+    def derivative(x, alpha):
+        return (alpha / 2) * torch.exp(-alpha * x.abs())
+
+
+class SoftSign(SurrogateFunction):
+    """``σ(x) = (softsign(αx) + 1)/2``, ``σ'(x) = α / (2(1 + α|x|)²)`` (α=2)."""
+
+    default_alpha = 2.0
+
+    @staticmethod
+    def primitive(x, alpha):
+        return (torch.nn.functional.softsign(alpha * x) + 1.0) / 2.0
+
+    @staticmethod
+    def derivative(x, alpha):
+        return 1.0 / (2 * alpha * (1.0 / alpha + x.abs()) ** 2)
+
+
+class SuperSpike(SurrogateFunction):
+    """``σ'(x) = α / (1 + |x|)²`` (α=1; Zenke & Ganguli 2018).
+
+    The primitive is the antiderivative with value 1/2 at 0, ``1/2 + αx/(1 + |x|)``; it spans
+    ``(1/2 - α, 1/2 + α)``, so it is a [0, 1] step only for α = 1/2.
+    """
+
+    @staticmethod
+    def primitive(x, alpha):
+        return 0.5 + alpha * x / (1.0 + x.abs())
+
+    @staticmethod
+    def derivative(x, alpha):
+        return alpha / (1.0 + x.abs()) ** 2
+
+
+class Rect(SurrogateFunction):
+    """``σ(x) = clamp(αx + 1/2, 0, 1)``, ``σ'(x) = α · 1[|x| < 1/(2α)]`` (α=1)."""
+
+    @staticmethod
+    def primitive(x, alpha):
+        return torch.clamp(alpha * x + 0.5, min=0.0, max=1.0)
+
+    @staticmethod
+    def derivative(x, alpha):
+        return alpha * (x.abs() < 0.5 / alpha).to(x.dtype)
+
+
+SURROGATES: dict[str, type[SurrogateFunction]] = {
+    "erf": Erf,
+    "sigmoid": Sigmoid,
+    "atan": ATan,
+    "piecewise_quadratic": PiecewiseQuadratic,
+    "piecewise_exp": PiecewiseExp,
+    "soft_sign": SoftSign,
+    "super_spike": SuperSpike,
+    "rect": Rect,
+}
+
+
+def get_surrogate(spec, *, argument: str = "surrogate") -> nn.Module:
+    """Turn ``spec`` into a surrogate module.
+
+    Args:
+        spec: ``None`` (a fresh :class:`Erf`), a registered name (``"atan"``), a surrogate
+            class, or a callable module/function mapping ``u`` to spikes (used as given).
+        argument: the argument name used in error messages.
+    """
+    if spec is None:
+        return Erf()
+    if isinstance(spec, str):
+        if spec not in SURROGATES:
+            raise ValueError(f"{argument}: unknown surrogate {spec!r}; expected one of {sorted(SURROGATES)}")
+        return SURROGATES[spec]()
+    if isinstance(spec, type) and issubclass(spec, SurrogateFunction):
+        return spec()
+    if callable(spec):
+        return spec
+    raise TypeError(
+        f"{argument} must be None, a surrogate name, a SurrogateFunction or a callable, "
+        f"got {type(spec).__name__}"
+    )
