@@ -241,9 +241,13 @@ class SpikingRNNBase(nn.Module):
         if states is None:
             return x.new_zeros(expected)
         if isinstance(states, (tuple, list)):
-            if len(states) != count or not all(isinstance(s, Tensor) for s in states):
+            if len(states) != count:
                 raise ValueError(f"{type(self).__name__}: states must be a tuple of {count} tensors "
                                  f"[{rows}, batch, {self.hidden_size}], got {len(states)} items")
+            for index, state in enumerate(states):
+                if not isinstance(state, Tensor):
+                    raise TypeError(f"{type(self).__name__}: states[{index}] must be a torch.Tensor, "
+                                    f"got {type(state).__name__}")
             if len({tuple(s.shape) for s in states}) != 1:
                 raise ValueError(f"{type(self).__name__}: states must all have shape {expected[1:]}, "
                                  f"got {[tuple(s.shape) for s in states]}")
@@ -289,7 +293,7 @@ class SpikingRNNBase(nn.Module):
         layer_major_cells = [stacks[d][layer] for layer in range(self.num_layers) for d in range(directions)]
         weights = [cell._weights() for cell in layer_major_cells]
         surrogates = [_cell_surrogates(cell) for cell in layer_major_cells]
-        run = resolve("auto", x.device, x.dtype, surrogates[0])
+        run = resolve("auto", x.device, x.dtype, surrogates)
         y, final = run(x, tuple(states[:, to_layer_major].unbind(0)), weights, self._spec(), surrogates,
                        training=self.training)
         to_direction_major = sorted(range(len(to_layer_major)), key=to_layer_major.__getitem__)

@@ -32,7 +32,10 @@ class SpikingRNNBase(nn.Module):
             default a fresh :class:`~spikingrnn.surrogate.Erf` per module.
         surrogate_function2: surrogate of g (LSTM) / n (GRU); ``None`` uses ``surrogate_function1``.
         invariant_dropout_mask: one dropout mask per sequence and layer, shared by all steps.
+        cell_state, cell_threshold: the LSTM's cell-state rule (see :class:`SpikingLSTM`).
         backend: ``"auto"`` or a name of :data:`spikingrnn.ops.BACKENDS`.
+        low_memory: keep only 0/1 bits for backward and recompute the pre-activations there
+            (less memory, some extra time); default keeps the pre-activations.
     """
 
     mode: str = ""
@@ -42,12 +45,12 @@ class SpikingRNNBase(nn.Module):
                  proj_size: int = 0, device=None, dtype=None, *, surrogate_function1=None,
                  surrogate_function2=None, invariant_dropout_mask: bool = False,
                  cell_state: str = "clamp", cell_threshold: float = DEFAULT_CELL_THRESHOLD,
-                 backend: str = "auto") -> None:
+                 backend: str = "auto", low_memory: bool = False) -> None:
         super().__init__()
         owner = type(self).__name__
         check.check_sizes(input_size, hidden_size, num_layers, proj_size)
         for value, name in ((bias, "bias"), (batch_first, "batch_first"), (bidirectional, "bidirectional"),
-                            (invariant_dropout_mask, "invariant_dropout_mask")):
+                            (invariant_dropout_mask, "invariant_dropout_mask"), (low_memory, "low_memory")):
             check.check_flag(value, name)
         self.input_size = input_size
         self.hidden_size = hidden_size
@@ -63,6 +66,7 @@ class SpikingRNNBase(nn.Module):
         self.cell_state = cell_state
         self.cell_threshold = float(cell_threshold)
         self.backend = check_backend(backend, owner)
+        self.low_memory = low_memory
         attach_surrogates(self, surrogate_function1, surrogate_function2)
         self._flat_weights_names: list[str] = []
         self._all_weights: list[list[str]] = []
@@ -128,7 +132,7 @@ class SpikingRNNBase(nn.Module):
 
     def spec(self) -> RNNSpec:
         return RNNSpec(self.mode, self.num_layers, self.bidirectional, self.dropout,
-                       self.invariant_dropout_mask, self.cell_state, self.cell_threshold)
+                       self.invariant_dropout_mask, self.cell_state, self.cell_threshold, self.low_memory)
 
     def state_sizes(self, batch: int) -> list[tuple[int, int, int]]:
         """Expected shapes of the states: ``[(L*D, B, H_out)]`` plus ``(L*D, B, H)`` for c."""
@@ -141,7 +145,8 @@ class SpikingRNNBase(nn.Module):
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         for name, default in (("proj_size", 0), ("num_layers", 1), ("bias", True), ("batch_first", False),
-                              ("dropout", 0.0), ("bidirectional", False), ("invariant_dropout_mask", False)):
+                              ("dropout", 0.0), ("bidirectional", False), ("invariant_dropout_mask", False),
+                              ("low_memory", False)):
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)}"
         if self.mode == "LSTM" and self.cell_state != "clamp":
@@ -158,8 +163,10 @@ class SpikingRNNBase(nn.Module):
             return None
         owner = type(self).__name__
         if self.mode == "LSTM":
-            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+            if not isinstance(hx, (tuple, list)):
                 raise TypeError(f"{owner}: hx must be a tuple (h_0, c_0) of two tensors, got {_describe(hx)}")
+            if len(hx) != 2:
+                raise RuntimeError(f"{owner}: hx must be a tuple (h_0, c_0) of two tensors, got {_describe(hx)}")
             return [check.check_tensor(hx[0], "h_0", owner), check.check_tensor(hx[1], "c_0", owner)]
         return [check.check_tensor(hx, "hx", owner)]
 
@@ -207,6 +214,9 @@ class SpikingRNNBase(nn.Module):
             self._check_hx_rank(states, batched)
             if not batched:
                 states = [s.unsqueeze(1) for s in states]
+        self._check_input(x)
+        if states is not None:
+            self._check_states(states, x, x.shape[1])
         output, final = self._run(x, states, lengths=None)
         if not batched:
             output = output.squeeze(1)
@@ -220,9 +230,10 @@ class SpikingRNNBase(nn.Module):
         if data.dim() != 2:
             raise RuntimeError(f"input must have 2 dimensions, got {data.dim()}")
         x, lengths = pad_packed_sequence(PackedSequence(data, batch_sizes))
+        self._check_input(x, packed=True)
         if states is not None:
             self._check_hx_rank(states, batched=True)
-            self._check_states(states, data, int(batch_sizes[0]))
+            self._check_states(states, x, x.shape[1])
             if sorted_indices is not None:
                 states = [s.index_select(1, sorted_indices) for s in states]
         output, final = self._run(x, states, lengths=lengths)
@@ -235,22 +246,22 @@ class SpikingRNNBase(nn.Module):
     def _pack_states(self, final: tuple[Tensor, ...]):
         return tuple(final) if self.mode == "LSTM" else final[0]
 
-    def _run(self, x: Tensor, states: list[Tensor] | None, lengths: Tensor | None):
-        """Validate a time-major ``x [T, B, I]`` and states, then call the backend."""
-        weights = self.layer_weights()
-        check.check_input_dtype(x, weights[0][0])
+    def _check_input(self, x: Tensor, packed: bool = False) -> None:
+        """torch's checks of a time-major input ``[T, B, I]``: dtype, feature size, ``T > 0``."""
+        check.check_input_dtype(x, self.weight_ih_l0, RuntimeError if packed else ValueError)
         if x.size(-1) != self.input_size:
             raise RuntimeError(
                 f"input.size(-1) must be equal to input_size. Expected {self.input_size}, got {x.size(-1)}")
         if x.shape[0] == 0:
             raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
-        batch = x.shape[1]
+
+    def _run(self, x: Tensor, states: list[Tensor] | None, lengths: Tensor | None):
+        """Call the backend on a validated time-major ``x [T, B, I]`` and states (zeros when ``None``)."""
         if states is None:
-            states = [x.new_zeros(size) for size in self.state_sizes(batch)]
-        else:
-            self._check_states(states, x, batch)
+            states = [x.new_zeros(size) for size in self.state_sizes(x.shape[1])]
+        weights = self.layer_weights()
         surrogates = [surrogate_pair(self)] * len(weights)
-        run = resolve(self.backend, x.device, x.dtype, surrogates[0])
+        run = resolve(self.backend, x.device, x.dtype, surrogates)
         return run(x, tuple(states), weights, self.spec(), surrogates, lengths=lengths, training=self.training)
 
 

@@ -60,7 +60,7 @@ class SpikingCellBase(nn.Module):
             raise ValueError(f"{torch_name}: Expected input to be 1D or 2D, got {input.dim()}D instead")
         batched = input.dim() == 2
         x = input if batched else input.unsqueeze(0)
-        check.check_input_dtype(x, self.weight_ih)
+        check.check_input_dtype(x, self.weight_ih, RuntimeError)
         if x.size(1) != self.input_size:
             raise RuntimeError(f"input has inconsistent input_size: got {x.size(1)} expected {self.input_size}")
         if states is None:

@@ -31,11 +31,12 @@ class SpikingLSTM(SpikingRNNBase):
                  proj_size: int = 0, device=None, dtype=None, *, surrogate_function1=None,
                  surrogate_function2=None, invariant_dropout_mask: bool = False,
                  cell_state: str = "clamp", cell_threshold: float = DEFAULT_CELL_THRESHOLD,
-                 backend: str = "auto") -> None:
+                 backend: str = "auto", low_memory: bool = False) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          proj_size, device, dtype, surrogate_function1=surrogate_function1,
                          surrogate_function2=surrogate_function2, invariant_dropout_mask=invariant_dropout_mask,
-                         cell_state=cell_state, cell_threshold=cell_threshold, backend=backend)
+                         cell_state=cell_state, cell_threshold=cell_threshold, backend=backend,
+                         low_memory=low_memory)
 
 
 class SpikingGRU(SpikingRNNBase):
@@ -51,12 +52,13 @@ class SpikingGRU(SpikingRNNBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  device=None, dtype=None, *, surrogate_function1=None, surrogate_function2=None,
-                 invariant_dropout_mask: bool = False, backend: str = "auto", **kwargs) -> None:
+                 invariant_dropout_mask: bool = False, backend: str = "auto", low_memory: bool = False,
+                 **kwargs) -> None:
         _reject_proj_size(kwargs, type(self).__name__)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          0, device, dtype, surrogate_function1=surrogate_function1,
                          surrogate_function2=surrogate_function2,
-                         invariant_dropout_mask=invariant_dropout_mask, backend=backend)
+                         invariant_dropout_mask=invariant_dropout_mask, backend=backend, low_memory=low_memory)
 
 
 class SpikingRNN(SpikingRNNBase):
@@ -72,12 +74,12 @@ class SpikingRNN(SpikingRNNBase):
                  nonlinearity: str = "heaviside", bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, device=None, dtype=None, *,
                  surrogate_function1=None, invariant_dropout_mask: bool = False,
-                 backend: str = "auto", **kwargs) -> None:
+                 backend: str = "auto", low_memory: bool = False, **kwargs) -> None:
         _reject_proj_size(kwargs, type(self).__name__)
         check_nonlinearity(nonlinearity, type(self).__name__)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          0, device, dtype, surrogate_function1=surrogate_function1,
-                         invariant_dropout_mask=invariant_dropout_mask, backend=backend)
+                         invariant_dropout_mask=invariant_dropout_mask, backend=backend, low_memory=low_memory)
         self.nonlinearity = nonlinearity
 
 

@@ -70,15 +70,17 @@ def check_tensor(value, name: str, owner: str) -> Tensor:
     return value
 
 
-def check_input_dtype(input: Tensor, weight: Tensor) -> None:
-    """torch's dtype check between input and weights (skipped under autocast, as torch does)."""
+def check_input_dtype(input: Tensor, weight: Tensor, error: type[Exception] = ValueError) -> None:
+    """torch's dtype check between input and weights (skipped under autocast, as torch does).
+
+    torch raises ``ValueError`` for a plain tensor input and ``RuntimeError`` for a packed
+    sequence or a cell; ``error`` picks which.
+    """
     if input.dtype != weight.dtype and not torch.is_autocast_enabled(input.device.type):
-        raise ValueError(
+        raise error(
             f"RNN input dtype ({input.dtype}) does not match weight dtype ({weight.dtype}). "
             f"Convert input: input.to({weight.dtype}), or convert model: model.to({input.dtype})"
         )
-    if not input.is_floating_point():
-        raise TypeError(f"input must be a floating-point tensor, got dtype {input.dtype}")
 
 
 def check_state_like_input(state: Tensor, input: Tensor, name: str) -> None:

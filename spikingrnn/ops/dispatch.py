@@ -1,13 +1,24 @@
 """Backend registry and selection.
 
-``backend="auto"`` picks the fastest backend that supports the device, dtype and surrogates;
-an explicit name is used as given or raises: it is never silently replaced.
+``backend="auto"`` picks the fastest backend that supports the device, dtype and surrogates and
+logs why it passed over a faster one; an explicit name is used as given or raises with the
+reason: it is never silently replaced.
 """
 from __future__ import annotations
 
+import logging
+
+from . import cpu
 from .reference import reference_rnn
 
-BACKENDS = {"reference": reference_rnn}
+logger = logging.getLogger("spikingrnn")
+
+# name -> (run function, unsupported_reason(device, dtype, surrogates) -> str | None)
+BACKENDS = {
+    "reference": (reference_rnn, lambda device, dtype, surrogates: None),
+    "cpu": (cpu.cpu_rnn, cpu.unsupported_reason),
+}
+AUTO_ORDER = ("cpu", "reference")
 BACKEND_CHOICES = ("auto", *BACKENDS)
 
 
@@ -18,11 +29,19 @@ def check_backend(backend, owner: str) -> str:
     return backend
 
 
-def resolve(backend: str, device=None, dtype=None, surrogates=None):
-    """The run function for ``backend`` on this device/dtype/surrogates.
-
-    Only the reference backend exists so far, so ``"auto"`` resolves to it everywhere.
-    """
-    if backend == "auto":
-        return BACKENDS["reference"]
-    return BACKENDS[backend]
+def resolve(backend: str, device, dtype, surrogate_pairs: list[tuple]):
+    """The run function of ``backend`` for this device, dtype and ``(spike, spike_g)`` pairs."""
+    surrogates = [s for pair in surrogate_pairs for s in pair]
+    if backend != "auto":
+        run, unsupported = BACKENDS[backend]
+        reason = unsupported(device, dtype, surrogates)
+        if reason is not None:
+            raise ValueError(f"backend={backend!r} cannot run this input: {reason}. Use backend='auto' or 'reference'.")
+        return run
+    for name in AUTO_ORDER:
+        run, unsupported = BACKENDS[name]
+        reason = unsupported(device, dtype, surrogates)
+        if reason is None:
+            return run
+        logger.debug("backend 'auto' skips %r: %s", name, reason)
+    raise RuntimeError("no backend can run this input")  # unreachable: the reference runs everything

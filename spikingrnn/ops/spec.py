@@ -22,6 +22,8 @@ class RNNSpec:
         invariant_dropout_mask: one dropout mask ``[B, D*H_out]`` per layer shared by all steps.
         cell_state: LSTM cell-state rule, ``"clamp"``, ``"accumulate"`` or ``"spike"``.
         cell_threshold: threshold of ``cell_state="spike"``.
+        low_memory: keep only 0/1 bits (and non-binary states) for backward and recompute the
+            pre-activations there, instead of keeping them (backends that support it).
     """
 
     mode: str
@@ -31,6 +33,7 @@ class RNNSpec:
     invariant_dropout_mask: bool = False
     cell_state: str = "clamp"
     cell_threshold: float = DEFAULT_CELL_THRESHOLD
+    low_memory: bool = False
 
     @property
     def num_directions(self) -> int:

@@ -1,0 +1,90 @@
+"""What the CPU backend's sequence Functions share: configuration, chunking, small helpers."""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import torch
+from torch import Tensor
+
+CHUNK_BYTES = 2 << 20
+
+
+class SequenceConfig(NamedTuple):
+    """Static arguments of one (layer, direction) Function.
+
+    ``batch_sizes[t]`` is the number of leading rows valid at step ``t`` (non-increasing;
+    ``None``: all rows, every step). ``derivative*(u, alpha)`` are surrogate derivatives: 1 for the
+    gates i, f, o / r, z / h (and the LSTM's spiking cell), 2 for g / n. ``save`` is false when no
+    gradient will be asked for: nothing is kept. ``keep_pre`` keeps the pre-activations for
+    backward (faster); otherwise backward recomputes them with two GEMMs per chunk (less memory).
+    """
+
+    batch_sizes: list[int] | None
+    derivative1: Callable
+    alpha1: float
+    derivative2: Callable
+    alpha2: float
+    cell_state: str = "clamp"
+    threshold: float = 0.1
+    save: bool = True
+    keep_pre: bool = True
+
+
+def rows(config: SequenceConfig, t: int, batch: int) -> int:
+    """Rows valid at step ``t``."""
+    return batch if config.batch_sizes is None else config.batch_sizes[t]
+
+
+def chunks(steps: int, per_step: int, itemsize: int) -> list[tuple[int, int]]:
+    """``[t0, t1)`` ranges of about ``CHUNK_BYTES`` of per-step work each, so that the chunk's
+    buffers stay in cache and large buffers are never allocated for the whole sequence."""
+    size = max(1, min(steps, CHUNK_BYTES // max(1, per_step * itemsize)))
+    return [(t0, min(steps, t0 + size)) for t0 in range(0, steps, size)]
+
+
+def new_output(config: SequenceConfig, *shape: int, dtype: torch.dtype) -> Tensor:
+    """An output buffer: uninitialised when every row runs every step, else zeros (rows past
+    their length are never written and must read as zero)."""
+    if config.batch_sizes is None:
+        return torch.empty(shape, dtype=dtype)
+    return torch.zeros(shape, dtype=dtype)
+
+
+def projection(x: Tensor, weight: Tensor, *biases: Tensor | None) -> Tensor:
+    """``x [K, B, I] @ weight.T + sum(biases)`` as one GEMM: ``[K, B, G]``."""
+    bias = None
+    for b in biases:
+        if b is not None:
+            bias = b if bias is None else bias + b
+    flat = x.reshape(-1, x.shape[-1])
+    out = torch.mm(flat, weight.t()) if bias is None else torch.addmm(bias, flat, weight.t())
+    return out.view(x.shape[0], x.shape[1], weight.shape[0])
+
+
+def before(first: Tensor, store, stored: Tensor, t0: int, t1: int, dtype: torch.dtype) -> Tensor:
+    """States before steps ``[t0, t1)``: ``first`` (the initial state) then the stored states after."""
+    if t0 > 0:
+        return store.rows(stored, t0 - 1, t1 - 1, dtype)
+    return torch.cat([first.unsqueeze(0), store.rows(stored, 0, t1 - 1, dtype)])
+
+
+class GradSums:
+    """Weight and bias gradients accumulated chunk by chunk with one GEMM each."""
+
+    def __init__(self, needs: dict[str, bool], like: dict[str, Tensor | None]):
+        self.grads = {name: torch.zeros_like(like[name]) if needs[name] and like[name] is not None else None
+                      for name in needs}
+
+    def add_weight(self, name: str, d_pre: Tensor, inputs: Tensor) -> None:
+        """``grad += sum_k d_pre[k]^T inputs[k]`` for ``[K, B, G]`` and ``[K, B, F]``."""
+        if self.grads[name] is not None:
+            self.grads[name].addmm_(d_pre.reshape(-1, d_pre.shape[-1]).t(), inputs.reshape(-1, inputs.shape[-1]))
+
+    def add_bias(self, name: str, d_pre: Tensor) -> None:
+        if self.grads[name] is not None:
+            self.grads[name].add_(d_pre.sum(dim=(0, 1)))
+
+
+def carried(grad: Tensor | None, like: Tensor) -> Tensor:
+    """A writable contiguous copy of an incoming state gradient (zeros when autograd passed ``None``)."""
+    return grad.contiguous().clone() if grad is not None else torch.zeros_like(like).contiguous()

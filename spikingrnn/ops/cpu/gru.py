@@ -1,0 +1,142 @@
+"""Spiking GRU over a whole sequence with hand-written BPTT (one layer, one direction).
+
+``r = Θ(x_r + h_r)``, ``z = Θ(x_z + h_z)``, ``n = Θ(x_n + r * h_n)`` with ``x_* = W_i* x + b_i*``
+and ``h_* = W_h* h + b_h*``; ``h' = (1 - z) * n + z * h``. Chunked like the LSTM: kept for backward
+are the input, ``h0``, the gates as bits and ``h`` after each step (bits when ``h0`` is 0/1);
+backward recomputes ``x_*`` and ``h_*`` with two GEMMs per chunk.
+"""
+from __future__ import annotations
+
+import torch
+
+from .common import GradSums, SequenceConfig, before, carried, chunks, new_output, projection, rows
+from .extension import loops
+from .storage import StepStore, bit_rows, is_binary, pack_rows
+
+
+def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config: SequenceConfig):
+    """Returns ``(y [T, B, H], h_n, gate_bits, pre)``: ``gate_bits`` unless ``config.save`` is false,
+    ``pre [T, B, 4H]`` (``u_r|u_z|u_n|h_n``) when also ``keep_pre``, else ``None``."""
+    steps, batch, _ = x.shape
+    hidden = w_ih.shape[0] // 3
+    h = h0.contiguous().clone()
+    y = new_output(config, steps, batch, hidden, dtype=x.dtype)
+    gate_bits = bit_rows(steps, batch * 3 * hidden) if config.save else None
+    pre = new_output(config, steps, batch, 4 * hidden, dtype=x.dtype) if config.save and config.keep_pre else None
+    scratch = torch.empty(batch, 3 * hidden, dtype=x.dtype)
+    w_hh_t = w_hh.t().contiguous()
+    compiled = loops()
+    for t0, t1 in chunks(steps, batch * 3 * hidden, x.element_size()):
+        xp = projection(x[t0:t1], w_ih, b_ih)
+        if compiled is not None:
+            compiled.gru_forward_steps(xp, t0, config.batch_sizes or [], h, w_hh_t, b_hh, y, gate_bits, pre, scratch)
+        else:
+            _forward_steps(xp, t0, config, h, w_hh_t, b_hh, y, gate_bits, pre)
+    return y, h, gate_bits, pre
+
+
+def _forward_steps(xp, t0, config, h, w_hh_t, b_hh, y, gate_bits, pre):
+    """PyTorch version of the C++ ``gru_forward_steps`` (same contract)."""
+    chunk, batch, three_hidden = xp.shape
+    hidden = three_hidden // 3
+    gates = xp.new_zeros(chunk, batch, 3, hidden) if gate_bits is not None else None
+    for k in range(chunk):
+        t = t0 + k
+        n = rows(config, t, batch)
+        hp = (torch.mm(h[:n], w_hh_t) if b_hh is None else torch.addmm(b_hh, h[:n], w_hh_t)).view(n, 3, hidden)
+        x_r, x_z, x_n = xp[k, :n].view(n, 3, hidden).unbind(1)
+        u_r, u_z = x_r + hp[:, 0], x_z + hp[:, 1]
+        r = (u_r >= 0).to(xp.dtype)
+        u_n = torch.addcmul(x_n, r, hp[:, 2])
+        if pre is not None:
+            pre[t, :n] = torch.cat([u_r, u_z, u_n, hp[:, 2]], dim=1)
+        z = (u_z >= 0).to(xp.dtype)
+        new = (u_n >= 0).to(xp.dtype)
+        h_new = torch.where(z.bool(), h[:n], new)
+        h[:n] = h_new
+        y[t, :n] = h_new
+        if gates is not None:
+            gates[k, :n] = torch.stack([r, z, new], dim=1)
+    if gates is not None:
+        gate_bits[t0:t0 + chunk] = pack_rows(gates)
+
+
+def _backward_steps(scales, gates, dy, t0, config, w_hh, dh_carry, d_hidden_pre, d_new):
+    """PyTorch version of the C++ ``gru_backward_steps`` (same contract)."""
+    chunk, batch, three_hidden = scales.shape
+    hidden = three_hidden // 3
+    scale_n, scale_z, scale_r = scales.view(chunk, batch, 3, hidden).unbind(2)
+    r, z = gates[:, :, :hidden], gates[:, :, hidden:2 * hidden]
+    step_pre = d_hidden_pre.view(chunk, batch, 3, hidden)
+    for k in range(chunk - 1, -1, -1):
+        n = rows(config, t0 + k, batch)
+        dh = dh_carry[:n].add_(dy[k, :n])
+        du_n = torch.mul(dh, scale_n[k, :n], out=d_new[k, :n])
+        torch.mul(du_n, scale_r[k, :n], out=step_pre[k, :n, 0])
+        torch.mul(dh, scale_z[k, :n], out=step_pre[k, :n, 1])
+        torch.mul(du_n, r[k, :n], out=step_pre[k, :n, 2])
+        dh.mul_(z[k, :n]).addmm_(d_hidden_pre[k, :n], w_hh)
+
+
+class GRUSequence(torch.autograd.Function):
+    """``(x [T, B, I], h0 [B, H], w_ih, w_hh, b_ih, b_hh, config) -> (y [T, B, H], h_n)``."""
+
+    @staticmethod
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, config: SequenceConfig):
+        y, h_n, gate_bits, pre = gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config)
+        if config.save:
+            x_store, x_kept = StepStore.wrap(x, is_binary(x))
+            y_store, y_kept = StepStore.wrap(y, is_binary(h0))
+            ctx.config = config
+            ctx.stores = (x_store, y_store, StepStore((x.shape[1], w_ih.shape[0]), True))
+            ctx.save_for_backward(x_kept, h0, w_ih, w_hh, b_ih, b_hh, y_kept, gate_bits, pre)
+        return y, h_n
+
+    @staticmethod
+    def backward(ctx, dy, dh_n):
+        x_kept, h0, w_ih, w_hh, b_ih, b_hh, y_kept, gate_bits, pre = ctx.saved_tensors
+        config = ctx.config
+        x_store, y_store, gate_store = ctx.stores
+        dtype = h0.dtype
+        steps, (batch, hidden) = gate_bits.shape[0], h0.shape
+        needs = dict(zip(("x", "h0", "w_ih", "w_hh", "b_ih", "b_hh"), ctx.needs_input_grad))
+        sums = GradSums(needs, dict(x=None, h0=None, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh))
+        dx = torch.empty(steps, batch, w_ih.shape[1], dtype=dtype) if needs["x"] else None
+        dh_carry = carried(dh_n, h0)
+        dy = dy.contiguous()
+        w_hh_c = w_hh.contiguous()
+        compiled = loops()
+        for t0, t1 in reversed(chunks(steps, batch * 3 * hidden, h0.element_size())):
+            chunk = t1 - t0
+            x = x_store.rows(x_kept, t0, t1, dtype)
+            h_prev = before(h0, y_store, y_kept, t0, t1, dtype)
+            gates = gate_store.rows(gate_bits, t0, t1, dtype)
+            r, z, new = gates.view(chunk, batch, 3, hidden).unbind(2)
+            if pre is not None:
+                u_r, u_z, u_n, h_n = pre[t0:t1].view(chunk, batch, 4, hidden).unbind(2)
+            else:
+                x_r, x_z, x_n = projection(x, w_ih, b_ih).view(chunk, batch, 3, hidden).unbind(2)
+                h_r, h_z, h_n = projection(h_prev, w_hh, b_hh).view(chunk, batch, 3, hidden).unbind(2)
+                u_r, u_z, u_n = x_r + h_r, x_z + h_z, x_n + r * h_n
+            # d u_n = dh * scale_n, d u_z = dh * scale_z, d u_r = d u_n * scale_r
+            scales = torch.empty(chunk, batch, 3, hidden, dtype=dtype)
+            torch.mul(1.0 - z, config.derivative2(u_n, config.alpha2), out=scales[:, :, 0])
+            torch.mul(h_prev - new, config.derivative1(u_z, config.alpha1), out=scales[:, :, 1])
+            torch.mul(h_n, config.derivative1(u_r, config.alpha1), out=scales[:, :, 2])
+            scales = scales.view(chunk, batch, 3 * hidden)
+            d_hidden_pre = torch.zeros(chunk, batch, 3 * hidden, dtype=dtype)
+            d_new = torch.zeros(chunk, batch, hidden, dtype=dtype)
+            if compiled is not None:
+                compiled.gru_backward_steps(scales, gates, dy[t0:t1], t0, config.batch_sizes or [], w_hh_c,
+                                            dh_carry, d_hidden_pre, d_new)
+            else:
+                _backward_steps(scales, gates, dy[t0:t1], t0, config, w_hh_c, dh_carry, d_hidden_pre, d_new)
+            d_input_pre = torch.cat([d_hidden_pre[:, :, :2 * hidden], d_new], dim=2)
+            if dx is not None:
+                dx[t0:t1] = projection(d_input_pre, w_ih.t())
+            sums.add_weight("w_ih", d_input_pre, x)
+            sums.add_weight("w_hh", d_hidden_pre, h_prev)
+            sums.add_bias("b_ih", d_input_pre)
+            sums.add_bias("b_hh", d_hidden_pre)
+        grads = sums.grads
+        return dx, dh_carry, grads["w_ih"], grads["w_hh"], grads["b_ih"], grads["b_hh"], None

@@ -1,0 +1,192 @@
+"""Spiking LSTM over a whole sequence with hand-written BPTT (one layer, one direction).
+
+Forward, chunk by chunk: one GEMM for the chunk's input projections, then per step one GEMM and
+one fused pointwise pass (C++ loops, or the same loop in PyTorch). Kept for backward: the input,
+the initial states, the gates as bits, ``h`` and ``c`` after each step (bits when they are 0/1).
+Backward, chunk by chunk from the end: recompute the pre-activations with two GEMMs, evaluate
+all surrogate derivatives at once, run the reverse loop (one GEMM per step), then add the weight
+gradients with one GEMM each.
+"""
+from __future__ import annotations
+
+import torch
+
+from .common import GradSums, SequenceConfig, before, carried, chunks, new_output, projection, rows
+from .extension import loops
+from .storage import StepStore, bit_rows, is_binary, pack_rows
+
+CELL_MODES = {"clamp": 0, "accumulate": 1, "spike": 2}
+
+
+def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, config: SequenceConfig):
+    """Returns ``(y [T, B, P], h_n, c_n, gate_bits, cell_store, cell_binary, pre)``; ``gate_bits``,
+    ``cell_store`` are ``None`` unless ``config.save``, ``pre [T, B, 4H]`` unless also ``keep_pre``."""
+    steps, batch, _ = x.shape
+    hidden = w_ih.shape[0] // 4
+    dtype = x.dtype
+    h, c = h0.contiguous().clone(), c0.contiguous().clone()
+    y = new_output(config, steps, batch, h0.shape[1], dtype=dtype)
+    cell_binary = config.cell_state == "spike" or (config.cell_state == "clamp" and is_binary(c0))
+    gate_bits = cell_store = pre = None
+    if config.save and config.keep_pre:
+        pre = new_output(config, steps, batch, 4 * hidden, dtype=dtype)
+    if config.save:
+        gate_bits = bit_rows(steps, batch * 4 * hidden)
+        cell_store = bit_rows(steps, batch * hidden) if cell_binary else new_output(config, steps, batch, hidden,
+                                                                                      dtype=dtype)
+    scratch = torch.empty(batch, 4 * hidden, dtype=dtype)
+    m = torch.empty(batch, hidden, dtype=dtype)
+    w_hh_t = w_hh.t().contiguous()
+    w_hr_t = None if w_hr is None else w_hr.t().contiguous()
+    compiled = loops()
+    for t0, t1 in chunks(steps, batch * 4 * hidden, x.element_size()):
+        xp = projection(x[t0:t1], w_ih, b_ih, b_hh)
+        if compiled is not None:
+            compiled.lstm_forward_steps(xp, t0, config.batch_sizes or [], h, c, w_hh_t, w_hr_t,
+                                        CELL_MODES[config.cell_state], config.threshold, y, gate_bits, cell_store,
+                                        cell_binary, pre, scratch, m)
+        else:
+            _forward_steps(xp, t0, config, h, c, w_hh_t, w_hr_t, y, gate_bits, cell_store, cell_binary, pre)
+    return y, h, c, gate_bits, cell_store, cell_binary, pre
+
+
+def _forward_steps(xp, t0, config, h, c, w_hh_t, w_hr_t, y, gate_bits, cell_store, cell_binary, pre):
+    """PyTorch version of the C++ ``lstm_forward_steps`` (same contract)."""
+    chunk, batch, four_hidden = xp.shape
+    hidden = four_hidden // 4
+    gates = xp.new_zeros(chunk, batch, four_hidden) if gate_bits is not None else None
+    cells = xp.new_zeros(chunk, batch, hidden) if cell_store is not None and cell_binary else None
+    for k in range(chunk):
+        t = t0 + k
+        n = rows(config, t, batch)
+        s = torch.addmm(xp[k, :n], h[:n], w_hh_t)
+        if pre is not None:
+            pre[t, :n] = s
+        s.ge_(0)
+        c_new = c[:n] * s[:, hidden:2 * hidden]
+        c_new.addcmul_(s[:, :hidden], s[:, 2 * hidden:3 * hidden])
+        if config.cell_state == "clamp":
+            c_new.clamp_(max=1.0)
+        elif config.cell_state == "spike":
+            c_new.ge_(config.threshold)
+        c[:n] = c_new
+        h_new = c_new * s[:, 3 * hidden:]
+        if w_hr_t is not None:
+            h_new = torch.mm(h_new, w_hr_t)
+        h[:n] = h_new
+        y[t, :n] = h_new
+        if gates is not None:
+            gates[k, :n] = s
+        if cells is not None:
+            cells[k, :n] = c_new
+        elif cell_store is not None:
+            cell_store[t, :n] = c_new
+    if gates is not None:
+        gate_bits[t0:t0 + chunk] = pack_rows(gates)
+    if cells is not None:
+        cell_store[t0:t0 + chunk] = pack_rows(cells)
+
+
+def _backward_steps(scale, gates, cell_scale, dy, t0, config, w_hh, w_hr, dh_carry, dc_carry, d_pre, dh_all):
+    """PyTorch version of the C++ ``lstm_backward_steps`` (same contract)."""
+    chunk, batch, four_hidden = scale.shape
+    hidden = four_hidden // 4
+    scale = scale.view(chunk, batch, 4, hidden)
+    o, f = gates[:, :, 3 * hidden:], gates[:, :, hidden:2 * hidden]
+    for k in range(chunk - 1, -1, -1):
+        n = rows(config, t0 + k, batch)
+        dh = dh_carry[:n].add_(dy[k, :n])
+        if w_hr is None:
+            dm = dh
+        else:
+            dh_all[k, :n] = dh
+            dm = torch.mm(dh, w_hr)
+        dc = dc_carry[:n].addcmul_(dm, o[k, :n])
+        if cell_scale is not None:
+            dc.mul_(cell_scale[k, :n])
+        step = d_pre[k, :n].view(n, 4, hidden)
+        torch.mul(scale[k, :n, :3], dc.unsqueeze(1), out=step[:, :3])
+        torch.mul(scale[k, :n, 3], dm, out=step[:, 3])
+        dc.mul_(f[k, :n])
+        torch.mm(d_pre[k, :n], w_hh, out=dh_carry[:n])
+
+
+class LSTMSequence(torch.autograd.Function):
+    """``(x [T, B, I], h0 [B, P], c0 [B, H], w_ih, w_hh, b_ih, b_hh, w_hr, config) -> (y [T, B, P], h_n, c_n)``.
+
+    ``P`` is ``proj_size`` when ``w_hr`` is given, else ``H``. Rows past their length keep their
+    state and output zeros.
+    """
+
+    @staticmethod
+    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, config: SequenceConfig):
+        y, h_n, c_n, gate_bits, cell_store, cell_binary, pre = lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh,
+                                                                            w_hr, config)
+        if config.save:
+            hidden = c0.shape[1]
+            x_store, x_kept = StepStore.wrap(x, is_binary(x))
+            y_store, y_kept = StepStore.wrap(y, w_hr is None and cell_binary)
+            ctx.config = config
+            ctx.stores = (x_store, y_store, StepStore((x.shape[1], 4 * hidden), True),
+                          StepStore((x.shape[1], hidden), cell_binary))
+            ctx.save_for_backward(x_kept, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, y_kept, gate_bits, cell_store, pre)
+        return y, h_n, c_n
+
+    @staticmethod
+    def backward(ctx, dy, dh_n, dc_n):
+        x_kept, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, y_kept, gate_bits, cell_kept, pre = ctx.saved_tensors
+        config = ctx.config
+        x_store, y_store, gate_store, cell_store = ctx.stores
+        dtype = h0.dtype
+        steps, batch = gate_bits.shape[0], h0.shape[0]
+        hidden = c0.shape[1]
+        needs = dict(zip(("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh", "w_hr"), ctx.needs_input_grad))
+        sums = GradSums(needs, dict(x=None, h0=None, c0=None, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, w_hr=w_hr))
+        dx = torch.empty(steps, batch, w_ih.shape[1], dtype=dtype) if needs["x"] else None
+        dh_carry, dc_carry = carried(dh_n, h0), carried(dc_n, c0)
+        dy = dy.contiguous()
+        w_hh_c = w_hh.contiguous()
+        w_hr_c = None if w_hr is None else w_hr.contiguous()
+        compiled = loops()
+        for t0, t1 in reversed(chunks(steps, batch * 4 * hidden, h0.element_size())):
+            chunk = t1 - t0
+            x = x_store.rows(x_kept, t0, t1, dtype)
+            h_prev = before(h0, y_store, y_kept, t0, t1, dtype)
+            c_prev = before(c0, cell_store, cell_kept, t0, t1, dtype)
+            c_after = cell_store.rows(cell_kept, t0, t1, dtype)
+            gates = gate_store.rows(gate_bits, t0, t1, dtype)
+            i, f, g, o = gates.view(chunk, batch, 4, hidden).unbind(2)
+            if pre is not None:
+                u = pre[t0:t1].view(chunk, batch, 4, hidden)
+            else:
+                u = (projection(x, w_ih, b_ih, b_hh) + projection(h_prev, w_hh)).view(chunk, batch, 4, hidden)
+            # d_pre[k] = scale[k] * (dc, dc, dc, dm): every factor that does not depend on the recurrence
+            scale = torch.empty_like(u)
+            torch.mul(g, config.derivative1(u[:, :, 0], config.alpha1), out=scale[:, :, 0])
+            torch.mul(c_prev, config.derivative1(u[:, :, 1], config.alpha1), out=scale[:, :, 1])
+            torch.mul(i, config.derivative2(u[:, :, 2], config.alpha2), out=scale[:, :, 2])
+            torch.mul(c_after, config.derivative1(u[:, :, 3], config.alpha1), out=scale[:, :, 3])
+            scale = scale.view(chunk, batch, 4 * hidden)
+            cell_scale = None
+            if config.cell_state == "spike":
+                cell_scale = config.derivative1(f * c_prev + i * g - config.threshold, config.alpha1).contiguous()
+            d_pre = torch.zeros(chunk, batch, 4 * hidden, dtype=dtype)
+            dh_all = torch.zeros(chunk, batch, h0.shape[1], dtype=dtype) if w_hr is not None else None
+            if compiled is not None:
+                dm_buffer = torch.empty(batch, hidden, dtype=dtype) if w_hr is not None else None
+                compiled.lstm_backward_steps(scale, gates, cell_scale, dy[t0:t1], t0, config.batch_sizes or [],
+                                             w_hh_c, w_hr_c, dh_carry, dc_carry, d_pre, dh_all, dm_buffer)
+            else:
+                _backward_steps(scale, gates, cell_scale, dy[t0:t1], t0, config, w_hh_c, w_hr_c, dh_carry,
+                                dc_carry, d_pre, dh_all)
+            if dx is not None:
+                dx[t0:t1] = projection(d_pre, w_ih.t())
+            sums.add_weight("w_ih", d_pre, x)
+            sums.add_weight("w_hh", d_pre, h_prev)
+            sums.add_bias("b_ih", d_pre)
+            sums.add_bias("b_hh", d_pre)
+            if dh_all is not None:
+                sums.add_weight("w_hr", dh_all, c_after * o)
+        grads = sums.grads
+        return (dx, dh_carry, dc_carry, grads["w_ih"], grads["w_hh"], grads["b_ih"], grads["b_hh"], grads["w_hr"],
+                None)

@@ -1,0 +1,90 @@
+"""Spiking vanilla RNN over a whole sequence with hand-written BPTT (one layer, one direction).
+
+``h' = Θ(W_ih x + b_ih + W_hh h + b_hh)``: per step one GEMM written into the output and one
+threshold. Kept for backward: the input, ``h0`` and ``h`` after each step, as bits.
+"""
+from __future__ import annotations
+
+import torch
+
+from .common import GradSums, SequenceConfig, before, carried, chunks, new_output, projection, rows
+from .extension import loops
+from .storage import StepStore, is_binary
+
+
+def rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config: SequenceConfig):
+    """Returns ``(y [T, B, H], h_n, pre)``; ``pre [T, B, H]`` (pre-activations) when ``config.save``
+    and ``config.keep_pre``, else ``None``."""
+    steps, batch, _ = x.shape
+    hidden = w_ih.shape[0]
+    h = h0.contiguous().clone()
+    y = new_output(config, steps, batch, hidden, dtype=x.dtype)
+    pre = new_output(config, steps, batch, hidden, dtype=x.dtype) if config.save and config.keep_pre else None
+    w_hh_t = w_hh.t().contiguous()
+    compiled = loops()
+    for t0, t1 in chunks(steps, batch * hidden, x.element_size()):
+        xp = projection(x[t0:t1], w_ih, b_ih, b_hh)
+        if compiled is not None:
+            compiled.rnn_forward_steps(xp, t0, config.batch_sizes or [], h, w_hh_t, y, pre)
+            continue
+        for k in range(t1 - t0):
+            n = rows(config, t0 + k, batch)
+            u = torch.addmm(xp[k, :n], h[:n], w_hh_t)
+            if pre is not None:
+                pre[t0 + k, :n] = u
+            h_new = u.ge_(0)
+            h[:n] = h_new
+            y[t0 + k, :n] = h_new
+    return y, h, pre
+
+
+class RNNSequence(torch.autograd.Function):
+    """``(x [T, B, I], h0 [B, H], w_ih, w_hh, b_ih, b_hh, config) -> (y [T, B, H], h_n)``."""
+
+    @staticmethod
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, config: SequenceConfig):
+        y, h_n, pre = rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config)
+        if config.save:
+            x_store, x_kept = StepStore.wrap(x, is_binary(x))
+            y_store, y_kept = StepStore.wrap(y, True)
+            ctx.config = config
+            ctx.stores = (x_store, y_store)
+            ctx.save_for_backward(x_kept, h0, w_ih, w_hh, b_ih, b_hh, y_kept, pre)
+        return y, h_n
+
+    @staticmethod
+    def backward(ctx, dy, dh_n):
+        x_kept, h0, w_ih, w_hh, b_ih, b_hh, y_kept, pre = ctx.saved_tensors
+        config = ctx.config
+        x_store, y_store = ctx.stores
+        dtype = h0.dtype
+        steps, (batch, hidden) = y_kept.shape[0], h0.shape
+        needs = dict(zip(("x", "h0", "w_ih", "w_hh", "b_ih", "b_hh"), ctx.needs_input_grad))
+        sums = GradSums(needs, dict(x=None, h0=None, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh))
+        dx = torch.empty(steps, batch, w_ih.shape[1], dtype=dtype) if needs["x"] else None
+        dh_carry = carried(dh_n, h0)
+        dy = dy.contiguous()
+        w_hh_c = w_hh.contiguous()
+        compiled = loops()
+        for t0, t1 in reversed(chunks(steps, batch * hidden, h0.element_size())):
+            x = x_store.rows(x_kept, t0, t1, dtype)
+            h_prev = before(h0, y_store, y_kept, t0, t1, dtype)
+            u = pre[t0:t1] if pre is not None else projection(x, w_ih, b_ih, b_hh) + projection(h_prev, w_hh)
+            scale = config.derivative1(u, config.alpha1)
+            d_pre = torch.zeros(t1 - t0, batch, hidden, dtype=dtype)
+            if compiled is not None:
+                compiled.rnn_backward_steps(scale.contiguous(), dy[t0:t1], t0, config.batch_sizes or [], w_hh_c,
+                                            dh_carry, d_pre)
+            else:
+                for k in range(t1 - t0 - 1, -1, -1):
+                    n = rows(config, t0 + k, batch)
+                    du = torch.mul(dh_carry[:n] + dy[t0 + k, :n], scale[k, :n], out=d_pre[k, :n])
+                    torch.mm(du, w_hh_c, out=dh_carry[:n])
+            if dx is not None:
+                dx[t0:t1] = projection(d_pre, w_ih.t())
+            sums.add_weight("w_ih", d_pre, x)
+            sums.add_weight("w_hh", d_pre, h_prev)
+            sums.add_bias("b_ih", d_pre)
+            sums.add_bias("b_hh", d_pre)
+        grads = sums.grads
+        return dx, dh_carry, grads["w_ih"], grads["w_hh"], grads["b_ih"], grads["b_hh"], None
