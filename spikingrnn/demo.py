@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .nn.modules import SpikingLSTM
+from .ops.cpu.extension import loops
 
 
 @dataclass
@@ -64,6 +65,8 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 def run_demo(config: DemoConfig = DemoConfig(), log=print) -> float:
     """Train on the digits' rows and return the test accuracy."""
     torch.set_num_threads(config.threads)
+    log("cpu backend: preparing its C++ time loops (built once per machine, ~1 min the first time)")
+    log("cpu backend: " + ("C++ loops ready" if loops() is not None else "C++ loops unavailable, using PyTorch loops"))
     torch.manual_seed(config.seed)
     x_train, y_train, x_test, y_test = load_digit_rows(config.seed)
     model = RowClassifier(8, config.hidden_size, 10)

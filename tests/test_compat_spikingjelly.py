@@ -30,7 +30,9 @@ def build_pair(cfg: Config, *surrogates, compat_surrogates=None, **kwargs):
     """SpikingJelly's model and the compat one loaded with its state_dict (strict).
 
     ``surrogates`` are passed positionally after ``bidirectional`` to SpikingJelly's class;
-    ``compat_surrogates`` (default: the same objects) to the compat one.
+    ``compat_surrogates`` (default: the same objects) to the compat one. The compat model runs
+    the reference backend, which repeats SpikingJelly's float operations in its order, so that
+    float32 spikes are bitwise comparable; ``test_float64`` covers the default (cpu) backend.
     """
     compat_surrogates = surrogates if compat_surrogates is None else compat_surrogates
     name = SJ_CLASS_NAMES[cfg.mode]
@@ -39,6 +41,7 @@ def build_pair(cfg: Config, *surrogates, compat_surrogates=None, **kwargs):
     sj_model = getattr(sj_rnn, name)(*args, *surrogates, **kwargs).to(cfg.dtype)
     model = getattr(compat, name)(*args, *compat_surrogates, **kwargs).to(cfg.dtype)
     model.load_state_dict(sj_model.state_dict())
+    model.backend = "reference"
     return sj_model, model
 
 
@@ -56,10 +59,12 @@ def test_matches_spikingjelly(mode, num_layers, bidirectional, bias, with_states
     compare_with_sj(sj_model, model, cfg, with_states=with_states, layout="sj")
 
 
+@pytest.mark.parametrize("backend", ["reference", "auto", "cpu"])
 @pytest.mark.parametrize("mode", MODES)
-def test_float64(mode):
+def test_float64(mode, backend):
     cfg = Config(mode, num_layers=2, bidirectional=True, dtype=torch.float64)
     sj_model, model = build_pair(cfg)
+    model.backend = backend
     compare_with_sj(sj_model, model, cfg, with_states=True, layout="sj")
 
 

@@ -191,7 +191,12 @@ class SpikingRNNBase(nn.Module):
     ``[L*D, B, H]`` (``states_num() == 1``) or a tuple of ``states_num()`` such tensors,
     direction-major (``[layer]`` forward, ``[layer + num_layers]`` reverse). Returns
     ``(output [T, B, D*H], states)`` in the same form.
+
+    Beyond SpikingJelly: the attribute ``backend`` (``"auto"``, or a name of
+    :data:`spikingrnn.ops.BACKENDS`) picks the backend that runs the built-in cells.
     """
+
+    backend = "auto"
 
     def __init__(self, input_size, hidden_size, num_layers, bias=True, dropout_p=0, invariant_dropout_mask=False,
                  bidirectional=False, *args, **kwargs):
@@ -293,7 +298,7 @@ class SpikingRNNBase(nn.Module):
         layer_major_cells = [stacks[d][layer] for layer in range(self.num_layers) for d in range(directions)]
         weights = [cell._weights() for cell in layer_major_cells]
         surrogates = [_cell_surrogates(cell) for cell in layer_major_cells]
-        run = resolve("auto", x.device, x.dtype, surrogates)
+        run = resolve(self.backend, x.device, x.dtype, surrogates)
         y, final = run(x, tuple(states[:, to_layer_major].unbind(0)), weights, self._spec(), surrogates,
                        training=self.training)
         to_direction_major = sorted(range(len(to_layer_major)), key=to_layer_major.__getitem__)
