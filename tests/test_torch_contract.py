@@ -19,14 +19,13 @@ import warnings
 
 import pytest
 import torch
-from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_sequence, pad_packed_sequence
 
 from spikingrnn.ops.dispatch import BACKEND_CHOICES
 
 from contract_helpers import (CONFIGS, HIDDEN_SIZE, INPUT_SIZE, MODES, SPIKING, SPIKING_CELLS, TORCH,
                               TORCH_CELLS, as_list, assert_nontrivial, assert_states_equal, config_id,
-                              from_list, layer_module, random_hx, spiking, state_shapes, torch_twin)
+                              from_list, layer_module, random_hx, spiking, torch_twin)
 
 F64 = torch.float64
 EMPTY = inspect.Parameter.empty

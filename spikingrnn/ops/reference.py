@@ -64,28 +64,36 @@ def inter_layer_dropout(y: Tensor, spec: RNNSpec, training: bool) -> Tensor:
     return F.dropout(y, p=spec.dropout, training=True)
 
 
-def reference_rnn(x: Tensor, states: tuple[Tensor, ...], weights: list[tuple], spec: RNNSpec,
-                  surrogates: list[tuple], *, lengths: Tensor | None = None,
-                  training: bool = False) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Run the stack; returns ``(output [T, B, D*H_out], final states [L*D, B, *] each)``."""
+def run_stack(x: Tensor, states: tuple[Tensor, ...], spec: RNNSpec, training: bool,
+              run_cell) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """Layers, directions and inter-layer dropout around ``run_cell(k, y, state, reverse) -> (out, state)``,
+    which runs cell ``k = layer * D + direction`` over ``y [T, B, F]``; every backend shares this."""
     num_dirs = spec.num_directions
-    valid = None
-    if lengths is not None:
-        steps = torch.arange(x.shape[0], device=x.device).unsqueeze(1)
-        valid = (steps < lengths.to(x.device).unsqueeze(0)).unsqueeze(2)
     final: list[tuple[Tensor, ...]] = []
     y = x
     for layer in range(spec.num_layers):
         outputs = []
         for direction in range(num_dirs):
             k = layer * num_dirs + direction
-            step = make_step(spec, *surrogates[k])
-            state = tuple(s[k] for s in states)
-            out, state = run_direction(step, y, state, weights[k], valid, reverse=direction == 1)
+            out, state = run_cell(k, y, tuple(s[k] for s in states), direction == 1)
             outputs.append(out)
             final.append(state)
         y = torch.cat(outputs, dim=2) if num_dirs == 2 else outputs[0]
         if layer < spec.num_layers - 1:
             y = inter_layer_dropout(y, spec, training)
-    final_states = tuple(torch.stack([f[i] for f in final]) for i in range(spec.num_states))
-    return y, final_states
+    return y, tuple(torch.stack([f[i] for f in final]) for i in range(spec.num_states))
+
+
+def reference_rnn(x: Tensor, states: tuple[Tensor, ...], weights: list[tuple], spec: RNNSpec,
+                  surrogates: list[tuple], *, lengths: Tensor | None = None,
+                  training: bool = False) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """Run the stack; returns ``(output [T, B, D*H_out], final states [L*D, B, *] each)``."""
+    valid = None
+    if lengths is not None:
+        steps = torch.arange(x.shape[0], device=x.device).unsqueeze(1)
+        valid = (steps < lengths.to(x.device).unsqueeze(0)).unsqueeze(2)
+
+    def run_cell(k, y, state, reverse):
+        return run_direction(make_step(spec, *surrogates[k]), y, state, weights[k], valid, reverse)
+
+    return run_stack(x, states, spec, training, run_cell)

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from ...surrogate import SurrogateFunction
-from ..reference import inter_layer_dropout
+from ..reference import run_stack
 from ..spec import RNNSpec
 from .common import SequenceConfig
 from .gru import GRUSequence
@@ -76,26 +76,15 @@ def _run_cell(spec: RNNSpec, x: Tensor, state: tuple[Tensor, ...], weights: tupl
 def cpu_rnn(x: Tensor, states: tuple[Tensor, ...], weights: list[tuple], spec: RNNSpec, surrogates: list[tuple],
             *, lengths: Tensor | None = None, training: bool = False) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Run the stack; returns ``(output [T, B, D*H_out], final states [L*D, B, *] each)``."""
-    num_dirs = spec.num_directions
     batch_sizes = _batch_sizes(lengths, x.shape[0])
     save = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, *states, *(w for ws in weights for w in ws)))
-    final: list[tuple[Tensor, ...]] = []
-    y = x
-    for layer in range(spec.num_layers):
-        outputs = []
-        for direction in range(num_dirs):
-            k = layer * num_dirs + direction
-            config = _config(spec, surrogates[k], batch_sizes, save)
-            state = tuple(s[k] for s in states)
-            if direction == 1:
-                out, state = _run_cell(spec, _reverse_each(y, lengths), state, weights[k], config)
-                out = _reverse_each(out, lengths)
-            else:
-                out, state = _run_cell(spec, y, state, weights[k], config)
-            outputs.append(out)
-            final.append(state)
-        y = torch.cat(outputs, dim=2) if num_dirs == 2 else outputs[0]
-        if layer < spec.num_layers - 1:
-            y = inter_layer_dropout(y, spec, training)
-    return y, tuple(torch.stack([f[i] for f in final]) for i in range(spec.num_states))
+
+    def run_cell(k, y, state, reverse):
+        config = _config(spec, surrogates[k], batch_sizes, save)
+        if not reverse:
+            return _run_cell(spec, y, state, weights[k], config)
+        out, state = _run_cell(spec, _reverse_each(y, lengths), state, weights[k], config)
+        return _reverse_each(out, lengths), state
+
+    return run_stack(x, states, spec, training, run_cell)
