@@ -6,7 +6,7 @@ from typing import Callable, NamedTuple
 import torch
 from torch import Tensor
 
-CHUNK_BYTES = 2 << 20
+CHUNK_BYTES = 1 << 20
 
 
 class SequenceConfig(NamedTuple):

@@ -85,8 +85,9 @@ class GRUSequence(torch.autograd.Function):
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, config: SequenceConfig):
         y, h_n, gate_bits, pre = gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config)
         if config.save:
-            x_store, x_kept = StepStore.wrap(x, is_binary(x))
-            y_store, y_kept = StepStore.wrap(y, is_binary(h0))
+            compact = not config.keep_pre  # bits only in low-memory mode (see lstm.py)
+            x_store, x_kept = StepStore.wrap(x, compact and is_binary(x))
+            y_store, y_kept = StepStore.wrap(y, compact and is_binary(h0))
             ctx.config = config
             ctx.stores = (x_store, y_store, StepStore((x.shape[1], w_ih.shape[0]), True))
             ctx.save_for_backward(x_kept, h0, w_ih, w_hh, b_ih, b_hh, y_kept, gate_bits, pre)

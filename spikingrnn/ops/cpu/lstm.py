@@ -2,10 +2,11 @@
 
 Forward, chunk by chunk: one GEMM for the chunk's input projections, then per step one GEMM and
 one fused pointwise pass (C++ loops, or the same loop in PyTorch). Kept for backward: the input,
-the initial states, the gates as bits, ``h`` and ``c`` after each step (bits when they are 0/1).
-Backward, chunk by chunk from the end: recompute the pre-activations with two GEMMs, evaluate
-all surrogate derivatives at once, run the reverse loop (one GEMM per step), then add the weight
-gradients with one GEMM each.
+the initial states, ``h`` and ``c`` after each step (bits when they are 0/1), and either the
+pre-activations (default) or, with ``low_memory``, only the gates as bits. Backward, chunk by
+chunk from the end: take (or recompute with two GEMMs) the pre-activations, evaluate all
+surrogate derivatives at once, run the reverse loop (one fused pass and one GEMM per step), then
+add the weight gradients with one GEMM each.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, config: SequenceConfig
     if config.save and config.keep_pre:
         pre = new_output(config, steps, batch, 4 * hidden, dtype=dtype)
     if config.save:
-        gate_bits = bit_rows(steps, batch * 4 * hidden)
+        gate_bits = None if config.keep_pre else bit_rows(steps, batch * 4 * hidden)
         cell_store = bit_rows(steps, batch * hidden) if cell_binary else new_output(config, steps, batch, hidden,
                                                                                       dtype=dtype)
     scratch = torch.empty(batch, 4 * hidden, dtype=dtype)
@@ -87,12 +88,24 @@ def _forward_steps(xp, t0, config, h, c, w_hh_t, w_hr_t, y, gate_bits, cell_stor
         cell_store[t0:t0 + chunk] = pack_rows(cells)
 
 
-def _backward_steps(scale, gates, cell_scale, dy, t0, config, w_hh, w_hr, dh_carry, dc_carry, d_pre, dh_all):
+def gate_derivatives(u, config: SequenceConfig):
+    """Surrogate derivatives of the pre-activations ``u [K, B, 4H]``: ``derivative2`` for g, else ``derivative1``."""
+    hidden = u.shape[2] // 4
+    deriv = config.derivative1(u, config.alpha1)
+    if (config.derivative2, config.alpha2) != (config.derivative1, config.alpha1):
+        deriv[:, :, 2 * hidden:3 * hidden] = config.derivative2(u[:, :, 2 * hidden:3 * hidden], config.alpha2)
+    return deriv
+
+
+def _backward_steps(u, deriv, gates, cell_scale, c_prev, c_after, dy, t0, config, w_hh, w_hr, dh_carry, dc_carry,
+                    d_pre, dh_all):
     """PyTorch version of the C++ ``lstm_backward_steps`` (same contract)."""
-    chunk, batch, four_hidden = scale.shape
+    chunk, batch, four_hidden = u.shape
     hidden = four_hidden // 4
-    scale = scale.view(chunk, batch, 4, hidden)
-    o, f = gates[:, :, 3 * hidden:], gates[:, :, hidden:2 * hidden]
+    i, f, g, o = (gates if gates is not None else (u >= 0).to(u.dtype)).view(chunk, batch, 4, hidden).unbind(2)
+    d_i, d_f, d_g, d_o = deriv.view(chunk, batch, 4, hidden).unbind(2)
+    # d_pre[k] = scale[k] * (dc, dc, dc, dm): every factor that does not depend on the recurrence
+    scale = torch.stack([d_i * g, d_f * c_prev, d_g * i, d_o * c_after], dim=2)
     for k in range(chunk - 1, -1, -1):
         n = rows(config, t0 + k, batch)
         dh = dh_carry[:n].add_(dy[k, :n])
@@ -124,8 +137,11 @@ class LSTMSequence(torch.autograd.Function):
                                                                             w_hr, config)
         if config.save:
             hidden = c0.shape[1]
-            x_store, x_kept = StepStore.wrap(x, is_binary(x))
-            y_store, y_kept = StepStore.wrap(y, w_hr is None and cell_binary)
+            # bits only in low-memory mode: packing costs passes, and the float x and y often stay
+            # alive anyway (the previous layer's output, this layer's output)
+            compact = not config.keep_pre
+            x_store, x_kept = StepStore.wrap(x, compact and is_binary(x))
+            y_store, y_kept = StepStore.wrap(y, compact and w_hr is None and cell_binary)
             ctx.config = config
             ctx.stores = (x_store, y_store, StepStore((x.shape[1], 4 * hidden), True),
                           StepStore((x.shape[1], hidden), cell_binary))
@@ -138,7 +154,7 @@ class LSTMSequence(torch.autograd.Function):
         config = ctx.config
         x_store, y_store, gate_store, cell_store = ctx.stores
         dtype = h0.dtype
-        steps, batch = gate_bits.shape[0], h0.shape[0]
+        steps, batch = y_kept.shape[0], h0.shape[0]
         hidden = c0.shape[1]
         needs = dict(zip(("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh", "w_hr"), ctx.needs_input_grad))
         sums = GradSums(needs, dict(x=None, h0=None, c0=None, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, w_hr=w_hr))
@@ -154,31 +170,29 @@ class LSTMSequence(torch.autograd.Function):
             h_prev = before(h0, y_store, y_kept, t0, t1, dtype)
             c_prev = before(c0, cell_store, cell_kept, t0, t1, dtype)
             c_after = cell_store.rows(cell_kept, t0, t1, dtype)
-            gates = gate_store.rows(gate_bits, t0, t1, dtype)
-            i, f, g, o = gates.view(chunk, batch, 4, hidden).unbind(2)
             if pre is not None:
-                u = pre[t0:t1].view(chunk, batch, 4, hidden)
+                u, gates = pre[t0:t1], None
             else:
-                u = (projection(x, w_ih, b_ih, b_hh) + projection(h_prev, w_hh)).view(chunk, batch, 4, hidden)
-            # d_pre[k] = scale[k] * (dc, dc, dc, dm): every factor that does not depend on the recurrence
-            scale = torch.empty_like(u)
-            torch.mul(g, config.derivative1(u[:, :, 0], config.alpha1), out=scale[:, :, 0])
-            torch.mul(c_prev, config.derivative1(u[:, :, 1], config.alpha1), out=scale[:, :, 1])
-            torch.mul(i, config.derivative2(u[:, :, 2], config.alpha2), out=scale[:, :, 2])
-            torch.mul(c_after, config.derivative1(u[:, :, 3], config.alpha1), out=scale[:, :, 3])
-            scale = scale.view(chunk, batch, 4 * hidden)
+                u = projection(x, w_ih, b_ih, b_hh) + projection(h_prev, w_hh)
+                gates = gate_store.rows(gate_bits, t0, t1, dtype)
+            deriv = gate_derivatives(u, config)
+            fired = gates
+            if fired is None and (config.cell_state == "spike" or w_hr is not None):
+                fired = (u >= 0).to(dtype)
             cell_scale = None
             if config.cell_state == "spike":
-                cell_scale = config.derivative1(f * c_prev + i * g - config.threshold, config.alpha1).contiguous()
-            d_pre = torch.zeros(chunk, batch, 4 * hidden, dtype=dtype)
+                i, f, g = fired.view(chunk, batch, 4, hidden).unbind(2)[:3]
+                cell_scale = config.derivative1(f * c_prev + i * g - config.threshold, config.alpha1)
+            d_pre = new_output(config, chunk, batch, 4 * hidden, dtype=dtype)
             dh_all = torch.zeros(chunk, batch, h0.shape[1], dtype=dtype) if w_hr is not None else None
             if compiled is not None:
                 dm_buffer = torch.empty(batch, hidden, dtype=dtype) if w_hr is not None else None
-                compiled.lstm_backward_steps(scale, gates, cell_scale, dy[t0:t1], t0, config.batch_sizes or [],
-                                             w_hh_c, w_hr_c, dh_carry, dc_carry, d_pre, dh_all, dm_buffer)
+                compiled.lstm_backward_steps(u, deriv, gates, cell_scale, c_prev.contiguous(), c_after.contiguous(),
+                                             dy[t0:t1], t0, config.batch_sizes or [], w_hh_c, w_hr_c, dh_carry,
+                                             dc_carry, d_pre, dh_all, dm_buffer)
             else:
-                _backward_steps(scale, gates, cell_scale, dy[t0:t1], t0, config, w_hh_c, w_hr_c, dh_carry,
-                                dc_carry, d_pre, dh_all)
+                _backward_steps(u, deriv, gates, cell_scale, c_prev, c_after, dy[t0:t1], t0, config, w_hh_c, w_hr_c,
+                                dh_carry, dc_carry, d_pre, dh_all)
             if dx is not None:
                 dx[t0:t1] = projection(d_pre, w_ih.t())
             sums.add_weight("w_ih", d_pre, x)
@@ -186,7 +200,7 @@ class LSTMSequence(torch.autograd.Function):
             sums.add_bias("b_ih", d_pre)
             sums.add_bias("b_hh", d_pre)
             if dh_all is not None:
-                sums.add_weight("w_hr", dh_all, c_after * o)
+                sums.add_weight("w_hr", dh_all, c_after * fired[:, :, 3 * hidden:])
         grads = sums.grads
         return (dx, dh_carry, dc_carry, grads["w_ih"], grads["w_hh"], grads["b_ih"], grads["b_hh"], grads["w_hr"],
                 None)

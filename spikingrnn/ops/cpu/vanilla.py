@@ -45,8 +45,9 @@ class RNNSequence(torch.autograd.Function):
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, config: SequenceConfig):
         y, h_n, pre = rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config)
         if config.save:
-            x_store, x_kept = StepStore.wrap(x, is_binary(x))
-            y_store, y_kept = StepStore.wrap(y, True)
+            compact = not config.keep_pre  # bits only in low-memory mode (see lstm.py)
+            x_store, x_kept = StepStore.wrap(x, compact and is_binary(x))
+            y_store, y_kept = StepStore.wrap(y, compact)
             ctx.config = config
             ctx.stores = (x_store, y_store)
             ctx.save_for_backward(x_kept, h0, w_ih, w_hh, b_ih, b_hh, y_kept, pre)

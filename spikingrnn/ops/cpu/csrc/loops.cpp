@@ -114,16 +114,19 @@ void lstm_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int64_t>
   });
 }
 
-// Steps [t0, t0 + K) of the LSTM backward, last step first. scale [K, B, 4H]: d_pre = scale * (dc, dc, dc, dm);
-// gates [K, B, 4H] 0/1; cell_scale [K, B, H] (spiking cell) or none; dy [K, B, P]; w_hh [4H, P]; w_hr [P, H] or
-// none; dh_carry [B, P], dc_carry [B, H] in/out; d_pre [K, B, 4H] out; dh_all [K, B, P] out and dm [B, H]
+// Steps [t0, t0 + K) of the LSTM backward, last step first. u [K, B, 4H] pre-activations; deriv [K, B, 4H]
+// their surrogate derivatives; gates [K, B, 4H] 0/1 as fired in forward, or none to take them from the sign
+// of u (exact when u was kept from forward); cell_scale [K, B, H] (spiking cell) or none; c_prev, c_after
+// [K, B, H] cell states before/after each step; dy [K, B, P]; w_hh [4H, P]; w_hr [P, H] or none;
+// dh_carry [B, P], dc_carry [B, H] in/out; d_pre [K, B, 4H] out; dh_all [K, B, P] out and dm [B, H]
 // scratch when projecting.
-void lstm_backward_steps(const Tensor& scale, const Tensor& gates, const std::optional<Tensor>& cell_scale,
+void lstm_backward_steps(const Tensor& u, const Tensor& deriv, const std::optional<Tensor>& gates,
+                         const std::optional<Tensor>& cell_scale, const Tensor& c_prev, const Tensor& c_after,
                          const Tensor& dy, int64_t t0, const std::vector<int64_t>& batch_sizes, const Tensor& w_hh,
                          const std::optional<Tensor>& w_hr, Tensor& dh_carry, Tensor& dc_carry, Tensor& d_pre,
                          const std::optional<Tensor>& dh_all, const std::optional<Tensor>& dm_buffer) {
-  const int64_t steps = scale.size(0), batch = scale.size(1), hidden = scale.size(2) / 4, out_size = dh_carry.size(1);
-  AT_DISPATCH_FLOATING_TYPES(scale.scalar_type(), "lstm_backward_steps", [&] {
+  const int64_t steps = u.size(0), batch = u.size(1), hidden = u.size(2) / 4, out_size = dh_carry.size(1);
+  AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "lstm_backward_steps", [&] {
     using T = scalar_t;
     for (int64_t k = steps - 1; k >= 0; --k) {
       const int64_t n = rows_at(batch_sizes, t0 + k, batch);
@@ -138,26 +141,37 @@ void lstm_backward_steps(const Tensor& scale, const Tensor& gates, const std::op
         at::mm_out(dm_rows, dh_rows, *w_hr);
         dm = dm_rows.data_ptr<T>();
       }
-      const T* s = scale.select(0, k).data_ptr<T>();
-      const T* gk = gates.select(0, k).data_ptr<T>();
+      const T* uk = u.select(0, k).data_ptr<T>();
+      const T* dk = deriv.select(0, k).data_ptr<T>();
+      const T* gk = gates ? gates->select(0, k).data_ptr<T>() : nullptr;
       const T* cs = cell_scale ? cell_scale->select(0, k).data_ptr<T>() : nullptr;
+      const T* cpk = c_prev.select(0, k).data_ptr<T>();
+      const T* cak = c_after.select(0, k).data_ptr<T>();
       T* dp = d_pre.select(0, k).data_ptr<T>();
       T* dc_all = dc_carry.data_ptr<T>();
       for (int64_t r = 0; r < n; ++r) {
-        const T* __restrict__ sr = s + r * 4 * hidden;
-        const T* __restrict__ gr = gk + r * 4 * hidden;
-        const T* __restrict__ dmr = dm + r * hidden;
-        T* __restrict__ dpr = dp + r * 4 * hidden;
-        T* __restrict__ dcr = dc_all + r * hidden;
-        const T* __restrict__ csr = cs ? cs + r * hidden : nullptr;
+        const int64_t g0 = r * 4 * hidden, h0 = r * hidden;
+        const T* __restrict__ ur = uk + g0;
+        const T* __restrict__ gr = gk ? gk + g0 : nullptr;
+        const T* __restrict__ dr = dk + g0;
+        const T* __restrict__ dmr = dm + h0;
+        const T* __restrict__ cpr = cpk + h0;
+        const T* __restrict__ car = cak + h0;
+        const T* __restrict__ csr = cs ? cs + h0 : nullptr;
+        T* __restrict__ dpr = dp + g0;
+        T* __restrict__ dcr = dc_all + h0;
         for (int64_t j = 0; j < hidden; ++j) {
-          T dc = dcr[j] + dmr[j] * gr[3 * hidden + j];
+          const T i = gr ? gr[j] : fire(ur[j]);
+          const T f = gr ? gr[hidden + j] : fire(ur[hidden + j]);
+          const T gg = gr ? gr[2 * hidden + j] : fire(ur[2 * hidden + j]);
+          const T o = gr ? gr[3 * hidden + j] : fire(ur[3 * hidden + j]);
+          T dc = dcr[j] + dmr[j] * o;
           dc *= csr ? csr[j] : T(1);
-          dpr[j] = sr[j] * dc;
-          dpr[hidden + j] = sr[hidden + j] * dc;
-          dpr[2 * hidden + j] = sr[2 * hidden + j] * dc;
-          dpr[3 * hidden + j] = sr[3 * hidden + j] * dmr[j];
-          dcr[j] = dc * gr[hidden + j];
+          dpr[j] = dr[j] * gg * dc;
+          dpr[hidden + j] = dr[hidden + j] * cpr[j] * dc;
+          dpr[2 * hidden + j] = dr[2 * hidden + j] * i * dc;
+          dpr[3 * hidden + j] = dr[3 * hidden + j] * car[j] * dmr[j];
+          dcr[j] = dc * f;
         }
       }
       Tensor dh_rows = dh_carry.narrow(0, 0, n);
