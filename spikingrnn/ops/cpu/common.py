@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 CHUNK_BYTES = 1 << 20
+MIN_CHUNK_ROWS = 512
 
 
 class SequenceConfig(NamedTuple):
@@ -35,10 +36,14 @@ def rows(config: SequenceConfig, t: int, batch: int) -> int:
     return batch if config.batch_sizes is None else config.batch_sizes[t]
 
 
-def chunks(steps: int, per_step: int, itemsize: int) -> list[tuple[int, int]]:
-    """``[t0, t1)`` ranges of about ``CHUNK_BYTES`` of per-step work each, so that the chunk's
-    buffers stay in cache and large buffers are never allocated for the whole sequence."""
-    size = max(1, min(steps, CHUNK_BYTES // max(1, per_step * itemsize)))
+def chunks(steps: int, batch: int, gates: int, itemsize: int) -> list[tuple[int, int]]:
+    """``[t0, t1)`` ranges of about ``CHUNK_BYTES`` of per-step gate buffers (``batch * gates``
+    values a step), so that a chunk's buffers stay in cache and no buffer is allocated for the
+    whole sequence, but of at least ``MIN_CHUNK_ROWS`` rows (steps x batch), so that the chunk's
+    input-projection and weight-gradient GEMMs stay large enough to run at full speed."""
+    size = CHUNK_BYTES // max(1, batch * gates * itemsize)
+    size = max(1, size, -(-MIN_CHUNK_ROWS // max(1, batch)))
+    size = min(steps, size)
     return [(t0, min(steps, t0 + size)) for t0 in range(0, steps, size)]
 
 

@@ -26,7 +26,7 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config: SequenceConfig):
     scratch = torch.empty(batch, 3 * hidden, dtype=x.dtype)
     w_hh_t = w_hh.t().contiguous()
     compiled = loops()
-    for t0, t1 in chunks(steps, batch * 3 * hidden, x.element_size()):
+    for t0, t1 in chunks(steps, batch, 3 * hidden, x.element_size()):
         xp = projection(x[t0:t1], w_ih, b_ih)
         if compiled is not None:
             compiled.gru_forward_steps(xp, t0, config.batch_sizes or [], h, w_hh_t, b_hh, y, gate_bits, pre, scratch)
@@ -107,7 +107,7 @@ class GRUSequence(torch.autograd.Function):
         dy = dy.contiguous()
         w_hh_c = w_hh.contiguous()
         compiled = loops()
-        for t0, t1 in reversed(chunks(steps, batch * 3 * hidden, h0.element_size())):
+        for t0, t1 in reversed(chunks(steps, batch, 3 * hidden, h0.element_size())):
             chunk = t1 - t0
             x = x_store.rows(x_kept, t0, t1, dtype)
             h_prev = before(h0, y_store, y_kept, t0, t1, dtype)

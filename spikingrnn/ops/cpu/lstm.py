@@ -40,7 +40,7 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, config: SequenceConfig
     w_hh_t = w_hh.t().contiguous()
     w_hr_t = None if w_hr is None else w_hr.t().contiguous()
     compiled = loops()
-    for t0, t1 in chunks(steps, batch * 4 * hidden, x.element_size()):
+    for t0, t1 in chunks(steps, batch, 4 * hidden, x.element_size()):
         xp = projection(x[t0:t1], w_ih, b_ih, b_hh)
         if compiled is not None:
             compiled.lstm_forward_steps(xp, t0, config.batch_sizes or [], h, c, w_hh_t, w_hr_t,
@@ -164,7 +164,7 @@ class LSTMSequence(torch.autograd.Function):
         w_hh_c = w_hh.contiguous()
         w_hr_c = None if w_hr is None else w_hr.contiguous()
         compiled = loops()
-        for t0, t1 in reversed(chunks(steps, batch * 4 * hidden, h0.element_size())):
+        for t0, t1 in reversed(chunks(steps, batch, 4 * hidden, h0.element_size())):
             chunk = t1 - t0
             x = x_store.rows(x_kept, t0, t1, dtype)
             h_prev = before(h0, y_store, y_kept, t0, t1, dtype)

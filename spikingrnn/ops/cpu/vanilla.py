@@ -22,7 +22,7 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config: SequenceConfig):
     pre = new_output(config, steps, batch, hidden, dtype=x.dtype) if config.save and config.keep_pre else None
     w_hh_t = w_hh.t().contiguous()
     compiled = loops()
-    for t0, t1 in chunks(steps, batch * hidden, x.element_size()):
+    for t0, t1 in chunks(steps, batch, hidden, x.element_size()):
         xp = projection(x[t0:t1], w_ih, b_ih, b_hh)
         if compiled is not None:
             compiled.rnn_forward_steps(xp, t0, config.batch_sizes or [], h, w_hh_t, y, pre)
@@ -67,7 +67,7 @@ class RNNSequence(torch.autograd.Function):
         dy = dy.contiguous()
         w_hh_c = w_hh.contiguous()
         compiled = loops()
-        for t0, t1 in reversed(chunks(steps, batch * hidden, h0.element_size())):
+        for t0, t1 in reversed(chunks(steps, batch, hidden, h0.element_size())):
             x = x_store.rows(x_kept, t0, t1, dtype)
             h_prev = before(h0, y_store, y_kept, t0, t1, dtype)
             u = pre[t0:t1] if pre is not None else projection(x, w_ih, b_ih, b_hh) + projection(h_prev, w_hh)
