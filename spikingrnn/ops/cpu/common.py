@@ -89,6 +89,15 @@ class GradSums:
         if self.grads[name] is not None:
             self.grads[name].add_(d_pre.sum(dim=(0, 1)))
 
+    def add_chunk(self, x: Tensor, h_prev: Tensor, d_input_pre: Tensor, d_hidden_pre: Tensor | None = None) -> None:
+        """One chunk's ``w_ih``/``b_ih`` gradients from the input-side pre-activation gradients and
+        ``w_hh``/``b_hh`` from the hidden-side ones (the same tensor except in the GRU)."""
+        d_hidden_pre = d_input_pre if d_hidden_pre is None else d_hidden_pre
+        self.add_weight("w_ih", d_input_pre, x)
+        self.add_weight("w_hh", d_hidden_pre, h_prev)
+        self.add_bias("b_ih", d_input_pre)
+        self.add_bias("b_hh", d_hidden_pre)
+
 
 def carried(grad: Tensor | None, like: Tensor) -> Tensor:
     """A writable contiguous copy of an incoming state gradient (zeros when autograd passed ``None``)."""

@@ -135,9 +135,6 @@ class GRUSequence(torch.autograd.Function):
             d_input_pre = torch.cat([d_hidden_pre[:, :, :2 * hidden], d_new], dim=2)
             if dx is not None:
                 dx[t0:t1] = projection(d_input_pre, w_ih.t())
-            sums.add_weight("w_ih", d_input_pre, x)
-            sums.add_weight("w_hh", d_hidden_pre, h_prev)
-            sums.add_bias("b_ih", d_input_pre)
-            sums.add_bias("b_hh", d_hidden_pre)
+            sums.add_chunk(x, h_prev, d_input_pre, d_hidden_pre)
         grads = sums.grads
         return dx, dh_carry, grads["w_ih"], grads["w_hh"], grads["b_ih"], grads["b_hh"], None

@@ -2,8 +2,9 @@
 
 Forward, chunk by chunk: one GEMM for the chunk's input projections, then per step one GEMM and
 one fused pointwise pass (C++ loops, or the same loop in PyTorch). Kept for backward: the input,
-the initial states, ``h`` and ``c`` after each step (bits when they are 0/1), and either the
-pre-activations (default) or, with ``low_memory``, only the gates as bits. Backward, chunk by
+the initial states, ``h`` and ``c`` after each step (``c`` as bits whenever it is 0/1), and either
+the pre-activations (default) or, with ``low_memory``, the gates as bits, with the input and ``h``
+also as bits when they are 0/1. Backward, chunk by
 chunk from the end: take (or recompute with two GEMMs) the pre-activations, evaluate all
 surrogate derivatives at once, run the reverse loop (one fused pass and one GEMM per step), then
 add the weight gradients with one GEMM each.
@@ -195,10 +196,7 @@ class LSTMSequence(torch.autograd.Function):
                                 dh_carry, dc_carry, d_pre, dh_all)
             if dx is not None:
                 dx[t0:t1] = projection(d_pre, w_ih.t())
-            sums.add_weight("w_ih", d_pre, x)
-            sums.add_weight("w_hh", d_pre, h_prev)
-            sums.add_bias("b_ih", d_pre)
-            sums.add_bias("b_hh", d_pre)
+            sums.add_chunk(x, h_prev, d_pre)
             if dh_all is not None:
                 sums.add_weight("w_hr", dh_all, c_after * fired[:, :, 3 * hidden:])
         grads = sums.grads

@@ -83,9 +83,6 @@ class RNNSequence(torch.autograd.Function):
                     torch.mm(du, w_hh_c, out=dh_carry[:n])
             if dx is not None:
                 dx[t0:t1] = projection(d_pre, w_ih.t())
-            sums.add_weight("w_ih", d_pre, x)
-            sums.add_weight("w_hh", d_pre, h_prev)
-            sums.add_bias("b_ih", d_pre)
-            sums.add_bias("b_hh", d_pre)
+            sums.add_chunk(x, h_prev, d_pre)
         grads = sums.grads
         return dx, dh_carry, grads["w_ih"], grads["w_hh"], grads["b_ih"], grads["b_hh"], None
