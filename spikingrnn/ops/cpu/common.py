@@ -74,11 +74,21 @@ def before(first: Tensor, store, stored: Tensor, t0: int, t1: int, dtype: torch.
 
 
 class GradSums:
-    """Weight and bias gradients accumulated chunk by chunk with one GEMM each."""
+    """Weight and bias gradients accumulated chunk by chunk with one GEMM each.
 
-    def __init__(self, needs: dict[str, bool], like: dict[str, Tensor | None]):
-        self.grads = {name: torch.zeros_like(like[name]) if needs[name] and like[name] is not None else None
-                      for name in needs}
+    ``GradSums(ctx, names, params)``: ``names`` are the Function's inputs in order (``"x"`` first),
+    ``params`` the weights by name; ``needs[name]`` says whether autograd asked for that input's
+    gradient; ``grads`` holds zeros to accumulate into (``None`` where not needed).
+    """
+
+    def __init__(self, ctx, names: tuple[str, ...], params: dict[str, Tensor | None]):
+        self.needs = dict(zip(names, ctx.needs_input_grad))
+        self.grads = {name: torch.zeros_like(p) if p is not None and self.needs[name] else None
+                      for name, p in params.items()}
+
+    def input_grad(self, steps: int, batch: int, input_size: int, dtype: torch.dtype) -> Tensor | None:
+        """Storage for the input gradient ``[T, B, I]``, or ``None`` when it is not needed."""
+        return torch.empty(steps, batch, input_size, dtype=dtype) if self.needs["x"] else None
 
     def add_weight(self, name: str, d_pre: Tensor, inputs: Tensor) -> None:
         """``grad += sum_k d_pre[k]^T inputs[k]`` for ``[K, B, G]`` and ``[K, B, F]``."""

@@ -100,9 +100,9 @@ class GRUSequence(torch.autograd.Function):
         x_store, y_store, gate_store = ctx.stores
         dtype = h0.dtype
         steps, (batch, hidden) = gate_bits.shape[0], h0.shape
-        needs = dict(zip(("x", "h0", "w_ih", "w_hh", "b_ih", "b_hh"), ctx.needs_input_grad))
-        sums = GradSums(needs, dict(x=None, h0=None, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh))
-        dx = torch.empty(steps, batch, w_ih.shape[1], dtype=dtype) if needs["x"] else None
+        sums = GradSums(ctx, ("x", "h0", "w_ih", "w_hh", "b_ih", "b_hh"),
+                        dict(w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh))
+        dx = sums.input_grad(steps, batch, w_ih.shape[1], dtype)
         dh_carry = carried(dh_n, h0)
         dy = dy.contiguous()
         w_hh_c = w_hh.contiguous()

@@ -157,9 +157,9 @@ class LSTMSequence(torch.autograd.Function):
         dtype = h0.dtype
         steps, batch = y_kept.shape[0], h0.shape[0]
         hidden = c0.shape[1]
-        needs = dict(zip(("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh", "w_hr"), ctx.needs_input_grad))
-        sums = GradSums(needs, dict(x=None, h0=None, c0=None, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, w_hr=w_hr))
-        dx = torch.empty(steps, batch, w_ih.shape[1], dtype=dtype) if needs["x"] else None
+        sums = GradSums(ctx, ("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh", "w_hr"),
+                        dict(w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, w_hr=w_hr))
+        dx = sums.input_grad(steps, batch, w_ih.shape[1], dtype)
         dh_carry, dc_carry = carried(dh_n, h0), carried(dc_n, c0)
         dy = dy.contiguous()
         w_hh_c = w_hh.contiguous()
