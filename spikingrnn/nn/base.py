@@ -70,10 +70,10 @@ class SpikingRNNBase(nn.Module):
         attach_surrogates(self, surrogate_function1, surrogate_function2)
         self._flat_weights_names: list[str] = []
         self._all_weights: list[list[str]] = []
-        self._create_parameters(torch.nn.parameter.Parameter, {"device": device, "dtype": dtype})
+        self._create_parameters({"device": device, "dtype": dtype})
         self.reset_parameters()
 
-    def _create_parameters(self, parameter, factory_kwargs) -> None:
+    def _create_parameters(self, factory_kwargs) -> None:
         gate_size = GATES_PER_MODE[self.mode] * self.hidden_size
         real_hidden = self.proj_size if self.proj_size > 0 else self.hidden_size
         for layer in range(self.num_layers):
@@ -88,7 +88,7 @@ class SpikingRNNBase(nn.Module):
                 names = []
                 for kind, shape in shapes.items():
                     name = f"{kind}_l{layer}{suffix}"
-                    setattr(self, name, parameter(torch.empty(shape, **factory_kwargs)))
+                    setattr(self, name, nn.Parameter(torch.empty(shape, **factory_kwargs)))
                     names.append(name)
                 self._flat_weights_names.extend(names)
                 self._all_weights.append(names)
