@@ -1,0 +1,111 @@
+"""``TrainConfig``: every setting of :func:`spikingrnn.train.train`, validated on construction."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from ..data.registry import DATASETS
+from ..functional.cells import CELL_STATES
+from ..surrogate import SURROGATES
+
+MODELS = ("lstm", "gru", "rnn")
+READOUTS = ("mean", "last")
+OPTIMIZERS = ("adam", "sgd")
+BACKENDS = ("auto", "reference", "cpu")
+
+# fields that may change when a run is resumed (everything else must match the checkpoint)
+RESUMABLE_CHANGES = ("epochs", "out_dir", "threads", "plots")
+
+
+@dataclass
+class TrainConfig:
+    """Settings of a training run.
+
+    Attributes:
+        task: dataset name of :data:`spikingrnn.data.DATASETS` (e.g. ``"digits_rows"``).
+        model: ``"lstm"``, ``"gru"`` or ``"rnn"`` (SpikingLSTM / SpikingGRU / SpikingRNN).
+        layers: stacked recurrent layers.
+        hidden: hidden size of the encoder and of every recurrent layer.
+        bidirectional: two directions per layer.
+        cell_state: LSTM cell-state rule (``"clamp"``, ``"accumulate"``, ``"spike"``); ignored otherwise.
+        surrogate: surrogate name of :data:`spikingrnn.surrogate.SURROGATES` (e.g. ``"erf"``, ``"atan"``).
+        readout: ``"mean"`` (time-averaged spikes of the last layer) or ``"last"`` (its last step;
+            bidirectional: forward direction at ``T-1`` and reverse direction at ``0``).
+        optimizer: ``"adam"`` or ``"sgd"`` (momentum 0.9).
+        lr: learning rate.
+        epochs: total number of epochs (a resumed run continues up to this number).
+        batch_size: mini-batch size.
+        seed: seeds the initial weights (``torch.manual_seed``), the shuffling generator and the
+            dataset split.
+        threads: ``torch.set_num_threads`` (0 leaves torch's setting alone).
+        out_dir: directory of metrics, checkpoints and plots (created).
+        low_memory: the RNN's ``low_memory`` (recompute pre-activations in backward).
+        limit_train: use only the first ``limit_train`` training samples (0: all).
+        limit_test: use only the first ``limit_test`` test samples (0: all).
+        monitor_samples: test samples on which firing rates and energy are measured each epoch.
+        backend: the RNN's ``backend`` (``"auto"``, ``"reference"``, ``"cpu"``).
+        plots: write the PNG plots at the end (needs matplotlib).
+        data_path: the dataset file for ``shd``/``ssc`` (passed as ``path=``); empty otherwise.
+    """
+
+    task: str = "digits_rows"
+    model: str = "lstm"
+    layers: int = 1
+    hidden: int = 64
+    bidirectional: bool = False
+    cell_state: str = "clamp"
+    surrogate: str = "erf"
+    readout: str = "mean"
+    optimizer: str = "adam"
+    lr: float = 3e-3
+    epochs: int = 10
+    batch_size: int = 64
+    seed: int = 0
+    threads: int = 2
+    out_dir: str = "runs/default"
+    low_memory: bool = False
+    limit_train: int = 0
+    limit_test: int = 0
+    monitor_samples: int = 256
+    backend: str = "auto"
+    plots: bool = True
+    data_path: str = ""
+
+    def __post_init__(self):
+        self._choice("task", tuple(sorted(DATASETS)))
+        self._choice("model", MODELS)
+        self._choice("cell_state", CELL_STATES)
+        self._choice("surrogate", tuple(SURROGATES))
+        self._choice("readout", READOUTS)
+        self._choice("optimizer", OPTIMIZERS)
+        self._choice("backend", BACKENDS)
+        for name, minimum in (("layers", 1), ("hidden", 1), ("epochs", 0), ("batch_size", 1), ("seed", 0),
+                              ("threads", 0), ("limit_train", 0), ("limit_test", 0), ("monitor_samples", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(f"TrainConfig.{name} must be an int >= {minimum}, got {value!r}")
+        for name in ("bidirectional", "low_memory", "plots"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"TrainConfig.{name} must be True or False, got {getattr(self, name)!r}")
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not self.lr > 0:
+            raise ValueError(f"TrainConfig.lr must be a positive number, got {self.lr!r}")
+        self.lr = float(self.lr)
+        if not isinstance(self.data_path, str):
+            raise ValueError(f"TrainConfig.data_path must be a path string, got {self.data_path!r}")
+        if not isinstance(self.out_dir, str) or not self.out_dir:
+            raise ValueError(f"TrainConfig.out_dir must be a non-empty path string, got {self.out_dir!r}")
+
+    def _choice(self, name: str, choices: tuple) -> None:
+        value = getattr(self, name)
+        if value not in choices:
+            raise ValueError(f"TrainConfig.{name} must be one of {', '.join(choices)}; got {value!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"TrainConfig has no field {', '.join(unknown)}")
+        return cls(**values)

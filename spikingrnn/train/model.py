@@ -1,0 +1,51 @@
+"""``build_model``: encoder Linear -> spiking RNN stack -> readout Linear."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..nn.modules import SpikingGRU, SpikingLSTM, SpikingRNN
+from .config import TrainConfig
+
+RNN_CLASSES = {"lstm": SpikingLSTM, "gru": SpikingGRU, "rnn": SpikingRNN}
+
+
+class SpikingClassifier(nn.Module):
+    """``x [T, B, F] -> logits [B, classes]`` (time-major, as :func:`spikingrnn.data.batches` yields).
+
+    ``encoder`` (Linear ``F -> hidden``, real-valued) feeds ``rnn`` (a spiking stack of ``layers``
+    layers); ``readout`` (Linear ``D*hidden -> classes``) reads the time-averaged spikes of the last
+    layer (``readout="mean"``) or its last step (``"last"``; bidirectional: the forward direction
+    at ``T-1`` beside the reverse direction at ``0``, each having seen the whole sequence).
+    """
+
+    def __init__(self, input_size: int, num_classes: int, config: TrainConfig):
+        super().__init__()
+        kwargs = dict(surrogate_function1=config.surrogate, backend=config.backend, low_memory=config.low_memory)
+        if config.model == "lstm":
+            kwargs["cell_state"] = config.cell_state
+        self.readout_mode = config.readout
+        self.encoder = nn.Linear(input_size, config.hidden)
+        self.rnn = RNN_CLASSES[config.model](config.hidden, config.hidden, num_layers=config.layers,
+                                             bidirectional=config.bidirectional, **kwargs)
+        self.readout = nn.Linear(config.hidden * (2 if config.bidirectional else 1), num_classes)
+
+    def spikes(self, x: torch.Tensor) -> torch.Tensor:
+        """Spikes of the last layer, ``[T, B, D*hidden]``."""
+        return self.rnn(self.encoder(x))[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        spikes = self.spikes(x)
+        if self.readout_mode == "mean":
+            features = spikes.mean(dim=0)
+        elif self.rnn.bidirectional:
+            hidden = self.rnn.hidden_size
+            features = torch.cat([spikes[-1, :, :hidden], spikes[0, :, hidden:]], dim=1)
+        else:
+            features = spikes[-1]
+        return self.readout(features)
+
+
+def build_model(config: TrainConfig, input_size: int, num_classes: int) -> SpikingClassifier:
+    """The classifier of ``config`` for ``input_size`` features and ``num_classes`` classes."""
+    return SpikingClassifier(input_size, num_classes, config)

@@ -1,0 +1,183 @@
+"""spikingrnn.train and `spikingrnn train`: config validation, determinism, resume, files, plots, CLI."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from spikingrnn.cli import main
+from spikingrnn.train import TrainConfig, load_training_checkpoint, train
+from spikingrnn.train import checkpoint as checkpoint_module
+
+pytest.importorskip("sklearn")
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def tiny(tmp_path, name="run", **overrides):
+    values = dict(task="digits_rows", model="lstm", hidden=16, epochs=3, batch_size=32, limit_train=128,
+                  limit_test=64, monitor_samples=32, threads=1, plots=False, out_dir=str(tmp_path / name))
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def without_times(history):
+    return [{k: v for k, v in record.items() if not k.endswith("_time")} for record in history]
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("task", "imagenet", "TrainConfig.task must be one of"),
+    ("model", "transformer", "TrainConfig.model must be one of lstm, gru, rnn"),
+    ("hidden", 0, "TrainConfig.hidden must be an int >= 1"),
+    ("layers", 1.5, "TrainConfig.layers must be an int"),
+    ("epochs", -1, "TrainConfig.epochs must be an int >= 0"),
+    ("batch_size", True, "TrainConfig.batch_size must be an int"),
+    ("lr", 0.0, "TrainConfig.lr must be a positive number"),
+    ("readout", "max", "TrainConfig.readout must be one of mean, last"),
+    ("optimizer", "lbfgs", "TrainConfig.optimizer must be one of adam, sgd"),
+    ("surrogate", "nope", "TrainConfig.surrogate must be one of"),
+    ("cell_state", "leaky", "TrainConfig.cell_state must be one of"),
+    ("bidirectional", 1, "TrainConfig.bidirectional must be True or False"),
+    ("out_dir", "", "TrainConfig.out_dir must be a non-empty path"),
+])
+def test_config_validation_names_the_field(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**{field: value})
+
+
+def test_config_round_trip():
+    config = TrainConfig(model="gru", hidden=8)
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="no field bogus"):
+        TrainConfig.from_dict({"bogus": 1})
+
+
+def test_determinism_and_metrics_structure(tmp_path):
+    first = train(tiny(tmp_path, "a", epochs=2))
+    second = train(tiny(tmp_path, "b", epochs=2))
+    assert without_times(first.history) == without_times(second.history)
+    for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()):
+        assert torch.equal(a, b)
+    lines = open(first.metrics_path).read().splitlines()
+    assert len(lines) == 2
+    records = [json.loads(line) for line in lines]
+    assert records == first.history
+    for epoch, record in enumerate(records, start=1):
+        assert record["epoch"] == epoch
+        for key in ("loss", "train_accuracy", "test_loss", "test_accuracy", "epoch_time", "mean_rate",
+                    "energy_ratio"):
+            assert isinstance(record[key], float), key
+        assert 0 <= record["test_accuracy"] <= 1 and record["epoch_time"] > 0
+        assert set(record["firing_rates"]) == {"layer0"}
+        assert set(record["firing_rates"]["layer0"]) == {"i", "f", "g", "o", "h"}
+        assert set(record["per_sample"]) == {"ac", "mac", "dense_mac", "energy_pj", "dense_energy_pj"}
+    assert first.best_test_accuracy == max(r["test_accuracy"] for r in records)
+    assert json.load(open(os.path.join(first.config.out_dir, "config.json")))["hidden"] == 16
+
+
+def test_resume_after_kill_gives_bitwise_equal_weights(tmp_path, monkeypatch):
+    straight = train(tiny(tmp_path, "straight", epochs=3))
+
+    # a run that dies in the middle of epoch 2 (after epoch 1's checkpoint)
+    calls = {"n": 0}
+    step = torch.optim.Adam.step
+
+    def dying_step(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 6:  # 4 batches per epoch: the second batch of epoch 2
+            raise KeyboardInterrupt("killed")
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", dying_step)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(tmp_path, "resumed", epochs=3))
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    out = tmp_path / "resumed"
+    assert load_training_checkpoint(str(out / "checkpoint.pt"))["epoch"] == 1
+    assert len(open(out / "metrics.jsonl").read().splitlines()) == 1
+
+    resumed = train(tiny(tmp_path, "resumed", epochs=3), resume=True)
+    assert resumed.epochs_trained == 2
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert without_times(resumed.history) == without_times(straight.history)
+    assert [json.loads(l)["epoch"] for l in open(out / "metrics.jsonl").read().splitlines()] == [1, 2, 3]
+    saved = load_training_checkpoint(str(out / "checkpoint.pt"))
+    for a, b in zip(saved["model"].values(), straight.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_resume_rejects_a_different_config(tmp_path):
+    train(tiny(tmp_path, "r", epochs=1))
+    with pytest.raises(ValueError, match="hidden: checkpoint 16 vs now 8"):
+        train(tiny(tmp_path, "r", epochs=2, hidden=8), resume=True)
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    config = tiny(tmp_path, "atomic", epochs=2)
+    train(tiny(tmp_path, "atomic", epochs=1))
+    path = tmp_path / "atomic" / "checkpoint.pt"
+    before = path.read_bytes()
+    real_save = torch.save
+
+    def failing_save(obj, handle, *args, **kwargs):
+        handle.write(b"partial garbage")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        train(config, resume=True)
+    monkeypatch.setattr(checkpoint_module.torch, "save", real_save)
+    assert path.read_bytes() == before
+    assert load_training_checkpoint(str(path))["epoch"] == 1
+    assert not [name for name in os.listdir(tmp_path / "atomic") if name.endswith(".tmp")]
+
+
+def test_best_model_and_plots(tmp_path):
+    from spikingrnn.io import load_checkpoint
+
+    result = train(tiny(tmp_path, "plots", epochs=2, model="gru", layers=2, bidirectional=True,
+                        readout="last", optimizer="sgd", lr=0.05, plots=True))
+    names = sorted(os.path.basename(p) for p in result.plots)
+    assert names == ["curves.png", "firing_rates.png", "raster.png"]
+    for path in result.plots:
+        data = open(path, "rb").read()
+        assert data.startswith(PNG) and len(data) > 1000
+    tensors, metadata = load_checkpoint(result.best_path)
+    assert metadata["user"]["epoch"] == result.best_epoch
+    assert metadata["user"]["test_accuracy"] == result.best_test_accuracy
+    assert set(result.history[-1]["firing_rates"]) == {"layer0", "layer1"}
+    assert set(tensors) == set(result.model.state_dict())
+
+
+def test_rnn_model_trains(tmp_path):
+    result = train(tiny(tmp_path, "rnn", model="rnn", epochs=1, surrogate="atan", low_memory=True))
+    assert set(result.history[0]["firing_rates"]["layer0"]) == {"h"}
+
+
+def test_cli_train_and_resume(tmp_path, capsys):
+    out = tmp_path / "cli"
+    args = ["train", "--task", "digits_rows", "--model", "lstm", "--hidden", "16", "--limit-train", "64",
+            "--limit-test", "32", "--monitor-samples", "16", "--threads", "1", "--out", str(out)]
+    assert main(args + ["--epochs", "1", "--no-plots"]) == 0
+    assert main(args + ["--epochs", "2", "--resume"]) == 0
+    text = capsys.readouterr()
+    printed = text.out + text.err
+    assert "epoch   1/1" in printed and "epoch   2/2" in printed
+    assert "final test accuracy" in printed and "metrics:" in printed and "plots:" in printed
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+    assert (out / "curves.png").read_bytes().startswith(PNG)
+
+
+def test_cli_rejects_bad_values():
+    with pytest.raises(SystemExit, match="TrainConfig.model must be one of"):
+        main(["train", "--model", "cnn"])
+
+
+def test_cli_subprocess_help():
+    result = subprocess.run([sys.executable, "-m", "spikingrnn", "train", "--help"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0 and "--resume" in result.stdout and "--out" in result.stdout
