@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import logging
 
+import torch
+
 from . import cpu
+from . import triton as _triton_backend  # imports triton itself only when used
 from .reference import reference_rnn
 
 logger = logging.getLogger("spikingrnn")
@@ -17,8 +20,12 @@ logger = logging.getLogger("spikingrnn")
 BACKENDS = {
     "reference": (reference_rnn, lambda device, dtype, surrogates: None),
     "cpu": (cpu.cpu_rnn, cpu.unsupported_reason),
+    "triton": (_triton_backend.triton_rnn, _triton_backend.unsupported_reason),
 }
-AUTO_ORDER = ("cpu", "reference")
+AUTO_ORDER = ("triton", "cpu", "reference")
+# backends that "auto" considers only on these device types: Triton's CPU interpreter
+# (TRITON_INTERPRET=1) is a testing tool, never an automatic choice
+AUTO_DEVICE_TYPES = {"triton": ("cuda",)}
 BACKEND_CHOICES = ("auto", *BACKENDS)
 
 
@@ -40,6 +47,9 @@ def resolve(backend: str, device, dtype, surrogate_pairs: list[tuple]):
         return run
     for name in AUTO_ORDER:
         run, unsupported = BACKENDS[name]
+        allowed = AUTO_DEVICE_TYPES.get(name)
+        if allowed is not None and torch.device(device).type not in allowed:
+            continue
         reason = unsupported(device, dtype, surrogates)
         if reason is None:
             return run

@@ -1,0 +1,169 @@
+"""The ``triton`` backend (design v0: torch GEMMs + one fused Triton pointwise kernel per step).
+
+Same contract as :func:`spikingrnn.ops.reference.reference_rnn`, built on the shared
+:func:`~spikingrnn.ops.reference.run_stack` driver, one autograd Function per layer and direction
+with hand-written BPTT (see :mod:`spikingrnn.ops.triton.lstm`).
+
+Runs on CUDA tensors (float32, bfloat16, float16), or on CPU float32 tensors under the Triton
+interpreter (``TRITON_INTERPRET=1`` set before this package's kernels are first imported; slow,
+for tests). Surrogates must be built-in :mod:`spikingrnn.surrogate` classes (exactly, not
+subclasses) in spiking mode: their derivative formulas are compiled into the kernels.
+
+Supports the LSTM (every ``cell_state``, ``proj_size``), GRU and vanilla RNN, packed sequences,
+both directions and dropout (done by ``run_stack``). ``low_memory`` is ignored: the
+pre-activations are always kept. No persistent kernel yet: every step launches one GEMM and one
+Triton kernel. Nothing here imports ``triton`` until it is needed, so ``import spikingrnn`` works
+without it.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from ...surrogate import ATan, Erf, PiecewiseExp, PiecewiseQuadratic, Rect, Sigmoid, SoftSign, SuperSpike
+from ..reference import run_stack
+from ..spec import RNNSpec
+
+__all__ = ["triton_rnn", "unsupported_reason", "load_kernels", "kernels_interpreted", "BUILTIN_SURROGATES"]
+
+BUILTIN_SURROGATES = (Erf, Sigmoid, ATan, PiecewiseQuadratic, PiecewiseExp, SoftSign, SuperSpike, Rect)
+CUDA_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def _interpret_env() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
+
+
+@functools.lru_cache(maxsize=1)
+def _triton_missing() -> str | None:
+    """Why ``import triton`` fails, or ``None``; cached (``backend="auto"`` asks on every call)."""
+    try:
+        import triton  # noqa: F401
+    except Exception as error:  # ImportError, or a broken install
+        return f"triton is not importable ({type(error).__name__}: {error})"
+    return None
+
+
+_KERNEL_MODULES = {"kernels": "surrogate_derivative", "lstm": "_lstm_forward_step", "gru": "_gru_forward_step",
+                   "rnn": "_rnn_forward_step"}
+
+
+def load_kernels():
+    """Import every kernel module now (Triton picks interpreter or GPU compilation at this point)."""
+    from . import gru, kernels, lstm, rnn  # noqa: F401
+
+
+def kernels_interpreted() -> bool | None:
+    """Whether the imported kernels are Triton-interpreter functions: ``None`` when none is imported
+    yet, ``False`` when any was built for the GPU."""
+    import sys
+    loaded = [getattr(sys.modules[f"{__name__}.{name}"], kernel) for name, kernel in _KERNEL_MODULES.items()
+              if f"{__name__}.{name}" in sys.modules]
+    if not loaded:
+        return None
+    from triton.runtime.interpreter import InterpretedFunction
+    return all(isinstance(k, InterpretedFunction) for k in loaded)
+
+
+def unsupported_reason(device: torch.device, dtype: torch.dtype, surrogates) -> str | None:
+    """Why the triton backend cannot run this case, or ``None`` when it can."""
+    missing = _triton_missing()
+    if missing is not None:
+        return missing
+    kind = torch.device(device).type
+    if kind == "cuda":
+        if dtype not in CUDA_DTYPES:
+            return f"on CUDA it supports float32, bfloat16 and float16, got {dtype}"
+        interpreted = kernels_interpreted()
+        if interpreted or (interpreted is None and _interpret_env()):
+            return "its kernels are built for the Triton interpreter (TRITON_INTERPRET=1), not for CUDA"
+    elif kind == "cpu":
+        if not _interpret_env():
+            return "it runs on CUDA tensors; CPU tensors only under the Triton interpreter (TRITON_INTERPRET=1)"
+        if kernels_interpreted() is False:
+            return ("TRITON_INTERPRET=1 was set after its kernels were built for the GPU "
+                    "(set it before spikingrnn.ops.triton's kernel modules are first imported)")
+        if dtype != torch.float32:
+            return f"under the Triton interpreter it supports float32 only, got {dtype}"
+    else:
+        return f"it runs on CUDA tensors (or CPU under TRITON_INTERPRET=1), got device {device}"
+    for spike in surrogates:
+        name = type(spike).__name__
+        if type(spike) not in BUILTIN_SURROGATES:
+            builtins = ", ".join(c.__name__ for c in BUILTIN_SURROGATES)
+            return (f"surrogate {name} is not a built-in spikingrnn surrogate ({builtins}): "
+                    "its derivative is compiled into the kernels")
+        if not spike.spiking:
+            return f"surrogate {name} has spiking=False (smooth mode)"
+    return None
+
+
+class TritonConfig(NamedTuple):
+    """Static arguments of one (layer, direction) Function; ``kind*`` are surrogate ids of the kernels."""
+
+    batch_sizes: list[int] | None
+    kind1: int
+    alpha1: float
+    kind2: int
+    alpha2: float
+    cell_state: str
+    threshold: float
+    save: bool
+
+
+def _batch_sizes(lengths: Tensor | None, steps: int) -> list[int] | None:
+    if lengths is None:
+        return None
+    lengths = lengths.cpu()
+    if bool((lengths[1:] > lengths[:-1]).any()):
+        raise ValueError("triton backend: lengths must be sorted in decreasing order (as packed sequences are)")
+    return (lengths.unsqueeze(0) > torch.arange(steps).unsqueeze(1)).sum(1).tolist()
+
+
+def _reverse_each(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """Reverse every row of ``x [T, B, F]`` within its own length (padding stays in place)."""
+    if lengths is None:
+        return x.flip(0)
+    lengths = lengths.cpu()
+    steps = torch.arange(x.shape[0]).unsqueeze(1)
+    index = torch.where(steps < lengths, lengths - 1 - steps, steps).to(x.device)
+    return x.gather(0, index.unsqueeze(2).expand_as(x))
+
+
+def triton_rnn(x: Tensor, states: tuple[Tensor, ...], weights: list[tuple], spec: RNNSpec, surrogates: list[tuple],
+               *, lengths: Tensor | None = None, training: bool = False) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """Run the stack; returns ``(output [T, B, D*H_out], final states [L*D, B, *] each)``."""
+    load_kernels()
+    from .gru import GRUSequence
+    from .kernels import surrogate_id
+    from .lstm import LSTMSequence
+    from .rnn import RNNSequence
+
+    batch_sizes = _batch_sizes(lengths, x.shape[0])
+    save = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (x, *states, *(w for ws in weights for w in ws)))
+
+    def run_cell(k, y, state, reverse):
+        first, second = surrogates[k]
+        config = TritonConfig(batch_sizes, surrogate_id(first), first.alpha, surrogate_id(second), second.alpha,
+                              spec.cell_state, spec.cell_threshold, save)
+        if reverse:
+            y = _reverse_each(y, lengths)
+        y = y.contiguous()
+        w_ih, w_hh, b_ih, b_hh, w_hr = weights[k]
+        if spec.mode == "LSTM":
+            out, h, c = LSTMSequence.apply(y, state[0], state[1], w_ih, w_hh, b_ih, b_hh, w_hr, config)
+            state = (h, c)
+        else:
+            function = GRUSequence if spec.mode == "GRU" else RNNSequence
+            out, h = function.apply(y, state[0], w_ih, w_hh, b_ih, b_hh, config)
+            state = (h,)
+        if reverse:
+            out = _reverse_each(out, lengths)
+        return out, state
+
+    return run_stack(x, states, spec, training, run_cell)

@@ -1,0 +1,157 @@
+"""Spiking GRU over a whole sequence on Triton (one layer, one direction), design v0.
+
+``r = Θ(x_r + h_r)``, ``z = Θ(x_z + h_z)``, ``n = Θ(x_n + r * h_n)``, ``h' = (1 - z) * n + z * h`` with
+``x_* = x W_i*^T + b_i*`` (one torch GEMM for all steps) and ``h_* = h W_h*^T + b_h*`` (``torch.addmm``
+per step); one Triton kernel per step does the pointwise work. Kept for backward: the input-side
+and hidden-side projections ``[T, B, 3H]`` and the outputs. Backward per step: one Triton kernel
+gives the input-side and hidden-side pre-activation gradients and the direct ``z * dh`` part of the
+carried ``dh``, one torch GEMM adds the recurrent part; weight gradients are torch GEMMs after the loop.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from .kernels import BLOCK, grid, rows, surrogate_derivative
+
+
+@triton.jit
+def _gru_forward_step(xp_ptr, hp_ptr, h_ptr, y_ptr, n_elem, H, BLOCK: tl.constexpr):
+    e = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = e < n_elem
+    row = e // H
+    base = row * (3 * H) + (e - row * H)
+    x_r = tl.load(xp_ptr + base, mask=mask, other=0.0).to(tl.float32)
+    x_z = tl.load(xp_ptr + base + H, mask=mask, other=0.0).to(tl.float32)
+    x_n = tl.load(xp_ptr + base + 2 * H, mask=mask, other=0.0).to(tl.float32)
+    h_r = tl.load(hp_ptr + base, mask=mask, other=0.0).to(tl.float32)
+    h_z = tl.load(hp_ptr + base + H, mask=mask, other=0.0).to(tl.float32)
+    h_n = tl.load(hp_ptr + base + 2 * H, mask=mask, other=0.0).to(tl.float32)
+    h = tl.load(h_ptr + e, mask=mask, other=0.0).to(tl.float32)
+    r = tl.where(x_r + h_r >= 0, 1.0, 0.0)
+    z = tl.where(x_z + h_z >= 0, 1.0, 0.0)
+    n = tl.where(x_n + r * h_n >= 0, 1.0, 0.0)
+    h = (1.0 - z) * n + z * h
+    tl.store(h_ptr + e, h.to(h_ptr.dtype.element_ty), mask=mask)
+    tl.store(y_ptr + e, h.to(y_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _gru_backward_step(xp_ptr, hp_ptr, h_prev_ptr, dh_ptr, dy_ptr, dx_pre_ptr, dh_pre_ptr, n_elem, H,
+                       alpha1, alpha2, KIND1: tl.constexpr, KIND2: tl.constexpr, BLOCK: tl.constexpr):
+    e = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = e < n_elem
+    row = e // H
+    base = row * (3 * H) + (e - row * H)
+    x_r = tl.load(xp_ptr + base, mask=mask, other=0.0).to(tl.float32)
+    x_z = tl.load(xp_ptr + base + H, mask=mask, other=0.0).to(tl.float32)
+    x_n = tl.load(xp_ptr + base + 2 * H, mask=mask, other=0.0).to(tl.float32)
+    h_r = tl.load(hp_ptr + base, mask=mask, other=0.0).to(tl.float32)
+    h_z = tl.load(hp_ptr + base + H, mask=mask, other=0.0).to(tl.float32)
+    h_n = tl.load(hp_ptr + base + 2 * H, mask=mask, other=0.0).to(tl.float32)
+    h_prev = tl.load(h_prev_ptr + e, mask=mask, other=0.0).to(tl.float32)
+    dh = tl.load(dh_ptr + e, mask=mask, other=0.0).to(tl.float32) + tl.load(dy_ptr + e, mask=mask, other=0.0).to(
+        tl.float32)
+    u_r = x_r + h_r
+    u_z = x_z + h_z
+    r = tl.where(u_r >= 0, 1.0, 0.0)
+    z = tl.where(u_z >= 0, 1.0, 0.0)
+    u_n = x_n + r * h_n
+    n = tl.where(u_n >= 0, 1.0, 0.0)
+    d_n = dh * (1.0 - z) * surrogate_derivative(u_n, alpha2, KIND2)
+    d_z = dh * (h_prev - n) * surrogate_derivative(u_z, alpha1, KIND1)
+    d_r = d_n * h_n * surrogate_derivative(u_r, alpha1, KIND1)
+    ty = dx_pre_ptr.dtype.element_ty
+    tl.store(dx_pre_ptr + base, d_r.to(ty), mask=mask)
+    tl.store(dx_pre_ptr + base + H, d_z.to(ty), mask=mask)
+    tl.store(dx_pre_ptr + base + 2 * H, d_n.to(ty), mask=mask)
+    tl.store(dh_pre_ptr + base, d_r.to(ty), mask=mask)
+    tl.store(dh_pre_ptr + base + H, d_z.to(ty), mask=mask)
+    tl.store(dh_pre_ptr + base + 2 * H, (d_n * r).to(ty), mask=mask)
+    tl.store(dh_ptr + e, (dh * z).to(dh_ptr.dtype.element_ty), mask=mask)
+
+
+def _linear(x, weight, bias):
+    flat = x.reshape(-1, x.shape[-1])
+    out = torch.mm(flat, weight.t()) if bias is None else torch.addmm(bias, flat, weight.t())
+    return out.view(*x.shape[:-1], weight.shape[0])
+
+
+def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config):
+    """Returns ``(y [T, B, H], h_n, xp, hp)``; ``hp`` (hidden-side projections) is ``None`` unless ``config.save``."""
+    steps, batch, _ = x.shape
+    hidden = h0.shape[1]
+    bs = config.batch_sizes
+    new = torch.empty if bs is None else torch.zeros
+    like = dict(dtype=x.dtype, device=x.device)
+    xp = _linear(x, w_ih, b_ih)
+    y = new(steps, batch, hidden, **like)
+    h = h0.contiguous().clone()
+    hp_all = new(steps, batch, 3 * hidden, **like) if config.save else None
+    scratch = None if config.save else torch.empty(batch, 3 * hidden, **like)
+    w_hh_t = w_hh.t()
+    for t in range(steps):
+        n = rows(bs, t, batch)
+        if n == 0:
+            continue
+        hp = hp_all[t, :n] if hp_all is not None else scratch[:n]
+        if b_hh is None:
+            torch.mm(h[:n], w_hh_t, out=hp)
+        else:
+            torch.addmm(b_hh, h[:n], w_hh_t, out=hp)
+        _gru_forward_step[grid(n * hidden)](xp[t, :n], hp, h, y[t, :n], n * hidden, hidden, BLOCK=BLOCK)
+    return y, h, xp, hp_all
+
+
+def gru_backward(saved, dy, dh_n, needs, config):
+    """Gradients ``(dx, dh0, dw_ih, dw_hh, db_ih, db_hh)`` (``None`` where not needed)."""
+    x, h0, w_ih, w_hh, b_ih, b_hh, y, xp, hp_all = saved
+    steps, batch, _ = x.shape
+    hidden = h0.shape[1]
+    bs = config.batch_sizes
+    new = torch.empty if bs is None else torch.zeros
+    like = dict(dtype=x.dtype, device=x.device)
+    dx_pre = new(steps, batch, 3 * hidden, **like)
+    dh_pre = new(steps, batch, 3 * hidden, **like)
+    dh = dh_n.contiguous().clone() if dh_n is not None else torch.zeros_like(h0).contiguous()
+    dy = torch.zeros_like(y) if dy is None else dy.contiguous()
+    w_hh_c = w_hh.contiguous()
+    h0_c = h0.contiguous()
+    for t in range(steps - 1, -1, -1):
+        n = rows(bs, t, batch)
+        if n == 0:
+            continue
+        h_prev = h0_c[:n] if t == 0 else y[t - 1, :n]
+        _gru_backward_step[grid(n * hidden)](xp[t, :n], hp_all[t, :n], h_prev, dh, dy[t, :n], dx_pre[t, :n],
+                                             dh_pre[t, :n], n * hidden, hidden, float(config.alpha1),
+                                             float(config.alpha2), KIND1=config.kind1, KIND2=config.kind2,
+                                             BLOCK=BLOCK)
+        dh[:n].addmm_(dh_pre[t, :n], w_hh_c)
+    flat_x = dx_pre.view(-1, 3 * hidden)
+    flat_h = dh_pre.view(-1, 3 * hidden)
+    dx = torch.mm(flat_x, w_ih).view(steps, batch, w_ih.shape[1]) if needs[0] else None
+    dw_ih = torch.mm(flat_x.t(), x.reshape(-1, x.shape[2])) if needs[2] else None
+    dw_hh = None
+    if needs[3]:
+        h_prev = torch.cat([h0.unsqueeze(0), y[:-1]])  # rows past their length meet zero gradients
+        dw_hh = torch.mm(flat_h.t(), h_prev.reshape(-1, hidden))
+    db_ih = flat_x.sum(0) if needs[4] and b_ih is not None else None
+    db_hh = flat_h.sum(0) if needs[5] and b_hh is not None else None
+    return dx, dh if needs[1] else None, dw_ih, dw_hh, db_ih, db_hh
+
+
+class GRUSequence(torch.autograd.Function):
+    """``(x [T, B, I], h0 [B, H], w_ih, w_hh, b_ih, b_hh, config) -> (y [T, B, H], h_n)``."""
+
+    @staticmethod
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, config):
+        y, h_n, xp, hp_all = gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config)
+        if config.save:
+            ctx.config = config
+            ctx.save_for_backward(x, h0, w_ih, w_hh, b_ih, b_hh, y, xp, hp_all)
+        return y, h_n
+
+    @staticmethod
+    def backward(ctx, dy, dh_n):
+        return (*gru_backward(ctx.saved_tensors, dy, dh_n, ctx.needs_input_grad, ctx.config), None)

@@ -1,0 +1,52 @@
+"""Triton pieces shared by the cells: surrogate derivatives selected by a constexpr id, launch helpers."""
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from ...surrogate import ATan, Erf, PiecewiseExp, PiecewiseQuadratic, Rect, Sigmoid, SoftSign, SuperSpike
+
+# exact classes only: a subclass may override ``derivative``
+SURROGATE_IDS = {Erf: 0, Sigmoid: 1, ATan: 2, PiecewiseQuadratic: 3, PiecewiseExp: 4, SoftSign: 5, SuperSpike: 6,
+                 Rect: 7}
+BLOCK = 256
+
+
+def surrogate_id(spike) -> int:
+    return SURROGATE_IDS[type(spike)]
+
+
+def grid(count: int):
+    return (triton.cdiv(max(count, 1), BLOCK),)
+
+
+@triton.jit
+def surrogate_derivative(x, alpha, KIND: tl.constexpr):
+    """``derivative(x, alpha)`` of the built-in surrogate ``KIND`` (same formulas as spikingrnn.surrogate), fp32."""
+    if KIND == 0:  # Erf
+        ax = alpha * x
+        d = tl.exp(-(ax * ax)) * (alpha * 0.5641895835477563)  # 1/sqrt(pi)
+    elif KIND == 1:  # Sigmoid
+        s = 1.0 / (1.0 + tl.exp(-(alpha * x)))
+        d = s * (1.0 - s) * alpha
+    elif KIND == 2:  # ATan
+        v = 1.5707963267948966 * alpha * x
+        d = (alpha * 0.5) / (1.0 + v * v)
+    elif KIND == 3:  # PiecewiseQuadratic
+        d = tl.maximum(alpha - alpha * alpha * tl.abs(x), 0.0)
+    elif KIND == 4:  # PiecewiseExp
+        d = (alpha * 0.5) * tl.exp(-alpha * tl.abs(x))
+    elif KIND == 5:  # SoftSign
+        v = 1.0 / alpha + tl.abs(x)
+        d = 1.0 / (2.0 * alpha * v * v)
+    elif KIND == 6:  # SuperSpike
+        v = 1.0 + tl.abs(x)
+        d = alpha / (v * v)
+    else:  # Rect
+        d = tl.where(tl.abs(x) < 0.5 / alpha, alpha, 0.0)
+    return d
+
+
+def rows(batch_sizes, t: int, batch: int) -> int:
+    """Rows valid at step ``t`` (the leading rows of a packed batch)."""
+    return batch if batch_sizes is None else batch_sizes[t]

@@ -1,0 +1,183 @@
+"""Spiking LSTM over a whole sequence on Triton (one layer, one direction), design v0.
+
+"GEMM + fused pointwise": the input projections of all steps are one torch GEMM; per step the
+recurrent GEMM is ``torch.addmm`` (written straight into the saved pre-activations) and ONE Triton
+kernel does the step's pointwise work (gates ``u >= 0``, the ``cell_state`` rule, ``m = o * c``).
+With ``proj_size`` the projection ``h = m W_hr^T`` is a torch GEMM. Kept for backward: the
+pre-activations ``[T, B, 4H]``, ``c`` after every step, the output and (with ``proj_size``) ``m``.
+Backward per step, from the end: one Triton kernel turns the saved pre-activations into the
+pre-activation gradients (surrogate derivative selected by a constexpr id) and the carried cell
+gradient, then one torch GEMM gives the carried ``dh``; the weight gradients are single large
+torch GEMMs after the loop. ``low_memory`` is not implemented here (pre-activations are always kept).
+Kernels are kernel -> launcher -> autograd.Function, in that order.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from .kernels import BLOCK, grid, rows, surrogate_derivative
+
+CELL_MODES = {"clamp": 0, "accumulate": 1, "spike": 2}
+
+
+@triton.jit
+def _lstm_forward_step(u_ptr, c_ptr, c_out_ptr, m_out_ptr, n_elem, H, threshold,
+                       CELL: tl.constexpr, BLOCK: tl.constexpr):
+    """Rows ``[0, n)`` of one step: ``u [n, 4H]`` -> ``c`` (in place, and copied to ``c_out``), ``m = o * c``."""
+    e = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = e < n_elem
+    row = e // H
+    base = row * (4 * H) + (e - row * H)
+    i = tl.where(tl.load(u_ptr + base, mask=mask, other=0.0).to(tl.float32) >= 0, 1.0, 0.0)
+    f = tl.where(tl.load(u_ptr + base + H, mask=mask, other=0.0).to(tl.float32) >= 0, 1.0, 0.0)
+    g = tl.where(tl.load(u_ptr + base + 2 * H, mask=mask, other=0.0).to(tl.float32) >= 0, 1.0, 0.0)
+    o = tl.where(tl.load(u_ptr + base + 3 * H, mask=mask, other=0.0).to(tl.float32) >= 0, 1.0, 0.0)
+    c = tl.load(c_ptr + e, mask=mask, other=0.0).to(tl.float32)
+    c = c * f + i * g
+    if CELL == 0:
+        c = tl.minimum(c, 1.0)
+    elif CELL == 2:
+        c = tl.where(c - threshold >= 0, 1.0, 0.0)
+    tl.store(c_ptr + e, c.to(c_ptr.dtype.element_ty), mask=mask)
+    tl.store(c_out_ptr + e, c.to(c_out_ptr.dtype.element_ty), mask=mask)
+    tl.store(m_out_ptr + e, (c * o).to(m_out_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _lstm_backward_step(u_ptr, c_prev_ptr, c_after_ptr, dm_ptr, dc_ptr, d_pre_ptr, n_elem, H, threshold,
+                        alpha1, alpha2, CELL: tl.constexpr, KIND1: tl.constexpr, KIND2: tl.constexpr,
+                        BLOCK: tl.constexpr):
+    """Rows ``[0, n)`` of one step backward: ``d_pre [n, 4H]`` and the carried ``dc`` (in place) from the
+    saved ``u``, ``c`` before/after, ``dm = dL/d(o*c)`` and the incoming ``dc``."""
+    e = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = e < n_elem
+    row = e // H
+    base = row * (4 * H) + (e - row * H)
+    u_i = tl.load(u_ptr + base, mask=mask, other=0.0).to(tl.float32)
+    u_f = tl.load(u_ptr + base + H, mask=mask, other=0.0).to(tl.float32)
+    u_g = tl.load(u_ptr + base + 2 * H, mask=mask, other=0.0).to(tl.float32)
+    u_o = tl.load(u_ptr + base + 3 * H, mask=mask, other=0.0).to(tl.float32)
+    i = tl.where(u_i >= 0, 1.0, 0.0)
+    f = tl.where(u_f >= 0, 1.0, 0.0)
+    g = tl.where(u_g >= 0, 1.0, 0.0)
+    o = tl.where(u_o >= 0, 1.0, 0.0)
+    c_prev = tl.load(c_prev_ptr + e, mask=mask, other=0.0).to(tl.float32)
+    c_after = tl.load(c_after_ptr + e, mask=mask, other=0.0).to(tl.float32)
+    dm = tl.load(dm_ptr + e, mask=mask, other=0.0).to(tl.float32)
+    dc = tl.load(dc_ptr + e, mask=mask, other=0.0).to(tl.float32) + dm * o
+    if CELL == 2:  # c = spike(f*c_prev + i*g - threshold); clamp passes straight through
+        dc = dc * surrogate_derivative(c_prev * f + i * g - threshold, alpha1, KIND1)
+    d_i = dc * g * surrogate_derivative(u_i, alpha1, KIND1)
+    d_f = dc * c_prev * surrogate_derivative(u_f, alpha1, KIND1)
+    d_g = dc * i * surrogate_derivative(u_g, alpha2, KIND2)
+    d_o = dm * c_after * surrogate_derivative(u_o, alpha1, KIND1)
+    ty = d_pre_ptr.dtype.element_ty
+    tl.store(d_pre_ptr + base, d_i.to(ty), mask=mask)
+    tl.store(d_pre_ptr + base + H, d_f.to(ty), mask=mask)
+    tl.store(d_pre_ptr + base + 2 * H, d_g.to(ty), mask=mask)
+    tl.store(d_pre_ptr + base + 3 * H, d_o.to(ty), mask=mask)
+    tl.store(dc_ptr + e, (dc * f).to(dc_ptr.dtype.element_ty), mask=mask)
+
+
+def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, config):
+    """Returns ``(y [T, B, P], h_n, c_n, pre, c_all, m_all)``; ``pre`` and ``c_all`` are ``None`` unless
+    ``config.save``, ``m_all`` (``o * c`` before the projection) unless ``w_hr`` is given."""
+    steps, batch, _ = x.shape
+    hidden = c0.shape[1]
+    bs = config.batch_sizes
+    new = torch.empty if bs is None else torch.zeros  # rows past their length must read as zero
+    like = dict(dtype=x.dtype, device=x.device)
+    bias = b_ih if b_hh is None else (b_hh if b_ih is None else b_ih + b_hh)
+    flat = x.reshape(-1, x.shape[2])
+    xp = torch.mm(flat, w_ih.t()) if bias is None else torch.addmm(bias, flat, w_ih.t())
+    xp = xp.view(steps, batch, w_ih.shape[0])
+    y = new(steps, batch, h0.shape[1], **like)
+    h, c = h0.contiguous().clone(), c0.contiguous().clone()
+    pre = new(steps, batch, 4 * hidden, **like) if config.save else None
+    c_all = new(steps, batch, hidden, **like) if config.save else None
+    m_all = new(steps, batch, hidden, **like) if w_hr is not None else None
+    scratch = None if config.save else torch.empty(batch, 4 * hidden, **like)
+    w_hh_t = w_hh.t()
+    w_hr_t = None if w_hr is None else w_hr.t()
+    for t in range(steps):
+        n = rows(bs, t, batch)
+        if n == 0:
+            continue
+        u = pre[t, :n] if pre is not None else scratch[:n]
+        torch.addmm(xp[t, :n], h[:n], w_hh_t, out=u)
+        c_out = c_all[t, :n] if c_all is not None else c[:n]
+        m = m_all[t, :n] if m_all is not None else y[t, :n]
+        _lstm_forward_step[grid(n * hidden)](u, c, c_out, m, n * hidden, hidden, float(config.threshold),
+                                             CELL=CELL_MODES[config.cell_state], BLOCK=BLOCK)
+        if w_hr_t is not None:
+            torch.mm(m, w_hr_t, out=y[t, :n])
+        h[:n] = y[t, :n]
+    return y, h, c, pre, c_all, m_all
+
+
+def lstm_backward(saved, dy, dh_n, dc_n, needs, config):
+    """Gradients ``(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr)`` (``None`` where not needed)."""
+    x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, y, pre, c_all, m_all = saved
+    steps, batch, _ = x.shape
+    hidden = c0.shape[1]
+    bs = config.batch_sizes
+    like = dict(dtype=x.dtype, device=x.device)
+    new = torch.empty if bs is None else torch.zeros
+    d_pre = new(steps, batch, 4 * hidden, **like)
+    dh = dh_n.contiguous().clone() if dh_n is not None else torch.zeros_like(h0).contiguous()
+    dc = dc_n.contiguous().clone() if dc_n is not None else torch.zeros_like(c0).contiguous()
+    dy = torch.zeros_like(y) if dy is None else dy.contiguous()
+    dh_all = torch.zeros(steps, batch, h0.shape[1], **like) if w_hr is not None else None
+    w_hh_c = w_hh.contiguous()
+    c0_c = c0.contiguous()
+    for t in range(steps - 1, -1, -1):
+        n = rows(bs, t, batch)
+        if n == 0:
+            continue
+        dh_t = dh[:n].add_(dy[t, :n])
+        if w_hr is not None:
+            dh_all[t, :n] = dh_t
+            dm = torch.mm(dh_t, w_hr)
+        else:
+            dm = dh_t
+        c_prev = c0_c[:n] if t == 0 else c_all[t - 1, :n]
+        _lstm_backward_step[grid(n * hidden)](pre[t, :n], c_prev, c_all[t, :n], dm, dc, d_pre[t, :n], n * hidden,
+                                              hidden, float(config.threshold), float(config.alpha1),
+                                              float(config.alpha2), CELL=CELL_MODES[config.cell_state],
+                                              KIND1=config.kind1, KIND2=config.kind2, BLOCK=BLOCK)
+        torch.mm(d_pre[t, :n], w_hh_c, out=dh[:n])
+    flat = d_pre.view(-1, 4 * hidden)
+    dx = torch.mm(flat, w_ih).view(steps, batch, w_ih.shape[1]) if needs[0] else None
+    dw_ih = torch.mm(flat.t(), x.reshape(-1, x.shape[2])) if needs[3] else None
+    dw_hh = None
+    if needs[4]:
+        h_prev = torch.cat([h0.unsqueeze(0), y[:-1]])  # rows past their length meet d_pre == 0
+        dw_hh = torch.mm(flat.t(), h_prev.reshape(-1, h0.shape[1]))
+    db = flat.sum(0) if (needs[5] and b_ih is not None) or (needs[6] and b_hh is not None) else None
+    dw_hr = None
+    if w_hr is not None and needs[7]:
+        dw_hr = torch.mm(dh_all.view(-1, h0.shape[1]).t(), m_all.view(-1, hidden))
+    return (dx, dh if needs[1] else None, dc if needs[2] else None, dw_ih, dw_hh,
+            db if needs[5] and b_ih is not None else None, db if needs[6] and b_hh is not None else None, dw_hr)
+
+
+class LSTMSequence(torch.autograd.Function):
+    """``(x [T, B, I], h0 [B, P], c0 [B, H], w_ih, w_hh, b_ih, b_hh, w_hr, config) -> (y [T, B, P], h_n, c_n)``.
+
+    Rows past their length keep their state and output zeros.
+    """
+
+    @staticmethod
+    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, config):
+        y, h_n, c_n, pre, c_all, m_all = lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, config)
+        if config.save:
+            ctx.config = config
+            ctx.save_for_backward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, y, pre, c_all, m_all)
+        return y, h_n, c_n
+
+    @staticmethod
+    def backward(ctx, dy, dh_n, dc_n):
+        grads = lstm_backward(ctx.saved_tensors, dy, dh_n, dc_n, ctx.needs_input_grad, ctx.config)
+        return (*grads, None)

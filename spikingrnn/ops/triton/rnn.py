@@ -1,0 +1,105 @@
+"""Spiking vanilla RNN over a whole sequence on Triton (one layer, one direction), design v0.
+
+``h' = Θ(u)``, ``u = x W_ih^T + b_ih + h W_hh^T + b_hh``: the input projections are one torch GEMM,
+per step ``torch.addmm`` writes ``u`` into the saved pre-activations and one Triton kernel fires the
+spikes; backward per step one Triton kernel ``d_u = (dh + dy) * derivative(u)`` and one torch GEMM
+for the carried ``dh``; weight gradients are single torch GEMMs after the loop.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from .kernels import BLOCK, grid, rows, surrogate_derivative
+
+
+@triton.jit
+def _rnn_forward_step(u_ptr, h_ptr, y_ptr, n_elem, BLOCK: tl.constexpr):
+    e = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = e < n_elem
+    s = tl.where(tl.load(u_ptr + e, mask=mask, other=0.0).to(tl.float32) >= 0, 1.0, 0.0)
+    tl.store(h_ptr + e, s.to(h_ptr.dtype.element_ty), mask=mask)
+    tl.store(y_ptr + e, s.to(y_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _rnn_backward_step(u_ptr, dh_ptr, dy_ptr, d_pre_ptr, n_elem, alpha, KIND: tl.constexpr, BLOCK: tl.constexpr):
+    e = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = e < n_elem
+    u = tl.load(u_ptr + e, mask=mask, other=0.0).to(tl.float32)
+    dh = tl.load(dh_ptr + e, mask=mask, other=0.0).to(tl.float32) + tl.load(dy_ptr + e, mask=mask, other=0.0).to(
+        tl.float32)
+    tl.store(d_pre_ptr + e, (dh * surrogate_derivative(u, alpha, KIND)).to(d_pre_ptr.dtype.element_ty), mask=mask)
+
+
+def rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config):
+    """Returns ``(y [T, B, H], h_n, pre)``; ``pre`` is ``None`` unless ``config.save``."""
+    steps, batch, _ = x.shape
+    hidden = h0.shape[1]
+    bs = config.batch_sizes
+    new = torch.empty if bs is None else torch.zeros
+    like = dict(dtype=x.dtype, device=x.device)
+    bias = b_ih if b_hh is None else (b_hh if b_ih is None else b_ih + b_hh)
+    flat = x.reshape(-1, x.shape[2])
+    xp = torch.mm(flat, w_ih.t()) if bias is None else torch.addmm(bias, flat, w_ih.t())
+    xp = xp.view(steps, batch, w_ih.shape[0])
+    y = new(steps, batch, hidden, **like)
+    h = h0.contiguous().clone()
+    pre = new(steps, batch, hidden, **like) if config.save else None
+    scratch = None if config.save else torch.empty(batch, hidden, **like)
+    w_hh_t = w_hh.t()
+    for t in range(steps):
+        n = rows(bs, t, batch)
+        if n == 0:
+            continue
+        u = pre[t, :n] if pre is not None else scratch[:n]
+        torch.addmm(xp[t, :n], h[:n], w_hh_t, out=u)
+        _rnn_forward_step[grid(n * hidden)](u, h, y[t, :n], n * hidden, BLOCK=BLOCK)
+    return y, h, pre
+
+
+def rnn_backward(saved, dy, dh_n, needs, config):
+    """Gradients ``(dx, dh0, dw_ih, dw_hh, db_ih, db_hh)`` (``None`` where not needed)."""
+    x, h0, w_ih, w_hh, b_ih, b_hh, y, pre = saved
+    steps, batch, _ = x.shape
+    hidden = h0.shape[1]
+    bs = config.batch_sizes
+    new = torch.empty if bs is None else torch.zeros
+    d_pre = new(steps, batch, hidden, dtype=x.dtype, device=x.device)
+    dh = dh_n.contiguous().clone() if dh_n is not None else torch.zeros_like(h0).contiguous()
+    dy = torch.zeros_like(y) if dy is None else dy.contiguous()
+    w_hh_c = w_hh.contiguous()
+    for t in range(steps - 1, -1, -1):
+        n = rows(bs, t, batch)
+        if n == 0:
+            continue
+        _rnn_backward_step[grid(n * hidden)](pre[t, :n], dh, dy[t, :n], d_pre[t, :n], n * hidden,
+                                             float(config.alpha1), KIND=config.kind1, BLOCK=BLOCK)
+        torch.mm(d_pre[t, :n], w_hh_c, out=dh[:n])
+    flat = d_pre.view(-1, hidden)
+    dx = torch.mm(flat, w_ih).view(steps, batch, w_ih.shape[1]) if needs[0] else None
+    dw_ih = torch.mm(flat.t(), x.reshape(-1, x.shape[2])) if needs[2] else None
+    dw_hh = None
+    if needs[3]:
+        h_prev = torch.cat([h0.unsqueeze(0), y[:-1]])  # rows past their length meet d_pre == 0
+        dw_hh = torch.mm(flat.t(), h_prev.reshape(-1, hidden))
+    db = flat.sum(0) if needs[4] or needs[5] else None
+    return (dx, dh if needs[1] else None, dw_ih, dw_hh, db if needs[4] and b_ih is not None else None,
+            db if needs[5] and b_hh is not None else None)
+
+
+class RNNSequence(torch.autograd.Function):
+    """``(x [T, B, I], h0 [B, H], w_ih, w_hh, b_ih, b_hh, config) -> (y [T, B, H], h_n)``."""
+
+    @staticmethod
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, config):
+        y, h_n, pre = rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config)
+        if config.save:
+            ctx.config = config
+            ctx.save_for_backward(x, h0, w_ih, w_hh, b_ih, b_hh, y, pre)
+        return y, h_n
+
+    @staticmethod
+    def backward(ctx, dy, dh_n):
+        return (*rnn_backward(ctx.saved_tensors, dy, dh_n, ctx.needs_input_grad, ctx.config), None)

@@ -1,0 +1,231 @@
+"""The triton backend against the reference, on the CPU under the Triton interpreter.
+
+Triton decides interpreter vs GPU compilation when a ``@triton.jit`` function is decorated, i.e.
+when the kernel modules of :mod:`spikingrnn.ops.triton` are first imported. This module sets ``TRITON_INTERPRET=1``
+only around that import (and its own test kernel), then restores the environment so that other
+test modules in the same process keep ``backend="auto"`` on the cpu backend; each test here sets it
+again (``unsupported_reason`` reads it at call time). If the kernels were already imported for the
+GPU by someone else, the module is skipped with the reason.
+
+Exactness: weights, biases, inputs and initial states are small dyadic rationals (multiples of
+1/8 or 1/4, plus a 2^-10 bias offset so no pre-activation is exactly 0), so every float32 sum in
+forward is exact whatever the summation order. Outputs and final states must therefore be
+identical (no mismatch rate), and gradients must agree within 1e-4 relative (max abs difference
+over the max abs reference gradient).
+"""
+import os
+import sys
+
+import pytest
+
+pytest.importorskip("triton")
+
+_saved_env = os.environ.get("TRITON_INTERPRET")
+_already = "spikingrnn.ops.triton.kernels" in sys.modules
+os.environ["TRITON_INTERPRET"] = "1"
+try:
+    import torch
+    import triton
+    import triton.language as tl
+    from triton.runtime.interpreter import InterpretedFunction
+
+    import spikingrnn
+    from spikingrnn import surrogate as sg
+    from spikingrnn.ops import dispatch
+    from spikingrnn.ops.triton import kernels_interpreted, load_kernels, unsupported_reason
+
+    load_kernels()  # decorates the kernels now, under the interpreter
+    from spikingrnn.ops.triton.kernels import SURROGATE_IDS, surrogate_derivative
+
+    @triton.jit
+    def _derivative_kernel(x_ptr, out_ptr, n, alpha, KIND: tl.constexpr, BLOCK: tl.constexpr):
+        e = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        mask = e < n
+        x = tl.load(x_ptr + e, mask=mask, other=0.0)
+        tl.store(out_ptr + e, surrogate_derivative(x, alpha, KIND), mask=mask)
+finally:
+    if _saved_env is None:
+        os.environ.pop("TRITON_INTERPRET", None)
+    else:
+        os.environ["TRITON_INTERPRET"] = _saved_env
+
+if not kernels_interpreted() or not isinstance(_derivative_kernel, InterpretedFunction):
+    pytest.skip("spikingrnn.ops.triton's kernels were imported for the GPU before this module set TRITON_INTERPRET=1"
+                + (" (imported by an earlier module)" if _already else ""), allow_module_level=True)
+
+DT = torch.float32
+
+
+@pytest.fixture(autouse=True)
+def interpreter(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+
+
+def dyadic(shape, generator, scale, low=-8, high=9):
+    return torch.randint(low, high, shape, generator=generator).to(DT) * scale
+
+
+def build(mode="LSTM", layers=1, bidirectional=False, proj=0, cell_state="clamp", s1="erf", s2=None, hidden=8,
+          inputs=4, seed=0, bias=True, dropout=0.0):
+    torch.manual_seed(seed)
+    kwargs = dict(bias=bias, bidirectional=bidirectional, dtype=DT, surrogate_function1=s1, backend="reference",
+                  dropout=dropout)
+    if mode == "LSTM":
+        model = spikingrnn.SpikingLSTM(inputs, hidden, layers, proj_size=proj, cell_state=cell_state,
+                                       surrogate_function2=s2, **kwargs)
+    elif mode == "GRU":
+        model = spikingrnn.SpikingGRU(inputs, hidden, layers, surrogate_function2=s2, **kwargs)
+    else:
+        model = spikingrnn.SpikingRNN(inputs, hidden, layers, **kwargs)
+    generator = torch.Generator().manual_seed(seed + 100)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.startswith("bias_ih"):
+                p.copy_(dyadic(p.shape, generator, 1 / 8, -4, 5) + 2.0 ** -10)
+            elif name.startswith("bias_hh"):
+                p.copy_(dyadic(p.shape, generator, 1 / 8, -4, 5))
+            else:
+                p.copy_(dyadic(p.shape, generator, 1 / 8))
+    return model
+
+
+def run(model, backend, x, hx, lengths=None):
+    model.backend = backend
+    leaves = [x, *hx, *model.parameters()]
+    for leaf in leaves:
+        leaf.grad = None
+    inp = x if lengths is None else torch.nn.utils.rnn.pack_padded_sequence(x, lengths)
+    torch.manual_seed(5)  # the same dropout masks for both backends
+    out, final = model(inp, hx if len(hx) == 2 else hx[0])
+    final = final if isinstance(final, tuple) else (final,)
+    data = out.data if lengths is not None else out
+    generator = torch.Generator().manual_seed(7)
+    loss = (data * torch.randn(data.shape, generator=generator)).sum()
+    for s in final:
+        loss = loss + (s * torch.randn(s.shape, generator=generator)).sum()
+    loss.backward()
+    return data.detach(), [s.detach() for s in final], [leaf.grad.clone() for leaf in leaves]
+
+
+def check(model, steps=4, batch=3, lengths=None, seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    d = model.num_layers * (2 if model.bidirectional else 1)
+    x = dyadic((steps, batch, model.input_size), generator, 1 / 4, -4, 5).requires_grad_()
+    hx = [dyadic((d, batch, getattr(model, "proj_size", 0) or model.hidden_size), generator, 1 / 4, -4, 5)]
+    if model.mode == "LSTM":
+        hx.append(dyadic((d, batch, model.hidden_size), generator, 1 / 4, -4, 5))
+    hx = tuple(h.requires_grad_() for h in hx)
+    ref = run(model, "reference", x, hx, lengths)
+    tri = run(model, "triton", x, hx, lengths)
+    assert torch.equal(ref[0], tri[0])
+    assert all(torch.equal(a, b) for a, b in zip(ref[1], tri[1]))
+    names = ["x", *(f"hx{i}" for i in range(len(hx))), *(n for n, _ in model.named_parameters())]
+    assert any(g.abs().max() > 0 for g in ref[2][1 + len(hx):]), "degenerate case: no weight gradient"
+    for name, a, b in zip(names, ref[2], tri[2]):
+        scale = a.abs().max().clamp(min=1e-6)
+        assert (a - b).abs().max() / scale <= 1e-4, name
+
+
+CASES = [
+    dict(),
+    dict(cell_state="accumulate", s1="sigmoid", s2="atan"),
+    dict(cell_state="spike", s1="piecewise_quadratic", s2="super_spike", proj=3),
+    dict(layers=2, bidirectional=True, s1="rect", s2="soft_sign"),
+    dict(layers=2, bidirectional=True, proj=5, cell_state="accumulate", s1="piecewise_exp", bias=False),
+    dict(layers=2, dropout=0.5, s1="erf", s2="sigmoid"),
+    dict(mode="GRU"),
+    dict(mode="GRU", layers=2, bidirectional=True, s1="sigmoid", s2="rect"),
+    dict(mode="GRU", bias=False, s1="super_spike", s2="piecewise_quadratic"),
+    dict(mode="RNN", s1="atan"),
+    dict(mode="RNN", layers=2, bidirectional=True, s1="soft_sign", bias=False),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()) or "default")
+def test_matches_reference(case):
+    check(build(**case))
+
+
+@pytest.mark.parametrize("case", [dict(cell_state="clamp"), dict(cell_state="spike", proj=3),
+                                  dict(mode="GRU", s2="erf"), dict(mode="RNN")],
+                         ids=["lstm-clamp", "lstm-spike-proj", "gru", "rnn"])
+def test_packed_bidirectional_matches_reference(case):
+    check(build(layers=2, bidirectional=True, s1="atan", **case), lengths=torch.tensor([4, 3, 1]))
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
+def test_zero_batch(mode):
+    model = build(mode, layers=2, bidirectional=True, proj=(2 if mode == "LSTM" else 0))
+    model.backend = "triton"
+    x = torch.zeros(4, 0, 4, requires_grad=True)
+    out, _ = model(x)
+    assert out.shape == (4, 0, 4 if mode == "LSTM" else 16)
+    out.sum().backward()
+    assert x.grad.shape == x.shape
+
+
+def test_dropout_is_applied():
+    model = build(layers=2, dropout=0.5)
+    x = dyadic((4, 3, 4), torch.Generator().manual_seed(3), 1 / 4)
+    model.backend = "triton"
+    torch.manual_seed(5)
+    train = model(x)[0]
+    model.eval()
+    assert not torch.equal(train, model(x)[0])
+
+
+def test_surrogate_derivative_kernel_matches_formulas():
+    x = torch.linspace(-3, 3, 97, dtype=DT)
+    for cls, kind in SURROGATE_IDS.items():
+        for alpha in (cls.default_alpha, 0.7):
+            out = torch.empty_like(x)
+            _derivative_kernel[(1,)](x, out, x.numel(), alpha, KIND=kind, BLOCK=128)
+            torch.testing.assert_close(out, cls.derivative(x.clone(), alpha), rtol=1e-5, atol=1e-6,
+                                       msg=f"{cls.__name__} alpha={alpha}")
+
+
+def test_no_grad_forward_matches_reference():
+    model = build(layers=2, bidirectional=True, proj=3)
+    x = dyadic((4, 2, 4), torch.Generator().manual_seed(3), 1 / 4)
+    with torch.no_grad():
+        model.backend = "reference"
+        ref = model(x)
+        model.backend = "triton"
+        tri = model(x)
+    assert torch.equal(ref[0], tri[0]) and all(torch.equal(a, b) for a, b in zip(ref[1], tri[1]))
+
+
+def test_unsupported_reasons():
+    cpu = torch.device("cpu")
+    assert unsupported_reason(cpu, DT, [sg.Erf(), sg.ATan()]) is None
+    assert "spiking=False" in unsupported_reason(cpu, DT, [sg.Erf(spiking=False)])
+    assert "not a built-in" in unsupported_reason(cpu, DT, [lambda u: (u >= 0).float()])
+
+    class MyErf(sg.Erf):
+        @staticmethod
+        def derivative(x, alpha):
+            return x * 0 + 1
+
+    assert "not a built-in" in unsupported_reason(cpu, DT, [MyErf()])
+    assert "float32 only" in unsupported_reason(cpu, torch.float64, [sg.Erf()])
+    assert "float32, bfloat16 and float16" in unsupported_reason(torch.device("cuda"), torch.float64, [sg.Erf()])
+    assert "interpreter" in unsupported_reason(torch.device("cuda"), DT, [sg.Erf()])
+    assert "got device meta" in unsupported_reason(torch.device("meta"), DT, [sg.Erf()])
+
+
+def test_cpu_without_interpreter_is_refused(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET")
+    reason = unsupported_reason(torch.device("cpu"), DT, [sg.Erf()])
+    assert "TRITON_INTERPRET=1" in reason
+    model = build()
+    model.backend = "triton"
+    with pytest.raises(ValueError, match="backend='triton' cannot run this input: .*TRITON_INTERPRET"):
+        model(torch.zeros(2, 1, 4))
+    model.backend = "auto"
+    assert dispatch.resolve("auto", torch.device("cpu"), DT, [(sg.Erf(), sg.Erf())]) is dispatch.BACKENDS["cpu"][0]
+    model(torch.zeros(2, 1, 4))
+
+
+def test_registered_first_in_auto_order():
+    assert dispatch.AUTO_ORDER[0] == "triton"
+    assert dispatch.BACKENDS["triton"][1] is unsupported_reason
