@@ -51,7 +51,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-__all__ = ["save_checkpoint", "load_checkpoint", "load_model", "load_into", "model_config",
+__all__ = ["atomic_write", "save_checkpoint", "load_checkpoint", "load_model", "load_into", "model_config",
            "CheckpointError", "UnsafeCheckpointError", "MODEL_CLASSES", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "spikingrnn.checkpoint"
@@ -190,7 +190,7 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
-def _atomic_write(path: str, data: bytes) -> None:
+def atomic_write(path: str, data: bytes) -> None:
     """Write ``data`` to a temporary file next to ``path``, flush it, then ``os.replace`` it."""
     directory = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
@@ -244,7 +244,7 @@ def save_checkpoint(path, model: nn.Module | None = None, state_dict: Mapping | 
     }
     text = _json(header, "save_checkpoint: metadata and the model configuration")
     data = safetensors.torch.save(tensors, metadata={_METADATA_KEY: text})
-    _atomic_write(os.fspath(path), data)
+    atomic_write(os.fspath(path), data)
 
 
 # ----------------------------------------------------------------------------- reading
