@@ -84,8 +84,8 @@ def check_input_dtype(input: Tensor, weight: Tensor, error: type[Exception] = Va
 
 
 def check_state_like_input(state: Tensor, input: Tensor, name: str) -> None:
-    """A state tensor must share the input's dtype and device."""
+    """A state tensor must share the input's device, and its dtype except under autocast (as torch)."""
     if state.device != input.device:
         raise RuntimeError(f"{name} is on {state.device} but input is on {input.device}; move both to one device")
-    if state.dtype != input.dtype:
+    if state.dtype != input.dtype and not torch.is_autocast_enabled(input.device.type):
         raise RuntimeError(f"{name} dtype ({state.dtype}) does not match input dtype ({input.dtype})")

@@ -27,6 +27,10 @@ def unsupported_reason(device: torch.device, dtype: torch.dtype, surrogates) -> 
         return f"it runs on CPU tensors only, got device {device}"
     if dtype not in (torch.float32, torch.float64):
         return f"it supports float32 and float64, got {dtype}"
+    if torch.is_autocast_enabled("cpu"):
+        # autocast would turn the Functions' GEMMs into lower-precision ones that the loops cannot take
+        return (f"it supports float32 and float64 only and does not run under torch.autocast "
+                f"(autocast dtype {torch.get_autocast_dtype('cpu')})")
     for spike in surrogates:
         kind = type(spike)
         if not isinstance(spike, SurrogateFunction):
