@@ -1,0 +1,141 @@
+"""DistributedDataParallel over 2 gloo processes on CPU equals single-process training on the global batch."""
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+
+from spikingrnn.train import TrainConfig, build_model
+from spikingrnn.train import distributed
+
+WORLD_SIZE = 2
+TIMEOUT_S = 60.0  # whole spawn (start, init, forward/backward, step); workers are killed after it
+T, B, F, CLASSES, SEED = 7, 6, 5, 3, 1234
+
+
+def _config() -> TrainConfig:
+    return TrainConfig(model="lstm", hidden=8, layers=2, backend="cpu", plots=False, seed=SEED)
+
+
+def _global_batch():
+    generator = torch.Generator().manual_seed(99)
+    x = torch.rand(T, B, F, generator=generator, dtype=torch.float64) * 2.0  # time-major [T, B, F]
+    y = torch.randint(0, CLASSES, (B,), generator=generator)
+    return x, y
+
+
+def _model() -> nn.Module:
+    torch.manual_seed(SEED)
+    return build_model(_config(), F, CLASSES).double()
+
+
+def _optimizer(model: nn.Module) -> torch.optim.Optimizer:
+    return torch.optim.Adam(model.parameters(), lr=1e-2)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _worker(rank: int, world_size: int, port: int, out_path: str) -> None:
+    torch.set_num_threads(1)
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    got_rank, got_world = distributed.init_from_env(backend="gloo", timeout_s=60)
+    assert (got_rank, got_world) == (rank, world_size)
+    try:
+        model = distributed.wrap(_model())
+        assert isinstance(model, nn.parallel.DistributedDataParallel)
+        optimizer = _optimizer(model)
+        x, y = _global_batch()
+        index = distributed.shard(torch.arange(B), rank, world_size)
+        loss = nn.functional.cross_entropy(model(x[:, index]), y[index])  # mean over the local half
+        optimizer.zero_grad()
+        loss.backward()
+        grads = {name: p.grad.detach().clone() for name, p in model.module.named_parameters()}
+        optimizer.step()
+        # every rank's parameters after the step, gathered on all ranks
+        flat = torch.cat([p.detach().reshape(-1) for p in model.module.parameters()])
+        gathered = [torch.empty_like(flat) for _ in range(world_size)]
+        dist.all_gather(gathered, flat)
+        if distributed.is_main(rank):
+            params = {name: p.detach().clone() for name, p in model.module.named_parameters()}
+            torch.save({"grads": grads, "params": params, "flat": gathered}, out_path)
+        dist.barrier()
+    finally:
+        distributed.cleanup()
+
+
+@pytest.fixture(scope="module")
+def ddp_result(tmp_path_factory):
+    # warm the C++ extension cache in this process so the workers only load it (no concurrent build)
+    from spikingrnn.ops.cpu.extension import loops
+    loops()
+    out_path = str(tmp_path_factory.mktemp("ddp") / "rank0.pt")
+    context = mp.start_processes(_worker, args=(WORLD_SIZE, _free_port(), out_path), nprocs=WORLD_SIZE,
+                                 join=False, start_method="spawn")
+    deadline = time.monotonic() + TIMEOUT_S
+    try:
+        while not context.join(timeout=1.0):  # raises ProcessRaisedException if a worker failed
+            if time.monotonic() > deadline:
+                pytest.fail(f"DDP workers did not finish within {TIMEOUT_S:.0f} s")
+    finally:
+        for process in context.processes:
+            if process.is_alive():
+                process.terminate()
+                process.join(5)
+    return torch.load(out_path)
+
+
+def _single_process():
+    model = _model()
+    optimizer = _optimizer(model)
+    x, y = _global_batch()
+    loss = nn.functional.cross_entropy(model(x), y)  # mean over the whole global batch
+    optimizer.zero_grad()
+    loss.backward()
+    grads = {name: p.grad.detach().clone() for name, p in model.named_parameters()}
+    optimizer.step()
+    params = {name: p.detach().clone() for name, p in model.named_parameters()}
+    return grads, params
+
+
+def test_ddp_gradients_equal_single_process(ddp_result):
+    grads, _ = _single_process()
+    assert ddp_result["grads"].keys() == grads.keys()
+    assert any(g.abs().sum() > 0 for g in grads.values())
+    for name, grad in grads.items():
+        torch.testing.assert_close(ddp_result["grads"][name], grad, rtol=1e-10, atol=1e-12, msg=name)
+
+
+def test_ddp_step_keeps_ranks_identical_and_matches_single_process(ddp_result):
+    rank0, rank1 = ddp_result["flat"]
+    assert torch.equal(rank0, rank1)
+    _, params = _single_process()
+    for name, param in params.items():
+        torch.testing.assert_close(ddp_result["params"][name], param, rtol=1e-10, atol=1e-12, msg=name)
+
+
+def test_shard_and_helpers(monkeypatch):
+    indices = torch.arange(7)
+    parts = [distributed.shard(indices, r, 3) for r in range(3)]
+    assert [p.tolist() for p in parts] == [[0, 1, 2], [3, 4], [5, 6]]
+    assert distributed.shard(list(range(4)), 1, 2) == [2, 3]
+    with pytest.raises(ValueError):
+        distributed.shard(indices, 2, 2)
+    assert distributed.is_main(0) and not distributed.is_main(1) and distributed.is_main()
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert distributed.init_from_env() == (0, 1)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert distributed.init_from_env() == (0, 1)
+    assert not dist.is_initialized()
+    model = nn.Linear(2, 2)
+    assert distributed.wrap(model) is model
