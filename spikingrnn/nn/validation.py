@@ -81,6 +81,13 @@ def check_input_dtype(input: Tensor, weight: Tensor, error: type[Exception] = Va
             f"RNN input dtype ({input.dtype}) does not match weight dtype ({weight.dtype}). "
             f"Convert input: input.to({weight.dtype}), or convert model: model.to({input.dtype})"
         )
+    if input.device != weight.device:
+        # torch's own error text; without this a bias-free stack ran a "meta" input against CPU
+        # weights silently (meta matmul accepts any device) and returned a meta output
+        raise RuntimeError(
+            "Input and parameter tensors are not at the same device, found input tensor at "
+            f"{input.device} and parameter tensor at {weight.device}"
+        )
 
 
 def check_state_like_input(state: Tensor, input: Tensor, name: str) -> None:
