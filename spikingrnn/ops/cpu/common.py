@@ -55,17 +55,6 @@ def new_output(config: SequenceConfig, *shape: int, dtype: torch.dtype) -> Tenso
     return torch.zeros(shape, dtype=dtype)
 
 
-def projection(x: Tensor, weight: Tensor, *biases: Tensor | None) -> Tensor:
-    """``x [K, B, I] @ weight.T + sum(biases)`` as one GEMM: ``[K, B, G]``."""
-    bias = None
-    for b in biases:
-        if b is not None:
-            bias = b if bias is None else bias + b
-    flat = x.reshape(-1, x.shape[-1])
-    out = torch.mm(flat, weight.t()) if bias is None else torch.addmm(bias, flat, weight.t())
-    return out.view(x.shape[0], x.shape[1], weight.shape[0])
-
-
 def before(first: Tensor, store, stored: Tensor, t0: int, t1: int, dtype: torch.dtype) -> Tensor:
     """States before steps ``[t0, t1)``: ``first`` (the initial state) then the stored states after."""
     if t0 > 0:

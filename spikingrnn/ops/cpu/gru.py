@@ -2,26 +2,29 @@
 
 ``r = Θ(x_r + h_r)``, ``z = Θ(x_z + h_z)``, ``n = Θ(x_n + r * h_n)`` with ``x_* = W_i* x + b_i*``
 and ``h_* = W_h* h + b_h*``; ``h' = (1 - z) * n + z * h``. Chunked like the LSTM: kept for backward
-are the input, ``h0``, the gates as bits and ``h`` after each step (bits when ``h0`` is 0/1);
-backward recomputes ``x_*`` and ``h_*`` with two GEMMs per chunk.
+are the input, ``h0``, ``h`` after each step and the pre-activations (the gates are their signs);
+with ``low_memory`` the gates as bits instead, input and ``h`` as bits when 0/1, and backward
+recomputes ``x_*`` and ``h_*`` with two GEMMs per chunk.
 """
 from __future__ import annotations
 
 import torch
 
-from .common import GradSums, SequenceConfig, before, carried, chunks, new_output, projection, rows
+from ..gemm import projection
+from .common import GradSums, SequenceConfig, before, carried, chunks, new_output, rows
 from .extension import loops
 from .storage import StepStore, bit_rows, is_binary, pack_rows
 
 
 def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config: SequenceConfig):
-    """Returns ``(y [T, B, H], h_n, gate_bits, pre)``: ``gate_bits`` unless ``config.save`` is false,
-    ``pre [T, B, 4H]`` (``u_r|u_z|u_n|h_n``) when also ``keep_pre``, else ``None``."""
+    """Returns ``(y [T, B, H], h_n, gate_bits, pre)``; when ``config.save``: ``pre [T, B, 4H]``
+    (``u_r|u_z|u_n|h_n``) if ``keep_pre``, else ``gate_bits``; ``None`` otherwise."""
     steps, batch, _ = x.shape
     hidden = w_ih.shape[0] // 3
     h = h0.contiguous().clone()
     y = new_output(config, steps, batch, hidden, dtype=x.dtype)
-    gate_bits = bit_rows(steps, batch * 3 * hidden) if config.save else None
+    # with the pre-activations kept, the gates are their signs: bits only in low-memory mode
+    gate_bits = bit_rows(steps, batch * 3 * hidden) if config.save and not config.keep_pre else None
     pre = new_output(config, steps, batch, 4 * hidden, dtype=x.dtype) if config.save and config.keep_pre else None
     scratch = torch.empty(batch, 3 * hidden, dtype=x.dtype)
     w_hh_t = w_hh.t().contiguous()
@@ -99,7 +102,7 @@ class GRUSequence(torch.autograd.Function):
         config = ctx.config
         x_store, y_store, gate_store = ctx.stores
         dtype = h0.dtype
-        steps, (batch, hidden) = gate_bits.shape[0], h0.shape
+        steps, (batch, hidden) = y_kept.shape[0], h0.shape
         sums = GradSums(ctx, ("x", "h0", "w_ih", "w_hh", "b_ih", "b_hh"),
                         dict(w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh))
         dx = sums.input_grad(steps, batch, w_ih.shape[1], dtype)
@@ -111,11 +114,13 @@ class GRUSequence(torch.autograd.Function):
             chunk = t1 - t0
             x = x_store.rows(x_kept, t0, t1, dtype)
             h_prev = before(h0, y_store, y_kept, t0, t1, dtype)
-            gates = gate_store.rows(gate_bits, t0, t1, dtype)
-            r, z, new = gates.view(chunk, batch, 3, hidden).unbind(2)
             if pre is not None:
+                gates = (pre[t0:t1, :, :3 * hidden] >= 0).to(dtype)
                 u_r, u_z, u_n, h_n = pre[t0:t1].view(chunk, batch, 4, hidden).unbind(2)
             else:
+                gates = gate_store.rows(gate_bits, t0, t1, dtype)
+            r, z, new = gates.view(chunk, batch, 3, hidden).unbind(2)
+            if pre is None:
                 x_r, x_z, x_n = projection(x, w_ih, b_ih).view(chunk, batch, 3, hidden).unbind(2)
                 h_r, h_z, h_n = projection(h_prev, w_hh, b_hh).view(chunk, batch, 3, hidden).unbind(2)
                 u_r, u_z, u_n = x_r + h_r, x_z + h_z, x_n + r * h_n

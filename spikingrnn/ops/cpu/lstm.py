@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from .common import GradSums, SequenceConfig, before, carried, chunks, new_output, projection, rows
+from ..gemm import projection
+from .common import GradSums, SequenceConfig, before, carried, chunks, new_output, rows
 from .extension import loops
 from .storage import StepStore, bit_rows, is_binary, pack_rows
 

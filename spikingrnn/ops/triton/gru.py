@@ -13,6 +13,7 @@ import torch
 import triton
 import triton.language as tl
 
+from ..gemm import projection
 from .kernels import BLOCK, grid, rows, surrogate_derivative
 
 
@@ -72,12 +73,6 @@ def _gru_backward_step(xp_ptr, hp_ptr, h_prev_ptr, dh_ptr, dy_ptr, dx_pre_ptr, d
     tl.store(dh_ptr + e, (dh * z).to(dh_ptr.dtype.element_ty), mask=mask)
 
 
-def _linear(x, weight, bias):
-    flat = x.reshape(-1, x.shape[-1])
-    out = torch.mm(flat, weight.t()) if bias is None else torch.addmm(bias, flat, weight.t())
-    return out.view(*x.shape[:-1], weight.shape[0])
-
-
 def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config):
     """Returns ``(y [T, B, H], h_n, xp, hp)``; ``hp`` (hidden-side projections) is ``None`` unless ``config.save``."""
     steps, batch, _ = x.shape
@@ -85,7 +80,7 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config):
     bs = config.batch_sizes
     new = torch.empty if bs is None else torch.zeros
     like = dict(dtype=x.dtype, device=x.device)
-    xp = _linear(x, w_ih, b_ih)
+    xp = projection(x, w_ih, b_ih)
     y = new(steps, batch, hidden, **like)
     h = h0.contiguous().clone()
     hp_all = new(steps, batch, 3 * hidden, **like) if config.save else None

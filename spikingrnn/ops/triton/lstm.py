@@ -17,6 +17,7 @@ import torch
 import triton
 import triton.language as tl
 
+from ..gemm import projection
 from .kernels import BLOCK, grid, rows, surrogate_derivative
 
 CELL_MODES = {"clamp": 0, "accumulate": 1, "spike": 2}
@@ -89,10 +90,7 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, config):
     bs = config.batch_sizes
     new = torch.empty if bs is None else torch.zeros  # rows past their length must read as zero
     like = dict(dtype=x.dtype, device=x.device)
-    bias = b_ih if b_hh is None else (b_hh if b_ih is None else b_ih + b_hh)
-    flat = x.reshape(-1, x.shape[2])
-    xp = torch.mm(flat, w_ih.t()) if bias is None else torch.addmm(bias, flat, w_ih.t())
-    xp = xp.view(steps, batch, w_ih.shape[0])
+    xp = projection(x, w_ih, b_ih, b_hh)
     y = new(steps, batch, h0.shape[1], **like)
     h, c = h0.contiguous().clone(), c0.contiguous().clone()
     pre = new(steps, batch, 4 * hidden, **like) if config.save else None

@@ -11,6 +11,7 @@ import torch
 import triton
 import triton.language as tl
 
+from ..gemm import projection
 from .kernels import BLOCK, grid, rows, surrogate_derivative
 
 
@@ -40,10 +41,7 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config):
     bs = config.batch_sizes
     new = torch.empty if bs is None else torch.zeros
     like = dict(dtype=x.dtype, device=x.device)
-    bias = b_ih if b_hh is None else (b_hh if b_ih is None else b_ih + b_hh)
-    flat = x.reshape(-1, x.shape[2])
-    xp = torch.mm(flat, w_ih.t()) if bias is None else torch.addmm(bias, flat, w_ih.t())
-    xp = xp.view(steps, batch, w_ih.shape[0])
+    xp = projection(x, w_ih, b_ih, b_hh)
     y = new(steps, batch, hidden, **like)
     h = h0.contiguous().clone()
     pre = new(steps, batch, hidden, **like) if config.save else None
