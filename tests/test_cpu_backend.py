@@ -1,5 +1,6 @@
 """The cpu backend against the reference: outputs, final states and every gradient.
 
+Every test runs with the products of 0/1 operands computed as GEMMs and as event-driven sums.
 Comparisons run in float64, where the cpu backend's different float summation order (one GEMM
 for all input projections) moves pre-activations by ~1e-16: no spike can flip unless some |u| is
 below that, so spikes and states must be identical and gradients agree to 1e-9. A float32 test
@@ -17,6 +18,17 @@ from spikingrnn import surrogate as sg
 from spikingrnn.ops import dispatch
 
 DT = torch.float64
+
+
+@pytest.fixture(autouse=True, params=["gemm", "events"])
+def product_path(request, monkeypatch):
+    """Every test runs twice: products with 0/1 operands as dense GEMMs, and as event-driven sums
+    (whatever the firing rate), so that both paths of the C++ loops meet the reference."""
+    from spikingrnn.ops.cpu import common
+    density = 0.0 if request.param == "gemm" else 1.0
+    monkeypatch.setattr(common, "EVENT_DENSITY", density)
+    monkeypatch.setattr(common, "WEIGHT_GRAD_EVENT_DENSITY", density)
+    return request.param
 
 
 def build(mode, input_size, hidden, layers, bidirectional, *, bias=True, proj=0, cell_state="clamp",

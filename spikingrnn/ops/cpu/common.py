@@ -6,8 +6,17 @@ from typing import Callable, NamedTuple
 import torch
 from torch import Tensor
 
+from ..gemm import projection
+
 CHUNK_BYTES = 1 << 20
 MIN_CHUNK_ROWS = 512
+# The C++ loops multiply a 0/1 operand by a weight matrix as a sum of the weight rows its 1s pick
+# (no multiplications, work proportional to the 1s) when at most this fraction of it is 1, and run
+# the dense GEMM otherwise: below these densities the event-driven sums measured faster than MKL's
+# GEMM on this project's benchmark shapes (``python -m spikingrnn.bench.events``): products with
+# the hidden state or a spiking input up to ~0.3, weight gradients (scattered adds) up to ~0.15.
+EVENT_DENSITY = 0.25
+WEIGHT_GRAD_EVENT_DENSITY = 0.1
 
 
 class SequenceConfig(NamedTuple):
@@ -70,23 +79,47 @@ class GradSums:
     gradient; ``grads`` holds zeros to accumulate into (``None`` where not needed).
     """
 
-    def __init__(self, ctx, names: tuple[str, ...], params: dict[str, Tensor | None]):
+    def __init__(self, ctx, names: tuple[str, ...], params: dict[str, Tensor | None], compiled=None):
         self.needs = dict(zip(names, ctx.needs_input_grad))
-        self.grads = {name: torch.zeros_like(p) if p is not None and self.needs[name] else None
-                      for name, p in params.items()}
+        self._grads = {name: torch.zeros_like(p) if p is not None and self.needs[name] else None
+                       for name, p in params.items()}
+        self._compiled = compiled
+        self._transposed: dict[str, Tensor] = {}  # event-driven sums, [F, G], added to the grads at the end
+        self._dense: set[str] = set()  # weights whose inputs turned out not 0/1 and sparse: GEMM from then on
+
+    @property
+    def grads(self) -> dict[str, Tensor | None]:
+        """The accumulated gradients by name (``None`` where not needed)."""
+        for name, transposed in self._transposed.items():
+            self._grads[name].add_(transposed.t())
+        self._transposed.clear()
+        return self._grads
 
     def input_grad(self, steps: int, batch: int, input_size: int, dtype: torch.dtype) -> Tensor | None:
         """Storage for the input gradient ``[T, B, I]``, or ``None`` when it is not needed."""
         return torch.empty(steps, batch, input_size, dtype=dtype) if self.needs["x"] else None
 
     def add_weight(self, name: str, d_pre: Tensor, inputs: Tensor) -> None:
-        """``grad += sum_k d_pre[k]^T inputs[k]`` for ``[K, B, G]`` and ``[K, B, F]``."""
-        if self.grads[name] is not None:
-            self.grads[name].addmm_(d_pre.reshape(-1, d_pre.shape[-1]).t(), inputs.reshape(-1, inputs.shape[-1]))
+        """``grad += sum_k d_pre[k]^T inputs[k]`` for ``[K, B, G]`` and ``[K, B, F]``: the event-driven
+        sum when ``inputs`` are 0/1 and sparse (spikes), else one GEMM."""
+        grad = self._grads[name]
+        if grad is None:
+            return
+        flat_d, flat_in = d_pre.reshape(-1, d_pre.shape[-1]), inputs.reshape(-1, inputs.shape[-1])
+        if self._compiled is not None and name not in self._dense:
+            transposed = self._transposed.get(name)
+            if transposed is None:
+                transposed = torch.zeros(grad.shape[1], grad.shape[0], dtype=grad.dtype)
+            if self._compiled.binary_weight_grad(flat_d.contiguous(), flat_in.contiguous(), transposed,
+                                                 WEIGHT_GRAD_EVENT_DENSITY):
+                self._transposed[name] = transposed
+                return
+            self._dense.add(name)
+        grad.addmm_(flat_d.t(), flat_in)
 
     def add_bias(self, name: str, d_pre: Tensor) -> None:
-        if self.grads[name] is not None:
-            self.grads[name].add_(d_pre.sum(dim=(0, 1)))
+        if self._grads[name] is not None:
+            self._grads[name].add_(d_pre.sum(dim=(0, 1)))
 
     def add_chunk(self, x: Tensor, h_prev: Tensor, d_input_pre: Tensor, d_hidden_pre: Tensor | None = None) -> None:
         """One chunk's ``w_ih``/``b_ih`` gradients from the input-side pre-activation gradients and
@@ -96,6 +129,31 @@ class GradSums:
         self.add_weight("w_hh", d_hidden_pre, h_prev)
         self.add_bias("b_ih", d_input_pre)
         self.add_bias("b_hh", d_hidden_pre)
+
+
+class InputProjection:
+    """``x [K, B, I] -> x @ weight.T + sum(biases)`` chunk by chunk: the event-driven sum while the
+    chunks are 0/1 and sparse (spiking inputs, e.g. the layers past the first), else one GEMM."""
+
+    def __init__(self, weight: Tensor, *biases: Tensor | None, compiled=None):
+        self.weight, self.biases, self.compiled = weight, biases, compiled
+        self.bias = None
+        for b in biases:
+            if b is not None:
+                self.bias = b if self.bias is None else self.bias + b
+        self.weight_t = None
+        self.dense = compiled is None
+
+    def __call__(self, x: Tensor) -> Tensor:
+        if not self.dense:
+            if self.weight_t is None:
+                self.weight_t = self.weight.t().contiguous()
+            flat = x.reshape(-1, x.shape[-1]).contiguous()
+            out = torch.empty(flat.shape[0], self.weight.shape[0], dtype=x.dtype)
+            if self.compiled.binary_matmul(flat, self.weight_t, self.bias, out, EVENT_DENSITY):
+                return out.view(*x.shape[:-1], self.weight.shape[0])
+            self.dense = True  # not spikes, or too many: the GEMM from now on
+        return projection(x, self.weight, self.bias)
 
 
 def carried(grad: Tensor | None, like: Tensor) -> Tensor:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 
 from ..gemm import projection
-from .common import GradSums, SequenceConfig, before, carried, chunks, new_output, rows
+from . import common
+from .common import GradSums, InputProjection, SequenceConfig, before, carried, chunks, new_output, rows
 from .extension import loops
 from .storage import StepStore, bit_rows, is_binary, pack_rows
 
@@ -29,10 +30,12 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config: SequenceConfig):
     scratch = torch.empty(batch, 3 * hidden, dtype=x.dtype)
     w_hh_t = w_hh.t().contiguous()
     compiled = loops()
+    project = InputProjection(w_ih, b_ih, compiled=compiled)
     for t0, t1 in chunks(steps, batch, 3 * hidden, x.element_size()):
-        xp = projection(x[t0:t1], w_ih, b_ih)
+        xp = project(x[t0:t1])
         if compiled is not None:
-            compiled.gru_forward_steps(xp, t0, config.batch_sizes or [], h, w_hh_t, b_hh, y, gate_bits, pre, scratch)
+            compiled.gru_forward_steps(xp, t0, config.batch_sizes or [], h, w_hh_t, b_hh, y, gate_bits, pre, scratch,
+                                       common.EVENT_DENSITY)
         else:
             _forward_steps(xp, t0, config, h, w_hh_t, b_hh, y, gate_bits, pre)
     return y, h, gate_bits, pre
@@ -103,13 +106,15 @@ class GRUSequence(torch.autograd.Function):
         x_store, y_store, gate_store = ctx.stores
         dtype = h0.dtype
         steps, (batch, hidden) = y_kept.shape[0], h0.shape
+        compiled = loops()
         sums = GradSums(ctx, ("x", "h0", "w_ih", "w_hh", "b_ih", "b_hh"),
-                        dict(w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh))
+                        dict(w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh), compiled)
         dx = sums.input_grad(steps, batch, w_ih.shape[1], dtype)
         dh_carry = carried(dh_n, h0)
         dy = dy.contiguous()
         w_hh_c = w_hh.contiguous()
-        compiled = loops()
+        project_x = InputProjection(w_ih, b_ih, compiled=compiled)
+        project_h = InputProjection(w_hh, b_hh, compiled=compiled)
         for t0, t1 in reversed(chunks(steps, batch, 3 * hidden, h0.element_size())):
             chunk = t1 - t0
             x = x_store.rows(x_kept, t0, t1, dtype)
@@ -121,8 +126,8 @@ class GRUSequence(torch.autograd.Function):
                 gates = gate_store.rows(gate_bits, t0, t1, dtype)
             r, z, new = gates.view(chunk, batch, 3, hidden).unbind(2)
             if pre is None:
-                x_r, x_z, x_n = projection(x, w_ih, b_ih).view(chunk, batch, 3, hidden).unbind(2)
-                h_r, h_z, h_n = projection(h_prev, w_hh, b_hh).view(chunk, batch, 3, hidden).unbind(2)
+                x_r, x_z, x_n = project_x(x).view(chunk, batch, 3, hidden).unbind(2)
+                h_r, h_z, h_n = project_h(h_prev).view(chunk, batch, 3, hidden).unbind(2)
                 u_r, u_z, u_n = x_r + h_r, x_z + h_z, x_n + r * h_n
             # d u_n = dh * scale_n, d u_z = dh * scale_z, d u_r = d u_n * scale_r
             scales = torch.empty(chunk, batch, 3, hidden, dtype=dtype)

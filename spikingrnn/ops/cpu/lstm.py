@@ -14,7 +14,8 @@ from __future__ import annotations
 import torch
 
 from ..gemm import projection
-from .common import GradSums, SequenceConfig, before, carried, chunks, new_output, rows
+from . import common
+from .common import GradSums, InputProjection, SequenceConfig, before, carried, chunks, new_output, rows
 from .extension import loops
 from .storage import StepStore, bit_rows, is_binary, pack_rows
 
@@ -42,12 +43,13 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, config: SequenceConfig
     w_hh_t = w_hh.t().contiguous()
     w_hr_t = None if w_hr is None else w_hr.t().contiguous()
     compiled = loops()
+    project = InputProjection(w_ih, b_ih, b_hh, compiled=compiled)
     for t0, t1 in chunks(steps, batch, 4 * hidden, x.element_size()):
-        xp = projection(x[t0:t1], w_ih, b_ih, b_hh)
+        xp = project(x[t0:t1])
         if compiled is not None:
             compiled.lstm_forward_steps(xp, t0, config.batch_sizes or [], h, c, w_hh_t, w_hr_t,
                                         CELL_MODES[config.cell_state], config.threshold, y, gate_bits, cell_store,
-                                        cell_binary, pre, scratch, m)
+                                        cell_binary, pre, scratch, m, common.EVENT_DENSITY)
         else:
             _forward_steps(xp, t0, config, h, c, w_hh_t, w_hr_t, y, gate_bits, cell_store, cell_binary, pre)
     return y, h, c, gate_bits, cell_store, cell_binary, pre
@@ -158,14 +160,16 @@ class LSTMSequence(torch.autograd.Function):
         dtype = h0.dtype
         steps, batch = y_kept.shape[0], h0.shape[0]
         hidden = c0.shape[1]
+        compiled = loops()
         sums = GradSums(ctx, ("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh", "w_hr"),
-                        dict(w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, w_hr=w_hr))
+                        dict(w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, w_hr=w_hr), compiled)
         dx = sums.input_grad(steps, batch, w_ih.shape[1], dtype)
         dh_carry, dc_carry = carried(dh_n, h0), carried(dc_n, c0)
         dy = dy.contiguous()
         w_hh_c = w_hh.contiguous()
         w_hr_c = None if w_hr is None else w_hr.contiguous()
-        compiled = loops()
+        project_x = InputProjection(w_ih, b_ih, b_hh, compiled=compiled)
+        project_h = InputProjection(w_hh, compiled=compiled)
         for t0, t1 in reversed(chunks(steps, batch, 4 * hidden, h0.element_size())):
             chunk = t1 - t0
             x = x_store.rows(x_kept, t0, t1, dtype)
@@ -175,7 +179,7 @@ class LSTMSequence(torch.autograd.Function):
             if pre is not None:
                 u, gates = pre[t0:t1], None
             else:
-                u = projection(x, w_ih, b_ih, b_hh) + projection(h_prev, w_hh)
+                u = project_x(x) + project_h(h_prev)
                 gates = gate_store.rows(gate_bits, t0, t1, dtype)
             deriv = gate_derivatives(u, config)
             fired = gates

@@ -8,7 +8,8 @@ from __future__ import annotations
 import torch
 
 from ..gemm import projection
-from .common import GradSums, SequenceConfig, before, carried, chunks, new_output, rows
+from . import common
+from .common import GradSums, InputProjection, SequenceConfig, before, carried, chunks, new_output, rows
 from .extension import loops
 from .storage import StepStore, is_binary
 
@@ -23,10 +24,11 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config: SequenceConfig):
     pre = new_output(config, steps, batch, hidden, dtype=x.dtype) if config.save and config.keep_pre else None
     w_hh_t = w_hh.t().contiguous()
     compiled = loops()
+    project = InputProjection(w_ih, b_ih, b_hh, compiled=compiled)
     for t0, t1 in chunks(steps, batch, hidden, x.element_size()):
-        xp = projection(x[t0:t1], w_ih, b_ih, b_hh)
+        xp = project(x[t0:t1])
         if compiled is not None:
-            compiled.rnn_forward_steps(xp, t0, config.batch_sizes or [], h, w_hh_t, y, pre)
+            compiled.rnn_forward_steps(xp, t0, config.batch_sizes or [], h, w_hh_t, y, pre, common.EVENT_DENSITY)
             continue
         for k in range(t1 - t0):
             n = rows(config, t0 + k, batch)
@@ -61,17 +63,19 @@ class RNNSequence(torch.autograd.Function):
         x_store, y_store = ctx.stores
         dtype = h0.dtype
         steps, (batch, hidden) = y_kept.shape[0], h0.shape
+        compiled = loops()
         sums = GradSums(ctx, ("x", "h0", "w_ih", "w_hh", "b_ih", "b_hh"),
-                        dict(w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh))
+                        dict(w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh), compiled)
         dx = sums.input_grad(steps, batch, w_ih.shape[1], dtype)
         dh_carry = carried(dh_n, h0)
         dy = dy.contiguous()
         w_hh_c = w_hh.contiguous()
-        compiled = loops()
+        project_x = InputProjection(w_ih, b_ih, b_hh, compiled=compiled)
+        project_h = InputProjection(w_hh, compiled=compiled)
         for t0, t1 in reversed(chunks(steps, batch, hidden, h0.element_size())):
             x = x_store.rows(x_kept, t0, t1, dtype)
             h_prev = before(h0, y_store, y_kept, t0, t1, dtype)
-            u = pre[t0:t1] if pre is not None else projection(x, w_ih, b_ih, b_hh) + projection(h_prev, w_hh)
+            u = pre[t0:t1] if pre is not None else project_x(x) + project_h(h_prev)
             scale = config.derivative1(u, config.alpha1)
             d_pre = torch.zeros(t1 - t0, batch, hidden, dtype=dtype)
             if compiled is not None:

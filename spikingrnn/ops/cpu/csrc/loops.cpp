@@ -1,5 +1,7 @@
-// Time loops of the cpu backend, one chunk of steps per call: per step one GEMM (ATen/MKL) and
-// one fused pointwise pass. Python (ops/cpu/*.py) computes everything that does not depend on
+// Time loops of the cpu backend, one chunk of steps per call: per step one product with the
+// recurrent weights (the event-driven sum of products.h when the state is 0/1 and sparse, else a
+// GEMM through ATen/MKL; the forward's last argument event_density is that threshold) and one
+// fused pointwise pass. Python (ops/cpu/*.py) computes everything that does not depend on
 // the recurrence with large vectorised ops, chunk by chunk, and calls these loops in between.
 //
 // Conventions: tensors are contiguous. Per-chunk tensors are [K, B, F] and indexed by k = t - t0;
@@ -12,9 +14,41 @@
 #include <optional>
 #include <vector>
 
+#include "products.h"
+
 namespace {
 
 using at::Tensor;
+
+// Element pointer of step k of a [K, ...] (or [T, ...]) contiguous tensor, without creating views.
+template <typename T>
+inline T* step_ptr(const Tensor& t, int64_t k) {
+  return t.data_ptr<T>() + k * t.stride(0);
+}
+
+// Scratch of the event-driven products, reused across the steps of one call.
+struct EventScratch {
+  std::vector<int32_t> index;
+  std::vector<int64_t> counts;
+};
+
+// out [n, N] = (bias or 0) + h [n, K] @ w_t [K, N]: the event-driven sum when h is 0/1 and at most
+// max_density of it is 1, else one GEMM. out is a [n, N] view (the GEMM writes through it).
+template <typename T>
+void hidden_product(const Tensor& h, int64_t n, const Tensor& w_t, const std::optional<Tensor>& bias, Tensor out,
+                    double max_density, EventScratch& scratch) {
+  const int64_t K = w_t.size(0), N = w_t.size(1);
+  const T* bias_ptr = bias ? bias->data_ptr<T>() : nullptr;
+  if (max_density > 0 && spikingrnn::binary_matmul<T>(h.data_ptr<T>(), n, K, w_t.data_ptr<T>(), N, bias_ptr,
+                                                       out.data_ptr<T>(), max_density, scratch.index, scratch.counts)) {
+    return;
+  }
+  if (bias) {
+    at::addmm_out(out, *bias, h.narrow(0, 0, n), w_t);
+  } else {
+    at::mm_out(out, h.narrow(0, 0, n), w_t);
+  }
+}
 
 int64_t rows_at(const std::vector<int64_t>& batch_sizes, int64_t t, int64_t batch) {
   return batch_sizes.empty() ? batch : batch_sizes[t];
@@ -68,6 +102,38 @@ void lstm_pointwise(T* g, const T* xp, T* c, T* m, T* h_copy, T* pre, int64_t n,
   }
 }
 
+// One LSTM backward step's pointwise work on n rows: d_pre (the pre-activation gradients) from the
+// carried dc and dm = dL/d(o*c), and dc carried to the previous step. The gates are kGates ? g : the
+// signs of u; the spiking cell's surrogate factor multiplies dc when kCellScale. Compile-time
+// switches keep the inner loop branch-free, so that it vectorises.
+template <typename T, bool kGates, bool kCellScale>
+void lstm_backward_pointwise(const T* u, const T* gates, const T* deriv, const T* dm, const T* c_prev,
+                             const T* c_after, const T* cell_scale, T* d_pre, T* dc_carry, int64_t n, int64_t H) {
+  for (int64_t r = 0; r < n; ++r) {
+    const T* __restrict__ src = kGates ? gates + r * 4 * H : u + r * 4 * H;
+    const T* __restrict__ dr = deriv + r * 4 * H;
+    const T* __restrict__ dmr = dm + r * H;
+    const T* __restrict__ cpr = c_prev + r * H;
+    const T* __restrict__ car = c_after + r * H;
+    const T* __restrict__ csr = kCellScale ? cell_scale + r * H : nullptr;
+    T* __restrict__ dpr = d_pre + r * 4 * H;
+    T* __restrict__ dcr = dc_carry + r * H;
+    for (int64_t j = 0; j < H; ++j) {
+      const T i = kGates ? src[j] : fire(src[j]);
+      const T f = kGates ? src[H + j] : fire(src[H + j]);
+      const T g = kGates ? src[2 * H + j] : fire(src[2 * H + j]);
+      const T o = kGates ? src[3 * H + j] : fire(src[3 * H + j]);
+      T dc = dcr[j] + dmr[j] * o;
+      if (kCellScale) dc *= csr[j];
+      dpr[j] = dr[j] * g * dc;
+      dpr[H + j] = dr[H + j] * cpr[j] * dc;
+      dpr[2 * H + j] = dr[2 * H + j] * i * dc;
+      dpr[3 * H + j] = dr[3 * H + j] * car[j] * dmr[j];
+      dcr[j] = dc * f;
+    }
+  }
+}
+
 }  // namespace
 
 // Steps [t0, t0 + K) of an LSTM layer. xp [K, B, 4H] = x W_ih^T + b_ih + b_hh; h [B, P], c [B, H]
@@ -77,21 +143,23 @@ void lstm_pointwise(T* g, const T* xp, T* c, T* m, T* h_copy, T* pre, int64_t n,
 void lstm_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int64_t>& batch_sizes, Tensor& h, Tensor& c,
                         const Tensor& w_hh_t, const std::optional<Tensor>& w_hr_t, int64_t cell_mode, double threshold,
                         Tensor& y, const std::optional<Tensor>& gate_bits, const std::optional<Tensor>& cell_store,
-                        bool cell_bits, const std::optional<Tensor>& pre_store, Tensor& scratch, Tensor& m) {
+                        bool cell_bits, const std::optional<Tensor>& pre_store, Tensor& scratch, Tensor& m,
+                        double event_density) {
   const int64_t steps = xp.size(0), batch = xp.size(1), hidden = c.size(1);
+  EventScratch events;
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "lstm_forward_steps", [&] {
     using T = scalar_t;
     for (int64_t k = 0; k < steps; ++k) {
       const int64_t t = t0 + k, n = rows_at(batch_sizes, t, batch);
       Tensor g = scratch.narrow(0, 0, n);
-      at::mm_out(g, h.narrow(0, 0, n), w_hh_t);
-      T* y_t = y.select(0, t).data_ptr<T>();
+      hidden_product<T>(h, n, w_hh_t, std::nullopt, g, event_density, events);
+      T* y_t = step_ptr<T>(y, t);
       // without projection the output m = o * c is h itself: write it to y and h in one pass
       T* m_out = w_hr_t ? m.data_ptr<T>() : y_t;
       T* h_copy = w_hr_t ? nullptr : h.data_ptr<T>();
-      const T* x_k = xp.select(0, k).data_ptr<T>();
+      const T* x_k = step_ptr<T>(xp, k);
       const T thr = static_cast<T>(threshold);
-      T* pre = pre_store ? pre_store->select(0, t).data_ptr<T>() : nullptr;
+      T* pre = pre_store ? step_ptr<T>(*pre_store, t) : nullptr;
       T* gp = g.data_ptr<T>();
       T* cp = c.data_ptr<T>();
       if (cell_mode == 0) lstm_pointwise<T, 0>(gp, x_k, cp, m_out, h_copy, pre, n, hidden, thr);
@@ -102,12 +170,12 @@ void lstm_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int64_t>
         at::mm_out(y_rows, m.narrow(0, 0, n), *w_hr_t);
         h.narrow(0, 0, n).copy_(y_rows);
       }
-      if (gate_bits) pack_bits<T>(g.data_ptr<T>(), n * 4 * hidden, gate_bits->select(0, t).data_ptr<uint8_t>());
+      if (gate_bits) pack_bits<T>(g.data_ptr<T>(), n * 4 * hidden, step_ptr<uint8_t>(*gate_bits, t));
       if (cell_store) {
         if (cell_bits) {
-          pack_bits<T>(c.data_ptr<T>(), n * hidden, cell_store->select(0, t).data_ptr<uint8_t>());
+          pack_bits<T>(c.data_ptr<T>(), n * hidden, step_ptr<uint8_t>(*cell_store, t));
         } else {
-          std::copy(c.data_ptr<T>(), c.data_ptr<T>() + n * hidden, cell_store->select(0, t).data_ptr<T>());
+          std::copy(c.data_ptr<T>(), c.data_ptr<T>() + n * hidden, step_ptr<T>(*cell_store, t));
         }
       }
     }
@@ -131,7 +199,7 @@ void lstm_backward_steps(const Tensor& u, const Tensor& deriv, const std::option
     for (int64_t k = steps - 1; k >= 0; --k) {
       const int64_t n = rows_at(batch_sizes, t0 + k, batch);
       T* __restrict__ dh = dh_carry.data_ptr<T>();
-      const T* __restrict__ dyk = dy.select(0, k).data_ptr<T>();
+      const T* __restrict__ dyk = step_ptr<T>(dy, k);
       for (int64_t i = 0; i < n * out_size; ++i) dh[i] += dyk[i];
       const T* dm = dh;
       if (w_hr) {
@@ -141,39 +209,18 @@ void lstm_backward_steps(const Tensor& u, const Tensor& deriv, const std::option
         at::mm_out(dm_rows, dh_rows, *w_hr);
         dm = dm_rows.data_ptr<T>();
       }
-      const T* uk = u.select(0, k).data_ptr<T>();
-      const T* dk = deriv.select(0, k).data_ptr<T>();
-      const T* gk = gates ? gates->select(0, k).data_ptr<T>() : nullptr;
-      const T* cs = cell_scale ? cell_scale->select(0, k).data_ptr<T>() : nullptr;
-      const T* cpk = c_prev.select(0, k).data_ptr<T>();
-      const T* cak = c_after.select(0, k).data_ptr<T>();
-      T* dp = d_pre.select(0, k).data_ptr<T>();
+      const T* uk = step_ptr<T>(u, k);
+      const T* dk = step_ptr<T>(deriv, k);
+      const T* gk = gates ? step_ptr<T>(*gates, k) : nullptr;
+      const T* cs = cell_scale ? step_ptr<T>(*cell_scale, k) : nullptr;
+      const T* cpk = step_ptr<T>(c_prev, k);
+      const T* cak = step_ptr<T>(c_after, k);
+      T* dp = step_ptr<T>(d_pre, k);
       T* dc_all = dc_carry.data_ptr<T>();
-      for (int64_t r = 0; r < n; ++r) {
-        const int64_t g0 = r * 4 * hidden, h0 = r * hidden;
-        const T* __restrict__ ur = uk + g0;
-        const T* __restrict__ gr = gk ? gk + g0 : nullptr;
-        const T* __restrict__ dr = dk + g0;
-        const T* __restrict__ dmr = dm + h0;
-        const T* __restrict__ cpr = cpk + h0;
-        const T* __restrict__ car = cak + h0;
-        const T* __restrict__ csr = cs ? cs + h0 : nullptr;
-        T* __restrict__ dpr = dp + g0;
-        T* __restrict__ dcr = dc_all + h0;
-        for (int64_t j = 0; j < hidden; ++j) {
-          const T i = gr ? gr[j] : fire(ur[j]);
-          const T f = gr ? gr[hidden + j] : fire(ur[hidden + j]);
-          const T gg = gr ? gr[2 * hidden + j] : fire(ur[2 * hidden + j]);
-          const T o = gr ? gr[3 * hidden + j] : fire(ur[3 * hidden + j]);
-          T dc = dcr[j] + dmr[j] * o;
-          dc *= csr ? csr[j] : T(1);
-          dpr[j] = dr[j] * gg * dc;
-          dpr[hidden + j] = dr[hidden + j] * cpr[j] * dc;
-          dpr[2 * hidden + j] = dr[2 * hidden + j] * i * dc;
-          dpr[3 * hidden + j] = dr[3 * hidden + j] * car[j] * dmr[j];
-          dcr[j] = dc * f;
-        }
-      }
+      if (gk && cs) lstm_backward_pointwise<T, true, true>(uk, gk, dk, dm, cpk, cak, cs, dp, dc_all, n, hidden);
+      if (gk && !cs) lstm_backward_pointwise<T, true, false>(uk, gk, dk, dm, cpk, cak, cs, dp, dc_all, n, hidden);
+      if (!gk && cs) lstm_backward_pointwise<T, false, true>(uk, gk, dk, dm, cpk, cak, cs, dp, dc_all, n, hidden);
+      if (!gk && !cs) lstm_backward_pointwise<T, false, false>(uk, gk, dk, dm, cpk, cak, cs, dp, dc_all, n, hidden);
       Tensor dh_rows = dh_carry.narrow(0, 0, n);
       at::mm_out(dh_rows, d_pre.select(0, k).narrow(0, 0, n), w_hh);
     }
@@ -186,24 +233,21 @@ void lstm_backward_steps(const Tensor& u, const Tensor& deriv, const std::option
 void gru_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int64_t>& batch_sizes, Tensor& h,
                        const Tensor& w_hh_t, const std::optional<Tensor>& b_hh, Tensor& y,
                        const std::optional<Tensor>& gate_bits, const std::optional<Tensor>& pre_store,
-                       Tensor& scratch) {
+                       Tensor& scratch, double event_density) {
   const int64_t steps = xp.size(0), batch = xp.size(1), hidden = h.size(1);
+  EventScratch events;
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "gru_forward_steps", [&] {
     using T = scalar_t;
     for (int64_t k = 0; k < steps; ++k) {
       const int64_t t = t0 + k, n = rows_at(batch_sizes, t, batch);
       Tensor hp = scratch.narrow(0, 0, n);
-      if (b_hh) {
-        at::addmm_out(hp, *b_hh, h.narrow(0, 0, n), w_hh_t);
-      } else {
-        at::mm_out(hp, h.narrow(0, 0, n), w_hh_t);
-      }
+      hidden_product<T>(h, n, w_hh_t, b_hh, hp, event_density, events);
       T* g = hp.data_ptr<T>();
-      const T* xk = xp.select(0, k).data_ptr<T>();
+      const T* xk = step_ptr<T>(xp, k);
       T* hs = h.data_ptr<T>();
-      T* yt = y.select(0, t).data_ptr<T>();
+      T* yt = step_ptr<T>(y, t);
       if (pre_store) {
-        T* pre = pre_store->select(0, t).data_ptr<T>();
+        T* pre = step_ptr<T>(*pre_store, t);
         for (int64_t r = 0; r < n; ++r) {
           const T* __restrict__ xr = xk + r * 3 * hidden;
           const T* __restrict__ gr = g + r * 3 * hidden;
@@ -233,7 +277,7 @@ void gru_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int64_t>&
           yr[j] = hn;
         }
       }
-      if (gate_bits) pack_bits<T>(g, n * 3 * hidden, gate_bits->select(0, t).data_ptr<uint8_t>());
+      if (gate_bits) pack_bits<T>(g, n * 3 * hidden, step_ptr<uint8_t>(*gate_bits, t));
     }
   });
 }
@@ -249,12 +293,12 @@ void gru_backward_steps(const Tensor& scales, const Tensor& gates, const Tensor&
     using T = scalar_t;
     for (int64_t k = steps - 1; k >= 0; --k) {
       const int64_t n = rows_at(batch_sizes, t0 + k, batch);
-      const T* s = scales.select(0, k).data_ptr<T>();
-      const T* g = gates.select(0, k).data_ptr<T>();
-      const T* dyk = dy.select(0, k).data_ptr<T>();
+      const T* s = step_ptr<T>(scales, k);
+      const T* g = step_ptr<T>(gates, k);
+      const T* dyk = step_ptr<T>(dy, k);
       T* dh = dh_carry.data_ptr<T>();
-      T* dhp = d_hidden_pre.select(0, k).data_ptr<T>();
-      T* dn = d_new.select(0, k).data_ptr<T>();
+      T* dhp = step_ptr<T>(d_hidden_pre, k);
+      T* dn = step_ptr<T>(d_new, k);
       for (int64_t r = 0; r < n; ++r) {
         const T* __restrict__ sr = s + r * 3 * hidden;
         const T* __restrict__ gr = g + r * 3 * hidden;
@@ -279,19 +323,21 @@ void gru_backward_steps(const Tensor& scales, const Tensor& gates, const Tensor&
 // Steps [t0, t0 + K) of a vanilla RNN layer. xp [K, B, H] = x W_ih^T + b_ih + b_hh; h [B, H] running state;
 // y [T, B, H] out (0/1); pre_store [T, B, H] (pre-activations) when given.
 void rnn_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int64_t>& batch_sizes, Tensor& h,
-                       const Tensor& w_hh_t, Tensor& y, const std::optional<Tensor>& pre_store) {
+                       const Tensor& w_hh_t, Tensor& y, const std::optional<Tensor>& pre_store,
+                       double event_density) {
   const int64_t steps = xp.size(0), batch = xp.size(1), hidden = h.size(1);
+  EventScratch events;
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "rnn_forward_steps", [&] {
     using T = scalar_t;
     for (int64_t k = 0; k < steps; ++k) {
       const int64_t t = t0 + k, n = rows_at(batch_sizes, t, batch);
       Tensor out = y.select(0, t).narrow(0, 0, n);
-      at::mm_out(out, h.narrow(0, 0, n), w_hh_t);
+      hidden_product<T>(h, n, w_hh_t, std::nullopt, out, event_density, events);
       T* __restrict__ o = out.data_ptr<T>();
-      const T* __restrict__ x = xp.select(0, k).data_ptr<T>();
+      const T* __restrict__ x = step_ptr<T>(xp, k);
       T* __restrict__ hs = h.data_ptr<T>();
       if (pre_store) {
-        T* __restrict__ pre = pre_store->select(0, t).data_ptr<T>();
+        T* __restrict__ pre = step_ptr<T>(*pre_store, t);
         for (int64_t i = 0; i < n * hidden; ++i) pre[i] = o[i] + x[i];
       }
       for (int64_t i = 0; i < n * hidden; ++i) {
@@ -311,10 +357,10 @@ void rnn_backward_steps(const Tensor& scale, const Tensor& dy, int64_t t0, const
     using T = scalar_t;
     for (int64_t k = steps - 1; k >= 0; --k) {
       const int64_t n = rows_at(batch_sizes, t0 + k, batch);
-      const T* __restrict__ s = scale.select(0, k).data_ptr<T>();
-      const T* __restrict__ dyk = dy.select(0, k).data_ptr<T>();
+      const T* __restrict__ s = step_ptr<T>(scale, k);
+      const T* __restrict__ dyk = step_ptr<T>(dy, k);
       const T* __restrict__ dh = dh_carry.data_ptr<T>();
-      T* __restrict__ dp = d_pre.select(0, k).data_ptr<T>();
+      T* __restrict__ dp = step_ptr<T>(d_pre, k);
       for (int64_t i = 0; i < n * hidden; ++i) dp[i] = (dh[i] + dyk[i]) * s[i];
       Tensor dh_rows = dh_carry.narrow(0, 0, n);
       at::mm_out(dh_rows, d_pre.select(0, k).narrow(0, 0, n), w_hh);
@@ -322,7 +368,37 @@ void rnn_backward_steps(const Tensor& scale, const Tensor& dy, int64_t t0, const
   });
 }
 
+// out [M, N] = (bias [N] or 0) + x [M, K] @ w_t [K, N] as an event-driven sum when x is 0/1 with at most
+// max_density ones; returns false (out untouched) otherwise, and the caller runs the GEMM.
+bool binary_matmul(const Tensor& x, const Tensor& w_t, const std::optional<Tensor>& bias, Tensor& out,
+                   double max_density) {
+  bool done = false;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "binary_matmul", [&] {
+    using T = scalar_t;
+    std::vector<int32_t> index;
+    std::vector<int64_t> counts;
+    done = spikingrnn::binary_matmul<T>(x.data_ptr<T>(), x.size(0), x.size(1), w_t.data_ptr<T>(), w_t.size(1),
+                                        bias ? bias->data_ptr<T>() : nullptr, out.data_ptr<T>(), max_density, index,
+                                        counts);
+  });
+  return done;
+}
+
+// grad_t [F, G] += x [M, F]^T @ d [M, G] as an event-driven sum when x is 0/1 with at most max_density
+// ones; returns false (grad_t untouched) otherwise.
+bool binary_weight_grad(const Tensor& d, const Tensor& x, Tensor& grad_t, double max_density) {
+  bool done = false;
+  AT_DISPATCH_FLOATING_TYPES(d.scalar_type(), "binary_weight_grad", [&] {
+    using T = scalar_t;
+    done = spikingrnn::binary_weight_grad<T>(d.data_ptr<T>(), x.data_ptr<T>(), x.size(0), x.size(1), d.size(1),
+                                             grad_t.data_ptr<T>(), max_density);
+  });
+  return done;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("binary_matmul", &binary_matmul);
+  m.def("binary_weight_grad", &binary_weight_grad);
   m.def("lstm_forward_steps", &lstm_forward_steps);
   m.def("lstm_backward_steps", &lstm_backward_steps);
   m.def("gru_forward_steps", &gru_forward_steps);

@@ -1,0 +1,111 @@
+"""The event-driven products of the cpu backend's C++ loops against torch.mm.
+
+``binary_matmul`` (``(bias) + x @ w_t`` for 0/1 ``x``) and ``binary_weight_grad`` (``grad_t += x^T @ d``)
+sum the rows picked by the ones of ``x``; they must refuse (return False, output untouched) any
+``x`` that is not 0/1 or is denser than the cap, so that the caller runs the GEMM instead.
+"""
+import pytest
+import torch
+
+from spikingrnn.ops.cpu.extension import loops
+
+compiled = loops()
+pytestmark = pytest.mark.skipif(compiled is None, reason="C++ loops unavailable (no compiler)")
+
+
+def spikes(rows, cols, density, dtype, seed):
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.rand(rows, cols, generator=generator, dtype=torch.float64) < density).to(dtype)
+
+
+SHAPES = [(1, 1, 1), (3, 5, 7), (32, 128, 512), (17, 65, 130), (8, 700, 96), (40, 64, 17)]  # rows, K, N
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("density", [0.0, 0.05, 0.3, 1.0])
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_binary_matmul_matches_mm(dtype, shape, density, with_bias):
+    rows, k, n = shape
+    x = spikes(rows, k, density, dtype, seed=rows * 31 + k)
+    w_t = torch.randn(k, n, dtype=dtype)
+    bias = torch.randn(n, dtype=dtype) if with_bias else None
+    out = torch.full((rows, n), float("nan"), dtype=dtype)
+    assert compiled.binary_matmul(x, w_t, bias, out, 1.0)
+    expected = x @ w_t + (bias if with_bias else 0)
+    tol = 1e-6 * (k + 1) if dtype == torch.float32 else 1e-12  # float32 sums of k terms, another order
+    torch.testing.assert_close(out, expected, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (50, 7, 9), (600, 128, 512), (33, 65, 130), (200, 3, 1000)],
+                         ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("density", [0.0, 0.1, 0.5, 1.0])
+def test_binary_weight_grad_matches_mm(dtype, shape, density):
+    m, f, g = shape
+    x = spikes(m, f, density, dtype, seed=m + f)
+    d = torch.randn(m, g, dtype=dtype)
+    start = torch.randn(f, g, dtype=dtype)
+    grad_t = start.clone()
+    assert compiled.binary_weight_grad(d, x, grad_t, 1.0)
+    tol = 1e-6 * (m + 1) if dtype == torch.float32 else 1e-11  # float32 sums of m terms, another order
+    torch.testing.assert_close(grad_t, start + x.t() @ d, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("bad", [0.5, 2.0, -1.0, float("nan"), float("inf")])
+@pytest.mark.parametrize("position", [0, 63, 64, 199])
+def test_refuses_values_other_than_0_and_1(bad, position):
+    x = spikes(2, 100, 0.1, torch.float32, seed=3)
+    x.view(-1)[position] = bad
+    w_t = torch.randn(100, 8)
+    out = torch.zeros(2, 8)
+    assert not compiled.binary_matmul(x, w_t, None, out, 1.0)
+    assert torch.equal(out, torch.zeros(2, 8))
+    grad_t = torch.zeros(100, 8)
+    assert not compiled.binary_weight_grad(torch.randn(2, 8), x, grad_t, 1.0)
+    assert torch.equal(grad_t, torch.zeros(100, 8))
+
+
+def test_refuses_inputs_denser_than_the_cap():
+    x = spikes(16, 64, 0.5, torch.float32, seed=5)
+    density = x.mean().item()
+    w_t = torch.randn(64, 32)
+    out = torch.zeros(16, 32)
+    assert not compiled.binary_matmul(x, w_t, None, out, density - 0.05)
+    assert torch.equal(out, torch.zeros(16, 32))
+    assert compiled.binary_matmul(x, w_t, None, out, density + 0.05)
+    torch.testing.assert_close(out, x @ w_t, rtol=1e-5, atol=1e-5)
+    grad_t = torch.zeros(64, 32)
+    assert not compiled.binary_weight_grad(torch.randn(16, 32), x, grad_t, density - 0.05)
+    assert torch.equal(grad_t, torch.zeros(64, 32))
+
+
+def test_two_threads_give_the_one_thread_result():
+    x = spikes(2000, 128, 0.2, torch.float64, seed=9)
+    d = torch.randn(2000, 512, dtype=torch.float64)
+    w_t = torch.randn(128, 512, dtype=torch.float64)
+    results = []
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            out = torch.empty(2000, 512, dtype=torch.float64)
+            grad_t = torch.zeros(128, 512, dtype=torch.float64)
+            assert compiled.binary_matmul(x, w_t, None, out, 1.0)
+            assert compiled.binary_weight_grad(d, x, grad_t, 1.0)
+            results.append((out, grad_t))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+
+
+def test_events_benchmark_reports_every_shape_and_density():
+    from spikingrnn.bench import events
+
+    rows = events.measure(compiled, [0.1, 0.5], repeats=2, product_shapes=[(4, 9, 5)], grad_shapes=[(6, 3, 7)])
+    assert [(r["kind"], r["shape"], r["density"]) for r in rows] == [
+        ("product", "4x9x5", 0.1), ("product", "4x9x5", 0.5), ("weight grad", "6x3x7", 0.1),
+        ("weight grad", "6x3x7", 0.5)]
+    assert all(r["event_us"] > 0 and r["gemm_us"] > 0 and r["ratio"] == r["event_us"] / r["gemm_us"] for r in rows)
+    table = events.markdown(rows)
+    assert table.count("\n") == 1 + len(rows) and "| weight grad | 6x3x7 | 0.5 |" in table
