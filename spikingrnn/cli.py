@@ -40,10 +40,13 @@ def _run_train(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.n = record["epoch"]
             bar.refresh()
+        spiking = ""
+        if record["mean_rate"] is not None:  # None for the non-spiking baselines
+            spiking = (f"rate {record['mean_rate']:.3f}  energy/sample {record['per_sample']['energy_pj'] / 1e6:.3f} uJ "
+                       f"({record['energy_ratio']:.2f}x dense)  ")
         write(f"epoch {record['epoch']:3d}/{config.epochs}  loss {record['loss']:.4f}  "
               f"train acc {record['train_accuracy']:.4f}  test acc {record['test_accuracy']:.4f}  "
-              f"rate {record['mean_rate']:.3f}  energy/sample {record['per_sample']['energy_pj'] / 1e6:.3f} uJ "
-              f"({record['energy_ratio']:.2f}x dense)  {record['epoch_time']:.1f} s")
+              f"{spiking}{record['epoch_time']:.1f} s")
 
     try:
         result = train(config, resume=args.resume, on_epoch=on_epoch)

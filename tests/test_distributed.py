@@ -139,3 +139,53 @@ def test_shard_and_helpers(monkeypatch):
     assert not dist.is_initialized()
     model = nn.Linear(2, 2)
     assert distributed.wrap(model) is model
+
+
+# ------------------------------------------------------------------ spikingrnn.train.train under DDP
+
+def _train_config(out_dir: str) -> TrainConfig:
+    # 50 samples in global batches of 16: shards of 8, and a last batch of 2 split 1 + 1
+    return TrainConfig(task="digits_rows", model="lstm", hidden=12, epochs=2, batch_size=16, limit_train=50,
+                       limit_test=60, monitor_samples=8, threads=1, plots=False, backend="cpu", seed=3,
+                       out_dir=out_dir)
+
+
+def _train_worker(rank: int, world_size: int, port: int, out_dir: str, result_path: str) -> None:
+    from spikingrnn.train import train
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    result = train(_train_config(out_dir))
+    assert not dist.is_initialized()  # train() destroyed the group it created
+    torch.save({"state": result.model.state_dict(), "history": result.history}, f"{result_path}.{rank}")
+
+
+def test_train_under_ddp_matches_single_process(tmp_path):
+    from spikingrnn.train import train
+    from spikingrnn.ops.cpu.extension import loops
+    loops()
+    result_path = str(tmp_path / "result")
+    context = mp.start_processes(_train_worker, args=(WORLD_SIZE, _free_port(), str(tmp_path / "ddp"), result_path),
+                                 nprocs=WORLD_SIZE, join=False, start_method="spawn")
+    deadline = time.monotonic() + 2 * TIMEOUT_S
+    try:
+        while not context.join(timeout=1.0):
+            if time.monotonic() > deadline:
+                pytest.fail(f"DDP training did not finish within {2 * TIMEOUT_S:.0f} s")
+    finally:
+        for process in context.processes:
+            if process.is_alive():
+                process.terminate()
+                process.join(5)
+    ranks = [torch.load(f"{result_path}.{rank}") for rank in range(WORLD_SIZE)]
+    single = train(_train_config(str(tmp_path / "single")))
+    for name, value in single.model.state_dict().items():
+        assert torch.equal(ranks[0]["state"][name], ranks[1]["state"][name]), name
+        torch.testing.assert_close(ranks[0]["state"][name], value, rtol=1e-4, atol=1e-5, msg=name)
+    for ddp_record, record in zip(ranks[0]["history"], single.history):
+        assert abs(ddp_record["loss"] - record["loss"]) < 1e-4
+        assert ddp_record["train_accuracy"] == record["train_accuracy"]
+        assert abs(ddp_record["test_accuracy"] - record["test_accuracy"]) <= 1 / 60
+    # only rank 0 wrote files, and they describe the run
+    written = sorted(p.name for p in (tmp_path / "ddp").iterdir())
+    assert written == ["best.safetensors", "checkpoint.pt", "config.json", "metrics.jsonl"]
+    assert len((tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()) == 2

@@ -77,8 +77,9 @@ def test_determinism_and_metrics_structure(tmp_path):
     assert json.load(open(os.path.join(first.config.out_dir, "config.json")))["hidden"] == 16
 
 
-def test_resume_after_kill_gives_bitwise_equal_weights(tmp_path, monkeypatch):
-    straight = train(tiny(tmp_path, "straight", epochs=3))
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_resume_after_kill_gives_bitwise_equal_weights(tmp_path, monkeypatch, schedule):
+    straight = train(tiny(tmp_path, "straight", epochs=3, schedule=schedule))
 
     # a run that dies in the middle of epoch 2 (after epoch 1's checkpoint)
     calls = {"n": 0}
@@ -92,13 +93,13 @@ def test_resume_after_kill_gives_bitwise_equal_weights(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch.optim.Adam, "step", dying_step)
     with pytest.raises(KeyboardInterrupt):
-        train(tiny(tmp_path, "resumed", epochs=3))
+        train(tiny(tmp_path, "resumed", epochs=3, schedule=schedule))
     monkeypatch.setattr(torch.optim.Adam, "step", step)
     out = tmp_path / "resumed"
     assert load_training_checkpoint(str(out / "checkpoint.pt"))["epoch"] == 1
     assert len(open(out / "metrics.jsonl").read().splitlines()) == 1
 
-    resumed = train(tiny(tmp_path, "resumed", epochs=3), resume=True)
+    resumed = train(tiny(tmp_path, "resumed", epochs=3, schedule=schedule), resume=True)
     assert resumed.epochs_trained == 2
     assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
     for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
@@ -108,6 +109,24 @@ def test_resume_after_kill_gives_bitwise_equal_weights(tmp_path, monkeypatch):
     saved = load_training_checkpoint(str(out / "checkpoint.pt"))
     for a, b in zip(saved["model"].values(), straight.model.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_cosine_schedule_anneals_to_zero_and_fixes_the_epochs(tmp_path):
+    result = train(tiny(tmp_path, "cos", epochs=2, schedule="cosine", lr=1e-2))
+    scheduler = load_training_checkpoint(result.checkpoint_path)["scheduler"]
+    assert scheduler["last_epoch"] == 2 and scheduler["_last_lr"][0] == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="epochs"):
+        train(tiny(tmp_path, "cos", epochs=3, schedule="cosine", lr=1e-2), resume=True)
+
+
+@pytest.mark.parametrize("model", ["torch_lstm", "torch_gru", "torch_rnn"])
+def test_non_spiking_baselines_train_with_the_same_command(tmp_path, model):
+    result = train(tiny(tmp_path, model, model=model, epochs=3, plots=True, lr=1e-2))
+    assert isinstance(result.model.rnn, torch.nn.RNNBase) and not result.model.spiking
+    losses = [r["loss"] for r in result.history]
+    assert losses[-1] < losses[0]  # it learns
+    assert all(r["mean_rate"] is None and r["firing_rates"] == {} for r in result.history)
+    assert [os.path.basename(p) for p in result.plots] == ["curves.png"]
 
 
 def test_resume_rejects_a_different_config(tmp_path):

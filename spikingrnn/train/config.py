@@ -8,8 +8,11 @@ from ..functional.cells import CELL_STATES
 from ..surrogate import SURROGATES
 
 MODELS = ("lstm", "gru", "rnn")
+# the non-spiking torch.nn.LSTM/GRU/RNN (tanh) in the same classifier: baselines for the same command
+BASELINES = ("torch_lstm", "torch_gru", "torch_rnn")
 READOUTS = ("mean", "last")
 OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("constant", "cosine")
 BACKENDS = ("auto", "reference", "cpu")
 
 # fields that may change when a run is resumed (everything else must match the checkpoint)
@@ -22,7 +25,9 @@ class TrainConfig:
 
     Attributes:
         task: dataset name of :data:`spikingrnn.data.DATASETS` (e.g. ``"digits_rows"``).
-        model: ``"lstm"``, ``"gru"`` or ``"rnn"`` (SpikingLSTM / SpikingGRU / SpikingRNN).
+        model: ``"lstm"``, ``"gru"`` or ``"rnn"`` (SpikingLSTM / SpikingGRU / SpikingRNN), or the
+            non-spiking baseline ``"torch_lstm"``, ``"torch_gru"``, ``"torch_rnn"`` (torch.nn, tanh) in
+            the same classifier (no firing rates or energy are recorded for these).
         layers: stacked recurrent layers.
         hidden: hidden size of the encoder and of every recurrent layer.
         bidirectional: two directions per layer.
@@ -32,6 +37,8 @@ class TrainConfig:
             bidirectional: forward direction at ``T-1`` and reverse direction at ``0``).
         optimizer: ``"adam"`` or ``"sgd"`` (momentum 0.9).
         lr: learning rate.
+        schedule: ``"constant"`` learning rate, or ``"cosine"``: annealed from ``lr`` to 0 over
+            ``epochs`` (stepped once per epoch), which steadies the final epochs' accuracy.
         epochs: total number of epochs (a resumed run continues up to this number).
         batch_size: mini-batch size.
         seed: seeds the initial weights (``torch.manual_seed``), the shuffling generator and the
@@ -57,6 +64,7 @@ class TrainConfig:
     readout: str = "mean"
     optimizer: str = "adam"
     lr: float = 3e-3
+    schedule: str = "constant"
     epochs: int = 10
     batch_size: int = 64
     seed: int = 0
@@ -72,7 +80,8 @@ class TrainConfig:
 
     def __post_init__(self):
         self._choice("task", tuple(sorted(DATASETS)))
-        self._choice("model", MODELS)
+        self._choice("model", MODELS + BASELINES)
+        self._choice("schedule", SCHEDULES)
         self._choice("cell_state", CELL_STATES)
         self._choice("surrogate", tuple(SURROGATES))
         self._choice("readout", READOUTS)

@@ -15,7 +15,8 @@ Typical use under ``torchrun --nproc_per_node=N script.py``::
 With equal shards (global batch divisible by ``world_size``) the averaged gradients equal those
 of a single process on the whole global batch with a mean loss.
 
-Not wired into ``spikingrnn train`` / :func:`spikingrnn.train.train` (yet).
+:func:`spikingrnn.train.train` (and so ``spikingrnn train``) does all of this by itself when
+launched under torchrun: ``torchrun --nproc_per_node=2 -m spikingrnn train --task digits_rows ...``.
 """
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from ..data.registry import DATASETS
 from ..io import save_checkpoint
 from ..monitor import measure
 from .checkpoint import load_training_checkpoint, save_training_checkpoint
+from . import distributed
 from .config import RESUMABLE_CHANGES, TrainConfig
 from .model import build_model
 
@@ -64,6 +65,13 @@ def _optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)
 
 
+def _schedule(config: TrainConfig, optimizer: torch.optim.Optimizer):
+    """The per-epoch learning-rate scheduler of ``config.schedule`` (``None`` for a constant rate)."""
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.epochs, 1))
+    return None
+
+
 def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     """``(mean cross-entropy, accuracy)`` on batch-first ``x [N, T, F]``."""
     model.eval()
@@ -86,11 +94,13 @@ def _write_text_atomic(path: str, text: str) -> None:
 
 def _check_resumable(saved: dict, config: TrainConfig) -> None:
     current = config.to_dict()
-    different = [key for key in current if key not in RESUMABLE_CHANGES and saved.get(key) != current[key]]
+    changeable = [key for key in RESUMABLE_CHANGES if not (key == "epochs" and config.schedule == "cosine")]
+    different = [key for key in current if key not in changeable and saved.get(key) != current[key]]
     if different:
         details = ", ".join(f"{key}: checkpoint {saved.get(key)!r} vs now {current[key]!r}" for key in different)
         raise ValueError(f"cannot resume: the configuration differs from the checkpoint's ({details}); "
-                         "only " + ", ".join(RESUMABLE_CHANGES) + " may change")
+                         "only " + ", ".join(changeable) + " may change"
+                         + (" (the cosine schedule is laid out over the epochs)" if config.schedule == "cosine" else ""))
 
 
 def train(config: TrainConfig, resume: bool = False, on_epoch=None) -> TrainResult:
@@ -113,6 +123,13 @@ def train(config: TrainConfig, resume: bool = False, on_epoch=None) -> TrainResu
 
     ``config.threads`` applies while training; torch's previous thread count is restored afterwards.
 
+    Multi-process: launched under ``torchrun --nproc_per_node=N`` (``WORLD_SIZE`` > 1) each process
+    takes its shard of every global batch (same shuffling on every rank, ``batch_size`` is the global
+    batch) and ``DistributedDataParallel`` averages the gradients, so the weights follow those of one
+    process on the global batch (a last batch with fewer samples than processes is skipped); metrics
+    are summed over ranks, and only rank 0 writes files. A
+    process group that this call creates is destroyed when it returns.
+
     Each metrics record holds ``epoch``, ``loss`` (mean training cross-entropy), ``train_accuracy``
     (during the epoch), ``test_loss``, ``test_accuracy``, ``epoch_time``, ``train_time``,
     ``eval_time`` (seconds), ``firing_rates`` (``{"layer0": {gate: rate}}`` on the first
@@ -125,13 +142,27 @@ def train(config: TrainConfig, resume: bool = False, on_epoch=None) -> TrainResu
     threads = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
+    created_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())
     try:
         return _train(config, resume, on_epoch)
     finally:
         torch.set_num_threads(threads)  # torch's setting is process-wide: give it back
+        if created_group:
+            distributed.cleanup()
+
+
+def _global_sums(*values: float) -> list[float]:
+    """``values`` summed over the ranks of the process group (as they are without one)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return list(values)
+    total = torch.tensor(values, dtype=torch.float64)
+    torch.distributed.all_reduce(total)
+    return total.tolist()
 
 
 def _train(config: TrainConfig, resume: bool, on_epoch) -> TrainResult:
+    rank, world_size = distributed.init_from_env()
+    main = distributed.is_main(rank)
     data, x_train, y_train, x_test, y_test = _load_data(config)
     os.makedirs(config.out_dir, exist_ok=True)
     paths = {name: os.path.join(config.out_dir, name) for name in (CHECKPOINT, BEST, METRICS, CONFIG)}
@@ -139,6 +170,8 @@ def _train(config: TrainConfig, resume: bool, on_epoch) -> TrainResult:
     torch.manual_seed(config.seed)
     model = build_model(config, data.num_features, data.num_classes)
     optimizer = _optimizer(config, model)
+    scheduler = _schedule(config, optimizer)
+    trained = distributed.wrap(model)  # DDP under torchrun; ``model`` itself for saving and evaluation
     generator = torch.Generator().manual_seed(config.seed)
     history: list[dict] = []
     best_accuracy, best_epoch, start_epoch = -1.0, 0, 0
@@ -148,13 +181,16 @@ def _train(config: TrainConfig, resume: bool, on_epoch) -> TrainResult:
         _check_resumable(state["config"], config)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
         generator.set_state(state["generator"])
         history = list(state["history"])
         best_accuracy, best_epoch, start_epoch = state["best_accuracy"], state["best_epoch"], state["epoch"]
 
-    _write_text_atomic(paths[CONFIG], json.dumps(config.to_dict(), indent=2) + "\n")
-    _write_text_atomic(paths[METRICS], "".join(json.dumps(record) + "\n" for record in history))
+    if main:
+        _write_text_atomic(paths[CONFIG], json.dumps(config.to_dict(), indent=2) + "\n")
+        _write_text_atomic(paths[METRICS], "".join(json.dumps(record) + "\n" for record in history))
     monitor_x = x_test[:config.monitor_samples].transpose(0, 1)
 
     for epoch in range(start_epoch + 1, config.epochs + 1):
@@ -162,16 +198,29 @@ def _train(config: TrainConfig, resume: bool, on_epoch) -> TrainResult:
         model.train()
         total_loss, correct = 0.0, 0
         for xb, yb in batches(x_train, y_train, config.batch_size, shuffle=True, generator=generator):
-            logits = model(xb)
-            loss = nn.functional.cross_entropy(logits, yb)
+            global_size = len(yb)
+            if world_size > 1:  # this rank's shard of the global batch
+                if global_size < world_size:
+                    continue  # a last batch too small to give every rank a sample: skipped on every rank
+                index = distributed.shard(torch.arange(global_size), rank, world_size)
+                xb, yb = xb[:, index], yb[index]
+            logits = trained(xb)
+            if world_size > 1:
+                # DDP averages over ranks: scaled so that the average is the global batch's mean loss
+                loss = nn.functional.cross_entropy(logits, yb, reduction="sum") * (world_size / global_size)
+            else:
+                loss = nn.functional.cross_entropy(logits, yb)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total_loss += loss.item() * len(yb)
+            total_loss += loss.item() * (global_size / world_size if world_size > 1 else len(yb))
             correct += int((logits.argmax(dim=1) == yb).sum())
+        total_loss, correct = _global_sums(total_loss, correct)
+        if scheduler is not None:
+            scheduler.step()
         train_time = time.perf_counter() - started
         test_loss, test_accuracy = _evaluate(model, x_test, y_test)
-        stats = measure(model, monitor_x)["rnn"]
+        stats = measure(model, monitor_x)["rnn"] if model.spiking else {}
         eval_time = time.perf_counter() - started - train_time
         record = {
             "epoch": epoch,
@@ -182,33 +231,39 @@ def _train(config: TrainConfig, resume: bool, on_epoch) -> TrainResult:
             "epoch_time": train_time + eval_time,
             "train_time": train_time,
             "eval_time": eval_time,
-            "firing_rates": stats["rates"],
-            "mean_rate": stats["mean_rate"],
-            "per_sample": stats["per_sample"],
-            "energy_ratio": stats["energy_ratio"],
+            "firing_rates": stats.get("rates", {}),
+            "mean_rate": stats.get("mean_rate"),
+            "per_sample": stats.get("per_sample"),
+            "energy_ratio": stats.get("energy_ratio"),
         }
         history.append(record)
-        if test_accuracy > best_accuracy:
+        improved = test_accuracy > best_accuracy
+        if improved:
             best_accuracy, best_epoch = test_accuracy, epoch
-            save_checkpoint(paths[BEST], state_dict=model.state_dict(),
-                            metadata={"config": config.to_dict(), "epoch": epoch, "test_accuracy": test_accuracy})
-        save_training_checkpoint(paths[CHECKPOINT], {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "rng": torch.get_rng_state(), "generator": generator.get_state(),
-            "epoch": epoch, "config": config.to_dict(), "history": history,
-            "best_accuracy": best_accuracy, "best_epoch": best_epoch,
-        })
-        with open(paths[METRICS], "a") as handle:
-            handle.write(json.dumps(record) + "\n")
-        if on_epoch is not None:
-            on_epoch(record)
+        if main:
+            if improved:
+                save_checkpoint(paths[BEST], state_dict=model.state_dict(),
+                                metadata={"config": config.to_dict(), "epoch": epoch, "test_accuracy": test_accuracy})
+            save_training_checkpoint(paths[CHECKPOINT], {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "rng": torch.get_rng_state(), "generator": generator.get_state(),
+                "epoch": epoch, "config": config.to_dict(), "history": history,
+                "best_accuracy": best_accuracy, "best_epoch": best_epoch,
+            })
+            with open(paths[METRICS], "a") as handle:
+                handle.write(json.dumps(record) + "\n")
+            if on_epoch is not None:
+                on_epoch(record)
 
     plots = []
-    if config.plots and history:
+    if config.plots and history and main:
         from .plots import make_plots
         model.eval()
-        with torch.no_grad():
-            spikes = model.spikes(x_test[:1].transpose(0, 1))[:, 0, :]
+        spikes = None
+        if model.spiking:
+            with torch.no_grad():
+                spikes = model.spikes(x_test[:1].transpose(0, 1))[:, 0, :]
         plots = make_plots(config.out_dir, history, spikes, int(y_test[0]), history[-1]["firing_rates"])
     return TrainResult(config=config, final_test_accuracy=history[-1]["test_accuracy"] if history else float("nan"),
                        best_test_accuracy=best_accuracy, best_epoch=best_epoch,

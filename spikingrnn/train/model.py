@@ -7,21 +7,25 @@ from torch import nn
 from ..nn.modules import SpikingGRU, SpikingLSTM, SpikingRNN
 from .config import TrainConfig
 
-RNN_CLASSES = {"lstm": SpikingLSTM, "gru": SpikingGRU, "rnn": SpikingRNN}
+RNN_CLASSES = {"lstm": SpikingLSTM, "gru": SpikingGRU, "rnn": SpikingRNN,
+               "torch_lstm": nn.LSTM, "torch_gru": nn.GRU, "torch_rnn": nn.RNN}
 
 
 class SpikingClassifier(nn.Module):
     """``x [T, B, F] -> logits [B, classes]`` (time-major, as :func:`spikingrnn.data.batches` yields).
 
     ``encoder`` (Linear ``F -> hidden``, real-valued) feeds ``rnn`` (a spiking stack of ``layers``
-    layers); ``readout`` (Linear ``D*hidden -> classes``) reads the time-averaged spikes of the last
+    layers, or the torch.nn baseline for ``model="torch_*"``, whose outputs are read the same way); ``readout`` (Linear ``D*hidden -> classes``) reads the time-averaged spikes of the last
     layer (``readout="mean"``) or its last step (``"last"``; bidirectional: the forward direction
     at ``T-1`` beside the reverse direction at ``0``, each having seen the whole sequence).
     """
 
     def __init__(self, input_size: int, num_classes: int, config: TrainConfig):
         super().__init__()
-        kwargs = dict(surrogate_function1=config.surrogate, backend=config.backend, low_memory=config.low_memory)
+        self.spiking = not config.model.startswith("torch_")
+        kwargs = {}
+        if self.spiking:
+            kwargs = dict(surrogate_function1=config.surrogate, backend=config.backend, low_memory=config.low_memory)
         if config.model == "lstm":
             kwargs["cell_state"] = config.cell_state
         self.readout_mode = config.readout
@@ -31,7 +35,7 @@ class SpikingClassifier(nn.Module):
         self.readout = nn.Linear(config.hidden * (2 if config.bidirectional else 1), num_classes)
 
     def spikes(self, x: torch.Tensor) -> torch.Tensor:
-        """Spikes of the last layer, ``[T, B, D*hidden]``."""
+        """Spikes of the last layer, ``[T, B, D*hidden]`` (the baselines' real-valued outputs)."""
         return self.rnn(self.encoder(x))[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

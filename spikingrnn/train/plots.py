@@ -70,7 +70,10 @@ def plot_rates(path: str, rates: dict[str, dict[str, float]]) -> str:
 
 
 def make_plots(out_dir: str, history: list[dict], spikes, label, rates) -> list[str]:
-    """``curves.png``, ``raster.png`` and ``firing_rates.png`` in ``out_dir``; returns their paths."""
-    return [plot_curves(os.path.join(out_dir, "curves.png"), history),
-            plot_raster(os.path.join(out_dir, "raster.png"), spikes, label),
-            plot_rates(os.path.join(out_dir, "firing_rates.png"), rates)]
+    """``curves.png``, ``raster.png`` and ``firing_rates.png`` in ``out_dir``; returns their paths.
+    ``spikes=None`` (a non-spiking baseline) writes the curves only."""
+    paths = [plot_curves(os.path.join(out_dir, "curves.png"), history)]
+    if spikes is not None:
+        paths += [plot_raster(os.path.join(out_dir, "raster.png"), spikes, label),
+                  plot_rates(os.path.join(out_dir, "firing_rates.png"), rates)]
+    return paths
