@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh train
-.venv/bin/spikingrnn train --task digits_rows --model lstm --hidden 128 --epochs 30 --lr 3e-3 --threads 2 \
+# the training defaults of docs/TRAINING.md (accumulating cell state, wide surrogate, Adam 1e-2, cosine)
+.venv/bin/spikingrnn train --task digits_rows --model lstm --hidden 128 --epochs 30 --threads 2 \
     --out runs/demo "$@"

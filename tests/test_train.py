@@ -18,7 +18,8 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 def tiny(tmp_path, name="run", **overrides):
     values = dict(task="digits_rows", model="lstm", hidden=16, epochs=3, batch_size=32, limit_train=128,
-                  limit_test=64, monitor_samples=32, threads=1, plots=False, out_dir=str(tmp_path / name))
+                  limit_test=64, monitor_samples=32, threads=1, plots=False, out_dir=str(tmp_path / name),
+                  schedule="constant")  # some tests extend the epochs on resume: not with a cosine schedule
     values.update(overrides)
     return TrainConfig(**values)
 
@@ -41,10 +42,35 @@ def without_times(history):
     ("cell_state", "leaky", "TrainConfig.cell_state must be one of"),
     ("bidirectional", 1, "TrainConfig.bidirectional must be True or False"),
     ("out_dir", "", "TrainConfig.out_dir must be a non-empty path"),
+    ("surrogate_alpha", -1.0, "TrainConfig.surrogate_alpha must be a number >= 0"),
+    ("schedule", "step", "TrainConfig.schedule must be one of constant, cosine"),
+    ("grad_clip", -0.5, "TrainConfig.grad_clip must be a number >= 0"),
 ])
 def test_config_validation_names_the_field(field, value, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**{field: value})
+
+
+def test_surrogate_alpha_reaches_the_model():
+    from spikingrnn.train import build_model
+    model = build_model(TrainConfig(surrogate="atan", surrogate_alpha=0.7), 8, 10)
+    assert type(model.rnn.surrogate_function1).__name__ == "ATan" and model.rnn.surrogate_function1.alpha == 0.7
+    default = build_model(TrainConfig(surrogate="atan", surrogate_alpha=0.0), 8, 10)
+    assert default.rnn.surrogate_function1.alpha == 2.0  # 0: the surrogate's own default
+
+
+def test_grad_clip_bounds_the_gradient_norm(tmp_path, monkeypatch):
+    norms = []
+    step = torch.optim.Adam.step
+
+    def recording_step(self, *args, **kwargs):
+        grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
+        norms.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))))
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    train(tiny(tmp_path, "clip", epochs=1, grad_clip=1e-3))
+    assert norms and max(norms) <= 1e-3 * (1 + 1e-4)
 
 
 def test_config_round_trip():
@@ -180,7 +206,7 @@ def test_rnn_model_trains(tmp_path):
 def test_cli_train_and_resume(tmp_path, capsys):
     out = tmp_path / "cli"
     args = ["train", "--task", "digits_rows", "--model", "lstm", "--hidden", "16", "--limit-train", "64",
-            "--limit-test", "32", "--monitor-samples", "16", "--threads", "1", "--out", str(out)]
+            "--limit-test", "32", "--monitor-samples", "16", "--threads", "1", "--schedule", "constant", "--out", str(out)]
     assert main(args + ["--epochs", "1", "--no-plots"]) == 0
     assert main(args + ["--epochs", "2", "--resume"]) == 0
     text = capsys.readouterr()

@@ -212,6 +212,8 @@ def _train(config: TrainConfig, resume: bool, on_epoch) -> TrainResult:
                 loss = nn.functional.cross_entropy(logits, yb)
             optimizer.zero_grad()
             loss.backward()
+            if config.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             total_loss += loss.item() * (global_size / world_size if world_size > 1 else len(yb))
             correct += int((logits.argmax(dim=1) == yb).sum())

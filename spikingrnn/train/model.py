@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from ..nn.modules import SpikingGRU, SpikingLSTM, SpikingRNN
+from ..surrogate import SURROGATES
 from .config import TrainConfig
 
 RNN_CLASSES = {"lstm": SpikingLSTM, "gru": SpikingGRU, "rnn": SpikingRNN,
@@ -25,7 +26,8 @@ class SpikingClassifier(nn.Module):
         self.spiking = not config.model.startswith("torch_")
         kwargs = {}
         if self.spiking:
-            kwargs = dict(surrogate_function1=config.surrogate, backend=config.backend, low_memory=config.low_memory)
+            surrogate = SURROGATES[config.surrogate](alpha=config.surrogate_alpha or None)
+            kwargs = dict(surrogate_function1=surrogate, backend=config.backend, low_memory=config.low_memory)
         if config.model == "lstm":
             kwargs["cell_state"] = config.cell_state
         self.readout_mode = config.readout
