@@ -9,8 +9,9 @@ OUT=${OUT:-runs/study}
 mkdir -p "$OUT"
 COMMON="--threads 1 --no-plots"
 # every spiking run uses the training defaults found by the sweep in docs/TRAINING.md:
-# accumulating cell state, a wide surrogate (erf, alpha 0.5), Adam at 1e-2 with a cosine schedule
-SPIKE="--cell-state accumulate --surrogate erf --surrogate-alpha 0.5 --lr 1e-2 --schedule cosine"
+# accumulating cell state, a wide surrogate (erf, alpha 0.5), Adam at 1e-2 with a cosine schedule,
+# gradients clipped to norm 1
+SPIKE="--cell-state accumulate --surrogate erf --surrogate-alpha 0.5 --lr 1e-2 --schedule cosine --grad-clip 1.0"
 commands=(
   # sequential digits, row-wise (T=8): the >= 97 % target
   "digits_h256 --task digits_rows --model lstm --hidden 256 --epochs 60 --batch-size 64 $SPIKE"
@@ -20,6 +21,15 @@ commands=(
   # MNIST-5k row-wise (T=28): spiking LSTM vs torch.nn.LSTM, same command
   "mnist5k_lstm --task mnist5k_rows --model lstm --hidden 128 --epochs 20 $SPIKE"
   "mnist5k_torch_lstm --task mnist5k_rows --model torch_lstm --hidden 128 --epochs 20 $SPIKE"
+)
+# MNIST-1D follow-up (docs/TRAINING.md): without clipping, with it, longer
+NOCLIP="${SPIKE/--grad-clip 1.0/--grad-clip 0}"
+commands+=(
+  "mnist1d_e40_noclip --task mnist1d --model lstm --hidden 128 --epochs 40 $NOCLIP"
+  "mnist1d_e20_lr3e3_noclip --task mnist1d --model lstm --hidden 128 --epochs 20 ${NOCLIP/--lr 1e-2/--lr 3e-3}"
+  "mnist1d_e20_clip --task mnist1d --model lstm --hidden 128 --epochs 20 $SPIKE"
+  "mnist1d_e60 --task mnist1d --model lstm --hidden 128 --epochs 60 $SPIKE"
+  "mnist1d_torch_e60 --task mnist1d --model torch_lstm --hidden 128 --epochs 60 $SPIKE"
 )
 # reliability across seeds: the README demo command, spiking vs torch.nn.LSTM
 for seed in 0 1 2; do

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 SHOWN = ("task", "model", "hidden", "layers", "cell_state", "surrogate", "surrogate_alpha", "readout", "lr", "schedule",
+         "grad_clip",
          "batch_size", "epochs", "limit_train", "seed")
 
 

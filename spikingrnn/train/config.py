@@ -72,7 +72,7 @@ class TrainConfig:
     optimizer: str = "adam"
     lr: float = 1e-2
     schedule: str = "cosine"
-    grad_clip: float = 0.0
+    grad_clip: float = 1.0
     epochs: int = 10
     batch_size: int = 64
     seed: int = 0

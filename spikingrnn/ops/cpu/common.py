@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 from ..gemm import projection
+from .extension import loops
 
 CHUNK_BYTES = 1 << 20
 MIN_CHUNK_ROWS = 512
@@ -56,12 +57,25 @@ def chunks(steps: int, batch: int, gates: int, itemsize: int) -> list[tuple[int,
     return [(t0, min(steps, t0 + size)) for t0 in range(0, steps, size)]
 
 
+HUGE_PAGE_BYTES = 2 << 20  # buffers at least this large are backed by huge pages where the OS allows
+
+
+def empty_buffer(*shape: int, dtype: torch.dtype) -> Tensor:
+    """``torch.empty(shape)``; a large one is first marked for transparent huge pages (see
+    ``advise_huge_pages`` in csrc/loops.cpp), before any of it is touched."""
+    t = torch.empty(shape, dtype=dtype)
+    if t.numel() * t.element_size() >= HUGE_PAGE_BYTES:
+        compiled = loops()
+        if compiled is not None:
+            compiled.advise_huge_pages(t)
+    return t
+
+
 def new_output(config: SequenceConfig, *shape: int, dtype: torch.dtype) -> Tensor:
     """An output buffer: uninitialised when every row runs every step, else zeros (rows past
     their length are never written and must read as zero)."""
-    if config.batch_sizes is None:
-        return torch.empty(shape, dtype=dtype)
-    return torch.zeros(shape, dtype=dtype)
+    t = empty_buffer(*shape, dtype=dtype)
+    return t if config.batch_sizes is None else t.zero_()
 
 
 def before(first: Tensor, store, stored: Tensor, t0: int, t1: int, dtype: torch.dtype) -> Tensor:
@@ -97,7 +111,7 @@ class GradSums:
 
     def input_grad(self, steps: int, batch: int, input_size: int, dtype: torch.dtype) -> Tensor | None:
         """Storage for the input gradient ``[T, B, I]``, or ``None`` when it is not needed."""
-        return torch.empty(steps, batch, input_size, dtype=dtype) if self.needs["x"] else None
+        return empty_buffer(steps, batch, input_size, dtype=dtype) if self.needs["x"] else None
 
     def add_weight(self, name: str, d_pre: Tensor, inputs: Tensor) -> None:
         """``grad += sum_k d_pre[k]^T inputs[k]`` for ``[K, B, G]`` and ``[K, B, F]``: the event-driven

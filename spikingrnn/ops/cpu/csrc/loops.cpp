@@ -14,6 +14,10 @@
 #include <optional>
 #include <vector>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 #include "products.h"
 
 namespace {
@@ -102,35 +106,94 @@ void lstm_pointwise(T* g, const T* xp, T* c, T* m, T* h_copy, T* pre, int64_t n,
   }
 }
 
-// One LSTM backward step's pointwise work on n rows: d_pre (the pre-activation gradients) from the
-// carried dc and dm = dL/d(o*c), and dc carried to the previous step. The gates are kGates ? g : the
-// signs of u; the spiking cell's surrogate factor multiplies dc when kCellScale. Compile-time
-// switches keep the inner loop branch-free, so that it vectorises.
+// One row of an LSTM backward step: d_pre (i|f|g|o pre-activation gradients) from the carried dc
+// and dm = dL/d(o*c), and dc carried to the previous step. Gates s* are 0/1 when kGates, else the
+// pre-activations whose signs they are; the spiking cell's surrogate factor cs multiplies dc when
+// kCellScale. One restrict pointer per stream and compile-time switches: the loop vectorises.
+template <typename T, bool kGates, bool kCellScale>
+inline void lstm_backward_row(const T* __restrict__ si, const T* __restrict__ sf, const T* __restrict__ sg,
+                              const T* __restrict__ so, const T* __restrict__ di, const T* __restrict__ df,
+                              const T* __restrict__ dg, const T* __restrict__ d_o, const T* __restrict__ dm,
+                              const T* __restrict__ c_prev, const T* __restrict__ c_after, const T* __restrict__ cs,
+                              T* __restrict__ pi, T* __restrict__ pf, T* __restrict__ pg, T* __restrict__ po,
+                              T* __restrict__ dc_carry, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    const T i = kGates ? si[j] : fire(si[j]);
+    const T f = kGates ? sf[j] : fire(sf[j]);
+    const T g = kGates ? sg[j] : fire(sg[j]);
+    const T o = kGates ? so[j] : fire(so[j]);
+    T dc = dc_carry[j] + dm[j] * o;
+    if (kCellScale) dc *= cs[j];
+    pi[j] = di[j] * g * dc;
+    pf[j] = df[j] * c_prev[j] * dc;
+    pg[j] = dg[j] * i * dc;
+    po[j] = d_o[j] * c_after[j] * dm[j];
+    dc_carry[j] = dc * f;
+  }
+}
+
+// One LSTM backward step's pointwise work on n rows (see lstm_backward_row); gates or u [n, 4H].
 template <typename T, bool kGates, bool kCellScale>
 void lstm_backward_pointwise(const T* u, const T* gates, const T* deriv, const T* dm, const T* c_prev,
                              const T* c_after, const T* cell_scale, T* d_pre, T* dc_carry, int64_t n, int64_t H) {
   for (int64_t r = 0; r < n; ++r) {
-    const T* __restrict__ src = kGates ? gates + r * 4 * H : u + r * 4 * H;
-    const T* __restrict__ dr = deriv + r * 4 * H;
-    const T* __restrict__ dmr = dm + r * H;
-    const T* __restrict__ cpr = c_prev + r * H;
-    const T* __restrict__ car = c_after + r * H;
-    const T* __restrict__ csr = kCellScale ? cell_scale + r * H : nullptr;
-    T* __restrict__ dpr = d_pre + r * 4 * H;
-    T* __restrict__ dcr = dc_carry + r * H;
-    for (int64_t j = 0; j < H; ++j) {
-      const T i = kGates ? src[j] : fire(src[j]);
-      const T f = kGates ? src[H + j] : fire(src[H + j]);
-      const T g = kGates ? src[2 * H + j] : fire(src[2 * H + j]);
-      const T o = kGates ? src[3 * H + j] : fire(src[3 * H + j]);
-      T dc = dcr[j] + dmr[j] * o;
-      if (kCellScale) dc *= csr[j];
-      dpr[j] = dr[j] * g * dc;
-      dpr[H + j] = dr[H + j] * cpr[j] * dc;
-      dpr[2 * H + j] = dr[2 * H + j] * i * dc;
-      dpr[3 * H + j] = dr[3 * H + j] * car[j] * dmr[j];
-      dcr[j] = dc * f;
-    }
+    const T* s = (kGates ? gates : u) + r * 4 * H;
+    const T* d = deriv + r * 4 * H;
+    T* p = d_pre + r * 4 * H;
+    lstm_backward_row<T, kGates, kCellScale>(s, s + H, s + 2 * H, s + 3 * H, d, d + H, d + 2 * H, d + 3 * H,
+                                             dm + r * H, c_prev + r * H, c_after + r * H,
+                                             kCellScale ? cell_scale + r * H : nullptr, p, p + H, p + 2 * H,
+                                             p + 3 * H, dc_carry + r * H, H);
+  }
+}
+
+// One row of a GRU forward step: from x_* (xr, xz, xn) and h_* = W_h* h + b_h* (hr_, hz_, hn_), the
+// gates r, z, n (written over hr_, hz_, hn_ as 0/1) and h' = z ? h : n (into h and y).
+template <typename T>
+inline void gru_forward_row(const T* __restrict__ xr, const T* __restrict__ xz, const T* __restrict__ xn,
+                            T* __restrict__ hr_, T* __restrict__ hz_, T* __restrict__ hn_, T* __restrict__ h,
+                            T* __restrict__ y, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    const T r = fire(xr[j] + hr_[j]);
+    const T z = fire(xz[j] + hz_[j]);
+    const T n = fire(xn[j] + r * hn_[j]);
+    hr_[j] = r;
+    hz_[j] = z;
+    hn_[j] = n;
+    const T next = z != T(0) ? h[j] : n;
+    h[j] = next;
+    y[j] = next;
+  }
+}
+
+// The pre-activations u_r | u_z | u_n | h_n of one GRU row (for backward).
+template <typename T>
+inline void gru_pre_row(const T* __restrict__ xr, const T* __restrict__ xz, const T* __restrict__ xn,
+                        const T* __restrict__ hr_, const T* __restrict__ hz_, const T* __restrict__ hn_,
+                        T* __restrict__ ur, T* __restrict__ uz, T* __restrict__ un, T* __restrict__ hn_out, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    ur[j] = xr[j] + hr_[j];
+    uz[j] = xz[j] + hz_[j];
+    un[j] = xn[j] + fire(xr[j] + hr_[j]) * hn_[j];
+    hn_out[j] = hn_[j];
+  }
+}
+
+// One row of a GRU backward step: with d = dh + dy, d u_n = d * scale_n (also into d_new),
+// d u_r = d u_n * scale_r, d u_z = d * scale_z, the hidden-side n gradient d u_n * r, and dh = d * z.
+template <typename T>
+inline void gru_backward_row(const T* __restrict__ scale_n, const T* __restrict__ scale_z,
+                             const T* __restrict__ scale_r, const T* __restrict__ r, const T* __restrict__ z,
+                             const T* __restrict__ dy, T* __restrict__ dh, T* __restrict__ d_new,
+                             T* __restrict__ p_r, T* __restrict__ p_z, T* __restrict__ p_n, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    const T d = dh[j] + dy[j];
+    const T du_n = d * scale_n[j];
+    d_new[j] = du_n;
+    p_r[j] = du_n * scale_r[j];
+    p_z[j] = d * scale_z[j];
+    p_n[j] = du_n * r[j];
+    dh[j] = d * z[j];
   }
 }
 
@@ -249,33 +312,18 @@ void gru_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int64_t>&
       if (pre_store) {
         T* pre = step_ptr<T>(*pre_store, t);
         for (int64_t r = 0; r < n; ++r) {
-          const T* __restrict__ xr = xk + r * 3 * hidden;
-          const T* __restrict__ gr = g + r * 3 * hidden;
-          T* __restrict__ pr = pre + r * 4 * hidden;
-          for (int64_t j = 0; j < 2 * hidden; ++j) pr[j] = xr[j] + gr[j];
-          for (int64_t j = 0; j < hidden; ++j) {
-            const T rr = fire(xr[j] + gr[j]);
-            pr[2 * hidden + j] = xr[2 * hidden + j] + rr * gr[2 * hidden + j];
-            pr[3 * hidden + j] = gr[2 * hidden + j];
-          }
+          const T* xr = xk + r * 3 * hidden;
+          const T* gr = g + r * 3 * hidden;
+          T* pr = pre + r * 4 * hidden;
+          gru_pre_row<T>(xr, xr + hidden, xr + 2 * hidden, gr, gr + hidden, gr + 2 * hidden, pr, pr + hidden,
+                         pr + 2 * hidden, pr + 3 * hidden, hidden);
         }
       }
       for (int64_t r = 0; r < n; ++r) {
-        const T* __restrict__ xr = xk + r * 3 * hidden;
-        T* __restrict__ gr = g + r * 3 * hidden;
-        T* __restrict__ hr = hs + r * hidden;
-        T* __restrict__ yr = yt + r * hidden;
-        for (int64_t j = 0; j < hidden; ++j) {
-          const T rr = fire(xr[j] + gr[j]);
-          const T z = fire(xr[hidden + j] + gr[hidden + j]);
-          const T nn = fire(xr[2 * hidden + j] + rr * gr[2 * hidden + j]);
-          gr[j] = rr;
-          gr[hidden + j] = z;
-          gr[2 * hidden + j] = nn;
-          const T hn = z != T(0) ? hr[j] : nn;
-          hr[j] = hn;
-          yr[j] = hn;
-        }
+        const T* xr = xk + r * 3 * hidden;
+        T* gr = g + r * 3 * hidden;
+        gru_forward_row<T>(xr, xr + hidden, xr + 2 * hidden, gr, gr + hidden, gr + 2 * hidden, hs + r * hidden,
+                           yt + r * hidden, hidden);
       }
       if (gate_bits) pack_bits<T>(g, n * 3 * hidden, step_ptr<uint8_t>(*gate_bits, t));
     }
@@ -300,19 +348,11 @@ void gru_backward_steps(const Tensor& scales, const Tensor& gates, const Tensor&
       T* dhp = step_ptr<T>(d_hidden_pre, k);
       T* dn = step_ptr<T>(d_new, k);
       for (int64_t r = 0; r < n; ++r) {
-        const T* __restrict__ sr = s + r * 3 * hidden;
-        const T* __restrict__ gr = g + r * 3 * hidden;
-        T* __restrict__ dhpr = dhp + r * 3 * hidden;
-        for (int64_t j = 0; j < hidden; ++j) {
-          const int64_t i = r * hidden + j;
-          const T d = dh[i] + dyk[i];
-          const T du_n = d * sr[j];
-          dn[i] = du_n;
-          dhpr[j] = du_n * sr[2 * hidden + j];
-          dhpr[hidden + j] = d * sr[hidden + j];
-          dhpr[2 * hidden + j] = du_n * gr[j];
-          dh[i] = d * gr[hidden + j];
-        }
+        const T* sr = s + r * 3 * hidden;
+        const T* gr = g + r * 3 * hidden;
+        T* p = dhp + r * 3 * hidden;
+        gru_backward_row<T>(sr, sr + hidden, sr + 2 * hidden, gr, gr + hidden, dyk + r * hidden, dh + r * hidden,
+                            dn + r * hidden, p, p + hidden, p + 2 * hidden, hidden);
       }
       Tensor dh_rows = dh_carry.narrow(0, 0, n);
       at::addmm_out(dh_rows, dh_rows, d_hidden_pre.select(0, k).narrow(0, 0, n), w_hh);
@@ -396,7 +436,26 @@ bool binary_weight_grad(const Tensor& d, const Tensor& x, Tensor& grad_t, double
   return done;
 }
 
+// Ask the kernel to back the 2 MiB-aligned interior of a large, not yet touched buffer with huge
+// pages (Linux transparent huge pages in "madvise" mode): a whole-sequence buffer is then faulted in
+// by a few hundred 2 MiB faults instead of hundreds of thousands of 4 KiB ones, which otherwise cost
+// a third of a forward step. A hint only: returns whether it was given.
+bool advise_huge_pages(const Tensor& t) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr uintptr_t kHuge = uintptr_t(1) << 21;
+  const uintptr_t start = reinterpret_cast<uintptr_t>(t.data_ptr());
+  const uintptr_t end = start + static_cast<uintptr_t>(t.numel() * t.element_size());
+  const uintptr_t first = (start + kHuge - 1) & ~(kHuge - 1), last = end & ~(kHuge - 1);
+  if (last <= first) return false;
+  return madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE) == 0;
+#else
+  (void)t;
+  return false;
+#endif
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("advise_huge_pages", &advise_huge_pages);
   m.def("binary_matmul", &binary_matmul);
   m.def("binary_weight_grad", &binary_weight_grad);
   m.def("lstm_forward_steps", &lstm_forward_steps);
