@@ -154,6 +154,45 @@ def test_packed_bidirectional_matches_reference(case):
     check(build(layers=2, bidirectional=True, s1="atan", **case), lengths=torch.tensor([4, 3, 1]))
 
 
+LOW_MEMORY_CASES = [
+    dict(),
+    dict(cell_state="spike", s1="sigmoid", s2="atan"),
+    dict(cell_state="accumulate", proj=3, s1="rect"),
+    dict(layers=2, bidirectional=True, s1="super_spike", s2="soft_sign", bias=False),
+    dict(mode="GRU", layers=2, s1="atan", s2="erf"),
+    dict(mode="GRU", bias=False, bidirectional=True),
+    dict(mode="RNN", layers=2, bidirectional=True, s1="piecewise_exp"),
+]
+
+
+@pytest.mark.parametrize("case", LOW_MEMORY_CASES,
+                         ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()) or "default")
+@pytest.mark.parametrize("packed", [False, True])
+def test_low_memory_matches_reference(case, packed):
+    """``low_memory``: no pre-activations kept, backward recomputes them; same results."""
+    model = build(**case)
+    model.low_memory = True
+    check(model, lengths=torch.tensor([4, 3, 1]) if packed else None)
+
+
+def test_low_memory_lstm_keeps_far_less():
+    model = build(layers=2)
+    model.backend = "triton"
+    x = dyadic((16, 3, 4), torch.Generator().manual_seed(2), 1 / 4).requires_grad_()
+    kept = {}
+    for low in (False, True):
+        model.low_memory = low
+        packed = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: packed.append(t) or t, lambda t: t):
+            model(x)
+        kept[low] = packed
+    big = [t for t in kept[True] if t.dim() == 3 and t.shape[-1] == 4 * model.hidden_size and t.dtype == DT]
+    assert not big, "low_memory keeps no [T, B, 4H] pre-activations"
+    assert any(t.dtype == torch.uint8 for t in kept[True]), "0/1 cell states are kept as bytes"
+    size = lambda ts: sum(t.numel() * t.element_size() for t in ts if t.dim() == 3)  # noqa: E731
+    assert size(kept[True]) * 3 < size(kept[False])
+
+
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
 def test_zero_batch(mode):
     model = build(mode, layers=2, bidirectional=True, proj=(2 if mode == "LSTM" else 0))

@@ -84,7 +84,7 @@ def spikingrnn_impls(cell: str, device: torch.device, dtype: torch.dtype) -> tup
         found.append(Implementation(
             name, f"spikingrnn.{cls.__name__}(backend={backend!r})",
             lambda s, backend=backend: cls(s.I, s.H, s.L, backend=backend).to(device=device, dtype=dtype)))
-        if backend == "cpu":  # the only backend with a low-memory mode
+        if backend in ("cpu", "triton"):  # the backends with a low-memory mode
             found.append(Implementation(
                 name + "-lowmem", f"spikingrnn.{cls.__name__}(backend={backend!r}, low_memory=True)",
                 lambda s, backend=backend: cls(s.I, s.H, s.L, backend=backend, low_memory=True).to(

@@ -10,9 +10,10 @@ for tests). Surrogates must be built-in :mod:`spikingrnn.surrogate` classes (exa
 subclasses) in spiking mode: their derivative formulas are compiled into the kernels.
 
 Supports the LSTM (every ``cell_state``, ``proj_size``), GRU and vanilla RNN, packed sequences,
-both directions and dropout (done by ``run_stack``). ``low_memory`` is ignored: the
-pre-activations are always kept. No persistent kernel yet: every step launches one GEMM and one
-Triton kernel. Nothing here imports ``triton`` until it is needed, so ``import spikingrnn`` works
+both directions and dropout (done by ``run_stack``). By default the pre-activations are kept for
+backward; with ``low_memory`` only the outputs (and the LSTM's ``c``, as uint8 when it is 0/1) are
+kept, and backward recomputes the pre-activations (one GEMM for the input projections, one per step). No persistent kernel yet: every step launches one
+GEMM and one Triton kernel. Nothing here imports ``triton`` until it is needed, so ``import spikingrnn`` works
 without it.
 """
 from __future__ import annotations
@@ -113,6 +114,7 @@ class TritonConfig(NamedTuple):
     cell_state: str
     threshold: float
     save: bool
+    low_memory: bool = False
 
 
 def _batch_sizes(lengths: Tensor | None, steps: int) -> list[int] | None:
@@ -150,7 +152,7 @@ def triton_rnn(x: Tensor, states: tuple[Tensor, ...], weights: list[tuple], spec
     def run_cell(k, y, state, reverse):
         first, second = surrogates[k]
         config = TritonConfig(batch_sizes, surrogate_id(first), first.alpha, surrogate_id(second), second.alpha,
-                              spec.cell_state, spec.cell_threshold, save)
+                              spec.cell_state, spec.cell_threshold, save, spec.low_memory)
         if reverse:
             y = _reverse_each(y, lengths)
         y = y.contiguous()

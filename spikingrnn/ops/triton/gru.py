@@ -3,7 +3,8 @@
 ``r = Θ(x_r + h_r)``, ``z = Θ(x_z + h_z)``, ``n = Θ(x_n + r * h_n)``, ``h' = (1 - z) * n + z * h`` with
 ``x_* = x W_i*^T + b_i*`` (one torch GEMM for all steps) and ``h_* = h W_h*^T + b_h*`` (``torch.addmm``
 per step); one Triton kernel per step does the pointwise work. Kept for backward: the input-side
-and hidden-side projections ``[T, B, 3H]`` and the outputs. Backward per step: one Triton kernel
+and hidden-side projections ``[T, B, 3H]`` and the outputs (with ``low_memory`` the outputs only:
+backward recomputes the projections, one GEMM for the input side, one per step for the hidden side). Backward per step: one Triton kernel
 gives the input-side and hidden-side pre-activation gradients and the direct ``z * dh`` part of the
 carried ``dh``, one torch GEMM adds the recurrent part; weight gradients are torch GEMMs after the loop.
 """
@@ -83,8 +84,9 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config):
     xp = projection(x, w_ih, b_ih)
     y = new(steps, batch, hidden, **like)
     h = h0.contiguous().clone()
-    hp_all = new(steps, batch, 3 * hidden, **like) if config.save else None
-    scratch = None if config.save else torch.empty(batch, 3 * hidden, **like)
+    keep = config.save and not config.low_memory
+    hp_all = new(steps, batch, 3 * hidden, **like) if keep else None
+    scratch = None if keep else torch.empty(batch, 3 * hidden, **like)
     w_hh_t = w_hh.t()
     for t in range(steps):
         n = rows(bs, t, batch)
@@ -96,7 +98,7 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config):
         else:
             torch.addmm(b_hh, h[:n], w_hh_t, out=hp)
         _gru_forward_step[grid(n * hidden)](xp[t, :n], hp, h, y[t, :n], n * hidden, hidden, BLOCK=BLOCK)
-    return y, h, xp, hp_all
+    return y, h, (xp if keep else None), hp_all
 
 
 def gru_backward(saved, dy, dh_n, needs, config):
@@ -113,12 +115,24 @@ def gru_backward(saved, dy, dh_n, needs, config):
     dy = torch.zeros_like(y) if dy is None else dy.contiguous()
     w_hh_c = w_hh.contiguous()
     h0_c = h0.contiguous()
+    hp_step = None
+    if hp_all is None:  # low memory: recompute the projections (all input ones, the hidden ones per step)
+        xp = projection(x, w_ih, b_ih)
+        hp_step = torch.empty(batch, 3 * hidden, **like)
     for t in range(steps - 1, -1, -1):
         n = rows(bs, t, batch)
         if n == 0:
             continue
         h_prev = h0_c[:n] if t == 0 else y[t - 1, :n]
-        _gru_backward_step[grid(n * hidden)](xp[t, :n], hp_all[t, :n], h_prev, dh, dy[t, :n], dx_pre[t, :n],
+        if hp_step is None:
+            hp = hp_all[t, :n]
+        else:
+            hp = hp_step[:n]
+            if b_hh is None:
+                torch.mm(h_prev, w_hh.t(), out=hp)
+            else:
+                torch.addmm(b_hh, h_prev, w_hh.t(), out=hp)
+        _gru_backward_step[grid(n * hidden)](xp[t, :n], hp, h_prev, dh, dy[t, :n], dx_pre[t, :n],
                                              dh_pre[t, :n], n * hidden, hidden, float(config.alpha1),
                                              float(config.alpha2), KIND1=config.kind1, KIND2=config.kind2,
                                              BLOCK=BLOCK)

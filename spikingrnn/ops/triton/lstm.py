@@ -8,7 +8,9 @@ pre-activations ``[T, B, 4H]``, ``c`` after every step, the output and (with ``p
 Backward per step, from the end: one Triton kernel turns the saved pre-activations into the
 pre-activation gradients (surrogate derivative selected by a constexpr id) and the carried cell
 gradient, then one torch GEMM gives the carried ``dh``; the weight gradients are single large
-torch GEMMs after the loop. ``low_memory`` is not implemented here (pre-activations are always kept).
+torch GEMMs after the loop. With ``low_memory`` the pre-activations are not kept: ``c`` is kept as
+uint8 when it is 0/1 (clamp from a 0/1 ``c0``, or the spiking cell), and backward recomputes each
+step's pre-activations from the input projections (one GEMM) and the kept outputs (one GEMM per step).
 Kernels are kernel -> launcher -> autograd.Function, in that order.
 """
 from __future__ import annotations
@@ -93,10 +95,14 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, config):
     xp = projection(x, w_ih, b_ih, b_hh)
     y = new(steps, batch, h0.shape[1], **like)
     h, c = h0.contiguous().clone(), c0.contiguous().clone()
-    pre = new(steps, batch, 4 * hidden, **like) if config.save else None
-    c_all = new(steps, batch, hidden, **like) if config.save else None
+    keep_pre = config.save and not config.low_memory
+    pre = new(steps, batch, 4 * hidden, **like) if keep_pre else None
+    c_like = like
+    if config.low_memory and (config.cell_state == "spike" or (config.cell_state == "clamp" and _is_binary(c0))):
+        c_like = dict(like, dtype=torch.uint8)  # 0/1: one byte instead of four
+    c_all = new(steps, batch, hidden, **c_like) if config.save else None
     m_all = new(steps, batch, hidden, **like) if w_hr is not None else None
-    scratch = None if config.save else torch.empty(batch, 4 * hidden, **like)
+    scratch = None if keep_pre else torch.empty(batch, 4 * hidden, **like)
     w_hh_t = w_hh.t()
     w_hr_t = None if w_hr is None else w_hr.t()
     for t in range(steps):
@@ -115,6 +121,10 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, config):
     return y, h, c, pre, c_all, m_all
 
 
+def _is_binary(t) -> bool:
+    return bool(((t == 0) | (t == 1)).all())
+
+
 def lstm_backward(saved, dy, dh_n, dc_n, needs, config):
     """Gradients ``(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr)`` (``None`` where not needed)."""
     x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, y, pre, c_all, m_all = saved
@@ -129,11 +139,21 @@ def lstm_backward(saved, dy, dh_n, dc_n, needs, config):
     dy = torch.zeros_like(y) if dy is None else dy.contiguous()
     dh_all = torch.zeros(steps, batch, h0.shape[1], **like) if w_hr is not None else None
     w_hh_c = w_hh.contiguous()
-    c0_c = c0.contiguous()
+    c0_c = c0.contiguous()  # float even where the kept states are uint8 (the kernel reads either)
+    xp = u_step = w_hh_t = None
+    if pre is None:  # low memory: recompute u[t] = x[t] W_ih^T + b + h[t-1] W_hh^T step by step
+        xp = projection(x, w_ih, b_ih, b_hh)
+        u_step = torch.empty(batch, 4 * hidden, **like)
+        w_hh_t = w_hh.t()
     for t in range(steps - 1, -1, -1):
         n = rows(bs, t, batch)
         if n == 0:
             continue
+        if pre is None:
+            u = u_step[:n]
+            torch.addmm(xp[t, :n], (h0 if t == 0 else y[t - 1])[:n], w_hh_t, out=u)
+        else:
+            u = pre[t, :n]
         dh_t = dh[:n].add_(dy[t, :n])
         if w_hr is not None:
             dh_all[t, :n] = dh_t
@@ -141,7 +161,7 @@ def lstm_backward(saved, dy, dh_n, dc_n, needs, config):
         else:
             dm = dh_t
         c_prev = c0_c[:n] if t == 0 else c_all[t - 1, :n]
-        _lstm_backward_step[grid(n * hidden)](pre[t, :n], c_prev, c_all[t, :n], dm, dc, d_pre[t, :n], n * hidden,
+        _lstm_backward_step[grid(n * hidden)](u, c_prev, c_all[t, :n], dm, dc, d_pre[t, :n], n * hidden,
                                               hidden, float(config.threshold), float(config.alpha1),
                                               float(config.alpha2), CELL=CELL_MODES[config.cell_state],
                                               KIND1=config.kind1, KIND2=config.kind2, BLOCK=BLOCK)

@@ -3,7 +3,8 @@
 ``h' = Θ(u)``, ``u = x W_ih^T + b_ih + h W_hh^T + b_hh``: the input projections are one torch GEMM,
 per step ``torch.addmm`` writes ``u`` into the saved pre-activations and one Triton kernel fires the
 spikes; backward per step one Triton kernel ``d_u = (dh + dy) * derivative(u)`` and one torch GEMM
-for the carried ``dh``; weight gradients are single torch GEMMs after the loop.
+for the carried ``dh``; weight gradients are single torch GEMMs after the loop. With ``low_memory``
+``u`` is not kept: backward recomputes it (one GEMM for the input projections, one per step).
 """
 from __future__ import annotations
 
@@ -44,8 +45,9 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config):
     xp = projection(x, w_ih, b_ih, b_hh)
     y = new(steps, batch, hidden, **like)
     h = h0.contiguous().clone()
-    pre = new(steps, batch, hidden, **like) if config.save else None
-    scratch = None if config.save else torch.empty(batch, hidden, **like)
+    keep = config.save and not config.low_memory
+    pre = new(steps, batch, hidden, **like) if keep else None
+    scratch = None if keep else torch.empty(batch, hidden, **like)
     w_hh_t = w_hh.t()
     for t in range(steps):
         n = rows(bs, t, batch)
@@ -68,11 +70,20 @@ def rnn_backward(saved, dy, dh_n, needs, config):
     dh = dh_n.contiguous().clone() if dh_n is not None else torch.zeros_like(h0).contiguous()
     dy = torch.zeros_like(y) if dy is None else dy.contiguous()
     w_hh_c = w_hh.contiguous()
+    xp = u_step = None
+    if pre is None:  # low memory: recompute u[t] = x[t] W_ih^T + b + h[t-1] W_hh^T step by step
+        xp = projection(x, w_ih, b_ih, b_hh)
+        u_step = torch.empty(batch, hidden, dtype=x.dtype, device=x.device)
     for t in range(steps - 1, -1, -1):
         n = rows(bs, t, batch)
         if n == 0:
             continue
-        _rnn_backward_step[grid(n * hidden)](pre[t, :n], dh, dy[t, :n], d_pre[t, :n], n * hidden,
+        if pre is None:
+            u = u_step[:n]
+            torch.addmm(xp[t, :n], (h0 if t == 0 else y[t - 1])[:n], w_hh.t(), out=u)
+        else:
+            u = pre[t, :n]
+        _rnn_backward_step[grid(n * hidden)](u, dh, dy[t, :n], d_pre[t, :n], n * hidden,
                                              float(config.alpha1), KIND=config.kind1, BLOCK=BLOCK)
         torch.mm(d_pre[t, :n], w_hh_c, out=dh[:n])
     flat = d_pre.view(-1, hidden)
