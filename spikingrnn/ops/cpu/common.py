@@ -150,7 +150,7 @@ class InputProjection:
     chunks are 0/1 and sparse (spiking inputs, e.g. the layers past the first), else one GEMM."""
 
     def __init__(self, weight: Tensor, *biases: Tensor | None, compiled=None):
-        self.weight, self.biases, self.compiled = weight, biases, compiled
+        self.weight, self.compiled = weight, compiled
         self.bias = None
         for b in biases:
             if b is not None:
