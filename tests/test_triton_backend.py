@@ -61,6 +61,16 @@ def interpreter(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "1")
 
 
+@pytest.fixture(autouse=True, params=["persistent", "per-step"])
+def lstm_forward_path(request, monkeypatch):
+    """Every test runs with the LSTM forward as one persistent kernel (where it applies: no
+    proj_size, small hidden) and with the v0 per-step path."""
+    from spikingrnn.ops.triton import persistent
+    if request.param == "per-step":
+        monkeypatch.setattr(persistent, "PERSISTENT_MAX_HIDDEN", 0)
+    return request.param
+
+
 def dyadic(shape, generator, scale, low=-8, high=9):
     return torch.randint(low, high, shape, generator=generator).to(DT) * scale
 
@@ -191,6 +201,21 @@ def test_low_memory_lstm_keeps_far_less():
     assert any(t.dtype == torch.uint8 for t in kept[True]), "0/1 cell states are kept as bytes"
     size = lambda ts: sum(t.numel() * t.element_size() for t in ts if t.dim() == 3)  # noqa: E731
     assert size(kept[True]) * 3 < size(kept[False])
+
+
+@pytest.mark.parametrize("cell_state", ["clamp", "accumulate", "spike"])
+def test_persistent_kernel_runs_and_tiles(cell_state, lstm_forward_path, monkeypatch):
+    """Hidden 40 and batch 20 span several BLOCK_H / BLOCK_K / BLOCK_B tiles of the persistent kernel
+    (with their masked edges), packed and not; the kernel is really the one that ran."""
+    from spikingrnn.ops.triton import persistent
+    calls = []
+    real = persistent.lstm_persistent_forward
+    monkeypatch.setattr(persistent, "lstm_persistent_forward", lambda *a, **k: calls.append(1) or real(*a, **k))
+    model = build(cell_state=cell_state, hidden=40, inputs=5, layers=2, bidirectional=True)
+    check(model, steps=5, batch=20)
+    lengths = torch.tensor([5] * 3 + [4] * 7 + [2] * 6 + [1] * 4)
+    check(model, steps=5, batch=20, lengths=lengths)
+    assert len(calls) == (8 if lstm_forward_path == "persistent" else 0)  # 2 runs x 2 layers x 2 directions
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])

@@ -1,5 +1,7 @@
 """Spiking LSTM over a whole sequence on Triton (one layer, one direction), design v0.
 
+Without ``proj_size`` and for ``hidden <= persistent.PERSISTENT_MAX_HIDDEN`` the forward runs as one
+persistent kernel (:mod:`spikingrnn.ops.triton.persistent`); otherwise, and always in backward,
 "GEMM + fused pointwise": the input projections of all steps are one torch GEMM; per step the
 recurrent GEMM is ``torch.addmm`` (written straight into the saved pre-activations) and ONE Triton
 kernel does the step's pointwise work (gates ``u >= 0``, the ``cell_state`` rule, ``m = o * c``).
@@ -20,6 +22,7 @@ import triton
 import triton.language as tl
 
 from ..gemm import projection
+from . import persistent
 from .kernels import BLOCK, grid, rows, surrogate_derivative
 
 CELL_MODES = {"clamp": 0, "accumulate": 1, "spike": 2}
@@ -103,6 +106,10 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, config):
     c_all = new(steps, batch, hidden, **c_like) if config.save else None
     m_all = new(steps, batch, hidden, **like) if w_hr is not None else None
     scratch = None if keep_pre else torch.empty(batch, 4 * hidden, **like)
+    if w_hr is None and hidden <= persistent.PERSISTENT_MAX_HIDDEN:  # the whole loop in one launch
+        h = persistent.lstm_persistent_forward(xp.contiguous(), h0, c, w_hh, y, pre, c_all, bs,
+                                               CELL_MODES[config.cell_state], config.threshold)
+        return y, h, c, pre, c_all, m_all
     w_hh_t = w_hh.t()
     w_hr_t = None if w_hr is None else w_hr.t()
     for t in range(steps):

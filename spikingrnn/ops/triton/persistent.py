@@ -1,0 +1,112 @@
+"""Persistent spiking-LSTM forward on Triton: the whole time loop in ONE kernel launch.
+
+The v0 path launches a GEMM and a pointwise kernel per step, so a long sequence on a GPU is bound
+by launch latency (2 launches x T steps). Here one program owns ``BLOCK_B`` batch rows for all T
+steps: per step and per tile of ``BLOCK_H`` hidden units it computes the four gate pre-activations
+``u = xp[t] + h_{t-1} W_hh^T`` with ``tl.dot`` (the weights stream from L2, the rows' state never
+leaves the program), fires the gates, updates ``c`` in place and writes ``h_t = o * c`` into the
+output ``y[t]``, which is also where the next step reads ``h_t`` from (so no extra state buffer,
+and rows past their length simply stop being written). ``pre`` (the pre-activations) and ``c``
+after every step are stored when backward needs them; backward is the v0 per-step path.
+
+Used for the LSTM without ``proj_size`` when ``hidden <= PERSISTENT_MAX_HIDDEN``; everything else
+takes the v0 path. The tile sizes are untuned (no GPU has run this yet); the interpreter tests
+check it against the reference.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+PERSISTENT_MAX_HIDDEN = 256
+BLOCK_B, BLOCK_H, BLOCK_K = 16, 32, 32
+
+
+@triton.jit
+def _lstm_persistent_forward(xp_ptr, w_ptr, h0_ptr, c_ptr, y_ptr, pre_ptr, c_all_ptr, sizes_ptr,
+                             steps, batch, H, threshold,
+                             CELL: tl.constexpr, SAVE_PRE: tl.constexpr, SAVE_C: tl.constexpr,
+                             PACKED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
+                             BLOCK_K: tl.constexpr):
+    """Rows ``[pid * BLOCK_B, +BLOCK_B)`` for all steps. ``xp [T, B, 4H]`` (input projections and
+    biases), ``w [H, 4H]`` (``W_hh^T``, contiguous), ``h0 [B, H]``, ``c [B, H]`` (updated in place),
+    ``y [T, B, H]`` out; ``pre [T, B, 4H]`` and ``c_all [T, B, H]`` out when saved; ``sizes [T]``
+    rows valid per step when packed."""
+    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    four_h = 4 * H
+    for t in range(steps):
+        if PACKED:
+            valid = tl.load(sizes_ptr + t)
+        else:
+            valid = batch
+        row_ok = rows < valid
+        for j0 in range(0, H, BLOCK_H):
+            cols = j0 + tl.arange(0, BLOCK_H)
+            col_ok = cols < H
+            u_i = tl.full((BLOCK_B, BLOCK_H), 0.0, tl.float32)
+            u_f = tl.full((BLOCK_B, BLOCK_H), 0.0, tl.float32)
+            u_g = tl.full((BLOCK_B, BLOCK_H), 0.0, tl.float32)
+            u_o = tl.full((BLOCK_B, BLOCK_H), 0.0, tl.float32)
+            for k0 in range(0, H, BLOCK_K):
+                ks = k0 + tl.arange(0, BLOCK_K)
+                k_ok = ks < H
+                h_mask = row_ok[:, None] & k_ok[None, :]
+                if t == 0:
+                    h = tl.load(h0_ptr + rows[:, None] * H + ks[None, :], mask=h_mask, other=0.0)
+                else:  # h_{t-1} is the previous output, written by this program
+                    h = tl.load(y_ptr + (t - 1) * batch * H + rows[:, None] * H + ks[None, :], mask=h_mask,
+                                other=0.0)
+                w_rows = w_ptr + ks[:, None] * four_h + cols[None, :]
+                w_mask = k_ok[:, None] & col_ok[None, :]
+                u_i += tl.dot(h, tl.load(w_rows, mask=w_mask, other=0.0))
+                u_f += tl.dot(h, tl.load(w_rows + H, mask=w_mask, other=0.0))
+                u_g += tl.dot(h, tl.load(w_rows + 2 * H, mask=w_mask, other=0.0))
+                u_o += tl.dot(h, tl.load(w_rows + 3 * H, mask=w_mask, other=0.0))
+            mask = row_ok[:, None] & col_ok[None, :]
+            gate = t * batch * four_h + rows[:, None] * four_h + cols[None, :]
+            u_i += tl.load(xp_ptr + gate, mask=mask, other=0.0).to(tl.float32)
+            u_f += tl.load(xp_ptr + gate + H, mask=mask, other=0.0).to(tl.float32)
+            u_g += tl.load(xp_ptr + gate + 2 * H, mask=mask, other=0.0).to(tl.float32)
+            u_o += tl.load(xp_ptr + gate + 3 * H, mask=mask, other=0.0).to(tl.float32)
+            if SAVE_PRE:
+                ty = pre_ptr.dtype.element_ty
+                tl.store(pre_ptr + gate, u_i.to(ty), mask=mask)
+                tl.store(pre_ptr + gate + H, u_f.to(ty), mask=mask)
+                tl.store(pre_ptr + gate + 2 * H, u_g.to(ty), mask=mask)
+                tl.store(pre_ptr + gate + 3 * H, u_o.to(ty), mask=mask)
+            unit = rows[:, None] * H + cols[None, :]
+            c = tl.load(c_ptr + unit, mask=mask, other=0.0).to(tl.float32)
+            c = c * tl.where(u_f >= 0, 1.0, 0.0) + tl.where(u_i >= 0, 1.0, 0.0) * tl.where(u_g >= 0, 1.0, 0.0)
+            if CELL == 0:
+                c = tl.minimum(c, 1.0)
+            elif CELL == 2:
+                c = tl.where(c - threshold >= 0, 1.0, 0.0)
+            tl.store(c_ptr + unit, c.to(c_ptr.dtype.element_ty), mask=mask)
+            if SAVE_C:
+                tl.store(c_all_ptr + t * batch * H + unit, c.to(c_all_ptr.dtype.element_ty), mask=mask)
+            h_new = c * tl.where(u_o >= 0, 1.0, 0.0)
+            tl.store(y_ptr + t * batch * H + unit, h_new.to(y_ptr.dtype.element_ty), mask=mask)
+        tl.debug_barrier()  # y[t] complete before any thread of this program reads it as h_t
+
+
+def lstm_persistent_forward(xp, h0, c, w_hh, y, pre, c_all, batch_sizes, cell_mode: int, threshold: float):
+    """Run all steps; ``c`` is updated in place, ``y [T, B, H]`` (zeros past each row's length when
+    packed) filled, ``pre``/``c_all`` filled when given. Returns ``h_n [B, H]``."""
+    steps, batch, _ = xp.shape
+    hidden = h0.shape[1]
+    packed = batch_sizes is not None
+    sizes = torch.tensor(batch_sizes if packed else [batch], dtype=torch.int32, device=xp.device)
+    _lstm_persistent_forward[(triton.cdiv(max(batch, 1), BLOCK_B),)](
+        xp, w_hh.t().contiguous(), h0.contiguous(), c, y, pre if pre is not None else y,
+        c_all if c_all is not None else c, sizes, steps, batch, hidden, float(threshold),
+        CELL=cell_mode, SAVE_PRE=pre is not None, SAVE_C=c_all is not None, PACKED=packed,
+        BLOCK_B=BLOCK_B, BLOCK_H=BLOCK_H, BLOCK_K=BLOCK_K)
+    if steps == 0:
+        return h0.clone()
+    if not packed:
+        return y[-1].clone()
+    # each row's state after its last valid step (every packed row has at least one step)
+    lengths = (torch.tensor(batch_sizes, device=xp.device).unsqueeze(1)
+               > torch.arange(batch, device=xp.device)).sum(0)
+    return y[lengths - 1, torch.arange(batch, device=xp.device)].clone()
