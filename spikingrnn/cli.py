@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import fields
 
 from .demo import DemoConfig, run_demo
@@ -29,11 +30,13 @@ def _run_train(args: argparse.Namespace) -> int:
         config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     except ValueError as error:
         raise SystemExit(f"spikingrnn train: {error}")
+    # under torchrun only rank 0 reports (train() calls on_epoch on rank 0 only, too)
+    main_process = int(os.environ.get("RANK", "0") or "0") == 0
     try:
         from tqdm import tqdm
     except ImportError:
         tqdm = None
-    bar = tqdm(total=config.epochs, desc="epochs", unit="epoch") if tqdm is not None else None
+    bar = tqdm(total=config.epochs, desc="epochs", unit="epoch") if tqdm is not None and main_process else None
     write = bar.write if bar is not None else (lambda line: print(line, flush=True))
 
     def on_epoch(record: dict) -> None:
@@ -53,6 +56,8 @@ def _run_train(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
+    if not main_process:
+        return 0
     if result.history:
         print(f"{config.model} on {config.task}: final test accuracy {result.final_test_accuracy:.4f} "
               f"(best {result.best_test_accuracy:.4f} at epoch {result.best_epoch})")

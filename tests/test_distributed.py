@@ -189,3 +189,24 @@ def test_train_under_ddp_matches_single_process(tmp_path):
     written = sorted(p.name for p in (tmp_path / "ddp").iterdir())
     assert written == ["best.safetensors", "checkpoint.pt", "config.json", "metrics.jsonl"]
     assert len((tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_spikingrnn_train_under_torchrun(tmp_path):
+    """The command line itself under torchrun: 2 processes, rank 0 writes the run's files."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "torchrun"
+    command = [str(Path(sys.executable).with_name("torchrun")), "--nproc_per_node=2", "--master_port",
+               str(_free_port()), "-m", "spikingrnn", "train", "--task", "digits_rows", "--hidden", "8",
+               "--epochs", "1", "--limit-train", "64", "--limit-test", "32", "--monitor-samples", "8",
+               "--threads", "1", "--no-plots", "--out", str(out)]
+    if not Path(command[0]).exists():
+        pytest.skip("torchrun is not installed next to this Python")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=2 * TIMEOUT_S,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("final test accuracy") == 1  # rank 0 reports, rank 1 stays quiet
+    assert sorted(p.name for p in out.iterdir()) == ["best.safetensors", "checkpoint.pt", "config.json",
+                                                     "metrics.jsonl"]
