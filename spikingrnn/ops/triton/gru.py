@@ -15,7 +15,7 @@ import triton
 import triton.language as tl
 
 from ..gemm import projection
-from .kernels import BLOCK, grid, rows, surrogate_derivative
+from .kernels import BLOCK, grid, kept, rows, surrogate_derivative
 
 
 @triton.jit
@@ -104,6 +104,7 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config):
 def gru_backward(saved, dy, dh_n, needs, config):
     """Gradients ``(dx, dh0, dw_ih, dw_hh, db_ih, db_hh)`` (``None`` where not needed)."""
     x, h0, w_ih, w_hh, b_ih, b_hh, y, xp, hp_all = saved
+    x, y = x.to(h0.dtype), y.to(h0.dtype)  # uint8 when kept compact (low_memory)
     steps, batch, _ = x.shape
     hidden = h0.shape[1]
     bs = config.batch_sizes
@@ -158,7 +159,8 @@ class GRUSequence(torch.autograd.Function):
         y, h_n, xp, hp_all = gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config)
         if config.save:
             ctx.config = config
-            ctx.save_for_backward(x, h0, w_ih, w_hh, b_ih, b_hh, y, xp, hp_all)
+            ctx.save_for_backward(kept(x, config.low_memory), h0, w_ih, w_hh, b_ih, b_hh, kept(y, config.low_memory),
+                                  xp, hp_all)
         return y, h_n
 
     @staticmethod

@@ -1,6 +1,7 @@
 """Triton pieces shared by the cells: surrogate derivatives selected by a constexpr id, launch helpers."""
 from __future__ import annotations
 
+import torch
 import triton
 import triton.language as tl
 
@@ -50,3 +51,11 @@ def surrogate_derivative(x, alpha, KIND: tl.constexpr):
 def rows(batch_sizes, t: int, batch: int) -> int:
     """Rows valid at step ``t`` (the leading rows of a packed batch)."""
     return batch if batch_sizes is None else batch_sizes[t]
+
+
+def kept(t: torch.Tensor, low_memory: bool) -> torch.Tensor:
+    """What a Function keeps of ``t`` for backward: with ``low_memory``, uint8 when every value is 0
+    or 1 (exact, a quarter of float32), else ``t`` itself; backward casts it back."""
+    if low_memory and t.numel() and bool(((t == 0) | (t == 1)).all()):
+        return t.to(torch.uint8)
+    return t

@@ -23,7 +23,7 @@ import triton.language as tl
 
 from ..gemm import projection
 from . import persistent
-from .kernels import BLOCK, grid, rows, surrogate_derivative
+from .kernels import BLOCK, grid, kept, rows, surrogate_derivative
 
 CELL_MODES = {"clamp": 0, "accumulate": 1, "spike": 2}
 
@@ -135,6 +135,7 @@ def _is_binary(t) -> bool:
 def lstm_backward(saved, dy, dh_n, dc_n, needs, config):
     """Gradients ``(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr)`` (``None`` where not needed)."""
     x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, y, pre, c_all, m_all = saved
+    x, y = x.to(h0.dtype), y.to(h0.dtype)  # uint8 when kept compact (low_memory)
     steps, batch, _ = x.shape
     hidden = c0.shape[1]
     bs = config.batch_sizes
@@ -199,7 +200,8 @@ class LSTMSequence(torch.autograd.Function):
         y, h_n, c_n, pre, c_all, m_all = lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, config)
         if config.save:
             ctx.config = config
-            ctx.save_for_backward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, y, pre, c_all, m_all)
+            ctx.save_for_backward(kept(x, config.low_memory), h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr,
+                                  kept(y, config.low_memory), pre, c_all, m_all)
         return y, h_n, c_n
 
     @staticmethod

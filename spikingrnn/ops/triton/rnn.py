@@ -13,7 +13,7 @@ import triton
 import triton.language as tl
 
 from ..gemm import projection
-from .kernels import BLOCK, grid, rows, surrogate_derivative
+from .kernels import BLOCK, grid, kept, rows, surrogate_derivative
 
 
 @triton.jit
@@ -62,6 +62,7 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config):
 def rnn_backward(saved, dy, dh_n, needs, config):
     """Gradients ``(dx, dh0, dw_ih, dw_hh, db_ih, db_hh)`` (``None`` where not needed)."""
     x, h0, w_ih, w_hh, b_ih, b_hh, y, pre = saved
+    x, y = x.to(h0.dtype), y.to(h0.dtype)  # uint8 when kept compact (low_memory)
     steps, batch, _ = x.shape
     hidden = h0.shape[1]
     bs = config.batch_sizes
@@ -106,7 +107,8 @@ class RNNSequence(torch.autograd.Function):
         y, h_n, pre = rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config)
         if config.save:
             ctx.config = config
-            ctx.save_for_backward(x, h0, w_ih, w_hh, b_ih, b_hh, y, pre)
+            ctx.save_for_backward(kept(x, config.low_memory), h0, w_ih, w_hh, b_ih, b_hh, kept(y, config.low_memory),
+                                  pre)
         return y, h_n
 
     @staticmethod
