@@ -3,22 +3,50 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from dataclasses import fields
 
 from .demo import DemoConfig, run_demo
 
 
+def _field_help(cls) -> dict[str, str]:
+    """``{field: description}`` from the ``Attributes:`` section of a dataclass docstring."""
+    help_text: dict[str, list[str]] = {}
+    current = None
+    in_attributes = False
+    for line in (cls.__doc__ or "").splitlines():
+        stripped = line.strip()
+        if stripped == "Attributes:":
+            in_attributes = True
+            continue
+        if not in_attributes or not stripped:
+            continue
+        name, sep, rest = stripped.partition(": ")
+        if sep and name.isidentifier() and len(line) - len(line.lstrip()) == 8:
+            current = name
+            help_text[current] = [rest]
+        elif current is not None:
+            help_text[current].append(stripped)
+    def plain(text: str) -> str:  # reST markup -> plain text; argparse formats with %
+        return re.sub(r":\w+:`~?([^`]+)`", r"\1", text).replace("``", "").replace("%", "%%")
+
+    return {name: plain(" ".join(parts)) for name, parts in help_text.items()}
+
+
 def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     from .train.config import TrainConfig
 
+    descriptions = _field_help(TrainConfig)
     for field in fields(TrainConfig):
         flag = f"--{field.name.replace('_', '-')}"
         names = [flag, "--out"] if field.name == "out_dir" else [flag]
+        text = f"{descriptions.get(field.name, '')} (default: {field.default})".strip()
         if isinstance(field.default, bool):
             parser.add_argument(*names, dest=field.name, action=argparse.BooleanOptionalAction,
-                                default=field.default)
+                                default=field.default, help=text)
         else:
-            parser.add_argument(*names, dest=field.name, type=type(field.default), default=field.default)
+            parser.add_argument(*names, dest=field.name, type=type(field.default), default=field.default,
+                                help=text)
     parser.add_argument("--resume", action="store_true",
                         help="continue from OUT/checkpoint.pt (to the same weights as an uninterrupted run)")
 

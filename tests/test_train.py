@@ -222,6 +222,15 @@ def test_cli_rejects_bad_values():
         main(["train", "--model", "cnn"])
 
 
+def test_cli_help_describes_every_setting():
+    from dataclasses import fields
+
+    from spikingrnn.cli import _field_help
+    descriptions = _field_help(TrainConfig)
+    assert set(descriptions) == {f.name for f in fields(TrainConfig)}
+    assert all(len(text) > 10 and ":data:" not in text for text in descriptions.values())
+
+
 def test_cli_subprocess_help():
     result = subprocess.run([sys.executable, "-m", "spikingrnn", "train", "--help"], capture_output=True,
                             text=True, timeout=60)
