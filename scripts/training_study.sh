@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The training runs behind docs/TRAINING.md: each line of the table is one `spikingrnn train` command.
 # Runs two at a time with 1 thread each (2-core machine); outputs under runs/study/<name>/, then
-# `python scripts/training_table.py runs/study` prints the table. About 25 minutes on 2 cores.
+# `python scripts/training_table.py runs/study` prints the table. About 40 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -22,7 +22,7 @@ commands=(
   "mnist5k_lstm --task mnist5k_rows --model lstm --hidden 128 --epochs 20 $SPIKE"
   "mnist5k_torch_lstm --task mnist5k_rows --model torch_lstm --hidden 128 --epochs 20 $SPIKE"
 )
-# MNIST-1D follow-up (docs/TRAINING.md): without clipping, with it, longer
+# MNIST-1D follow-up (docs/TRAINING.md): without clipping, with it, longer, deeper, both directions
 NOCLIP="${SPIKE/--grad-clip 1.0/--grad-clip 0}"
 commands+=(
   "mnist1d_e40_noclip --task mnist1d --model lstm --hidden 128 --epochs 40 $NOCLIP"
@@ -30,6 +30,8 @@ commands+=(
   "mnist1d_e20_clip --task mnist1d --model lstm --hidden 128 --epochs 20 $SPIKE"
   "mnist1d_e60 --task mnist1d --model lstm --hidden 128 --epochs 60 $SPIKE"
   "mnist1d_torch_e60 --task mnist1d --model torch_lstm --hidden 128 --epochs 60 $SPIKE"
+  "mnist1d_l2_e60 --task mnist1d --model lstm --hidden 128 --layers 2 --epochs 60 $SPIKE"
+  "mnist1d_bi_e60 --task mnist1d --model lstm --hidden 128 --bidirectional --epochs 60 $SPIKE"
 )
 # reliability across seeds: the README demo command, spiking vs torch.nn.LSTM
 for seed in 0 1 2; do
