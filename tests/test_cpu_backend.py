@@ -22,12 +22,14 @@ DT = torch.float64
 
 @pytest.fixture(autouse=True, params=["gemm", "events"])
 def product_path(request, monkeypatch):
-    """Every test runs twice: products with 0/1 operands as dense GEMMs, and as event-driven sums
-    (whatever the firing rate), so that both paths of the C++ loops meet the reference."""
+    """Every test runs twice: products with 0/1 operands as dense GEMMs and surrogate derivatives from
+    PyTorch, then event-driven sums (whatever the firing rate) and derivatives evaluated in the C++
+    loops, so that both paths meet the reference."""
     from spikingrnn.ops.cpu import common
     density = 0.0 if request.param == "gemm" else 1.0
     monkeypatch.setattr(common, "EVENT_DENSITY", density)
     monkeypatch.setattr(common, "WEIGHT_GRAD_EVENT_DENSITY", density)
+    monkeypatch.setattr(common, "FUSED_DERIVATIVES", request.param == "events")
     return request.param
 
 

@@ -109,3 +109,38 @@ def test_events_benchmark_reports_every_shape_and_density():
     assert all(r["event_us"] > 0 and r["gemm_us"] > 0 and r["ratio"] == r["event_us"] / r["gemm_us"] for r in rows)
     table = events.markdown(rows)
     assert table.count("\n") == 1 + len(rows) and "| weight grad | 6x3x7 | 0.5 |" in table
+
+
+# --------------------------------------------- surrogate derivatives evaluated in the C++ LSTM backward
+
+def test_fused_surrogate_derivatives_match_the_python_formulas():
+    """The C++ backward evaluates the built-in surrogates itself (csrc/surrogates.h): run one LSTM
+    backward chunk both ways (derivatives from PyTorch, then fused) and compare the results, for
+    every surrogate, both dtypes, and pre-activations from -60 to 60 (exp underflow included)."""
+    from spikingrnn import surrogate as sg
+    from spikingrnn.ops.cpu.common import SURROGATE_KINDS
+
+    classes = [sg.Erf, sg.Sigmoid, sg.ATan, sg.PiecewiseQuadratic, sg.PiecewiseExp, sg.SoftSign, sg.SuperSpike,
+               sg.Rect]
+    assert sorted(SURROGATE_KINDS.values()) == list(range(len(classes)))
+    for dtype, tol in ((torch.float32, 2e-6), (torch.float64, 1e-13)):
+        for cls in classes:
+            for alpha in (cls.default_alpha, 0.5, 3.0):
+                kind = SURROGATE_KINDS[cls.derivative]
+                steps, batch, hidden = 2, 3, 37
+                u = torch.linspace(-60, 60, steps * batch * 4 * hidden, dtype=dtype).view(steps, batch, 4 * hidden)
+                u = u[..., torch.randperm(4 * hidden, generator=torch.Generator().manual_seed(kind))].contiguous()
+                u[0, 0, :5] = torch.tensor([0.0, 1e-3, -1e-3, 0.1, -0.25], dtype=dtype)
+                deriv = cls.derivative(u, alpha)
+                results = []
+                for given in (deriv, None):
+                    c = (torch.rand(steps, batch, hidden, generator=torch.Generator().manual_seed(1)) < 0.5).to(dtype)
+                    args = dict(dh=torch.ones(batch, hidden, dtype=dtype), dc=torch.full((batch, hidden), 0.5, dtype=dtype),
+                                d_pre=torch.empty(steps, batch, 4 * hidden, dtype=dtype))
+                    compiled.lstm_backward_steps(u, given, None, None, c, c, torch.ones(steps, batch, hidden, dtype=dtype),
+                                                 0, [], torch.zeros(4 * hidden, hidden, dtype=dtype), None, args["dh"],
+                                                 args["dc"], args["d_pre"], None, None, kind, alpha, kind, alpha)
+                    results.append(args["d_pre"])
+                scale = results[0].abs().max().clamp(min=1e-30)
+                assert ((results[0] - results[1]).abs() / scale).max() <= tol, (cls.__name__, alpha, dtype)
+                assert results[0].abs().sum() > 0

@@ -6,6 +6,7 @@ from typing import Callable, NamedTuple
 import torch
 from torch import Tensor
 
+from ...surrogate import ATan, Erf, PiecewiseExp, PiecewiseQuadratic, Rect, Sigmoid, SoftSign, SuperSpike
 from ..gemm import projection
 from .extension import loops
 
@@ -18,6 +19,12 @@ MIN_CHUNK_ROWS = 512
 # the hidden state or a spiking input up to ~0.3, weight gradients (scattered adds) up to ~0.15.
 EVENT_DENSITY = 0.25
 WEIGHT_GRAD_EVENT_DENSITY = 0.1
+# The built-in surrogates' derivatives, which the C++ LSTM backward evaluates itself (csrc/surrogates.h)
+# instead of receiving a [K, B, 4H] tensor of them; by kind id. A subclass that overrides
+# ``derivative`` is not in here and gets the PyTorch path. FUSED_DERIVATIVES = False forces that path.
+SURROGATE_KINDS = {Erf.derivative: 0, Sigmoid.derivative: 1, ATan.derivative: 2, PiecewiseQuadratic.derivative: 3,
+                   PiecewiseExp.derivative: 4, SoftSign.derivative: 5, SuperSpike.derivative: 6, Rect.derivative: 7}
+FUSED_DERIVATIVES = True
 
 
 class SequenceConfig(NamedTuple):
@@ -39,6 +46,14 @@ class SequenceConfig(NamedTuple):
     threshold: float = 0.1
     save: bool = True
     keep_pre: bool = True
+
+
+def surrogate_kinds(config: "SequenceConfig") -> tuple[int, float, int, float] | None:
+    """``(kind1, alpha1, kind2, alpha2)`` when the C++ loops can evaluate both surrogate derivatives."""
+    kind1, kind2 = SURROGATE_KINDS.get(config.derivative1), SURROGATE_KINDS.get(config.derivative2)
+    if not FUSED_DERIVATIVES or kind1 is None or kind2 is None:
+        return None
+    return kind1, float(config.alpha1), kind2, float(config.alpha2)
 
 
 def rows(config: SequenceConfig, t: int, batch: int) -> int:

@@ -181,7 +181,9 @@ class LSTMSequence(torch.autograd.Function):
             else:
                 u = project_x(x) + project_h(h_prev)
                 gates = gate_store.rows(gate_bits, t0, t1, dtype)
-            deriv = gate_derivatives(u, config)
+            # the C++ loop evaluates built-in surrogates itself: no [K, B, 4H] derivative tensor
+            kinds = common.surrogate_kinds(config) if compiled is not None else None
+            deriv = gate_derivatives(u, config) if kinds is None else None
             fired = gates
             if fired is None and (config.cell_state == "spike" or w_hr is not None):
                 fired = (u >= 0).to(dtype)
@@ -195,7 +197,7 @@ class LSTMSequence(torch.autograd.Function):
                 dm_buffer = torch.empty(batch, hidden, dtype=dtype) if w_hr is not None else None
                 compiled.lstm_backward_steps(u, deriv, gates, cell_scale, c_prev.contiguous(), c_after.contiguous(),
                                              dy[t0:t1], t0, config.batch_sizes or [], w_hh_c, w_hr_c, dh_carry,
-                                             dc_carry, d_pre, dh_all, dm_buffer)
+                                             dc_carry, d_pre, dh_all, dm_buffer, *(kinds or (-1, 0.0, -1, 0.0)))
             else:
                 _backward_steps(u, deriv, gates, cell_scale, c_prev, c_after, dy[t0:t1], t0, config, w_hh_c, w_hr_c,
                                 dh_carry, dc_carry, d_pre, dh_all)

@@ -19,6 +19,7 @@
 #endif
 
 #include "products.h"
+#include "surrogates.h"
 
 namespace {
 
@@ -132,13 +133,32 @@ inline void lstm_backward_row(const T* __restrict__ si, const T* __restrict__ sf
   }
 }
 
+// The built-in surrogates of a layer (kind ids of surrogates.h; kind1 < 0: derivatives given as a
+// tensor instead), for the gates i, f, o (1) and g (2).
+struct SurrogatePair {
+  int64_t kind1;
+  double alpha1;
+  int64_t kind2;
+  double alpha2;
+};
+
 // One LSTM backward step's pointwise work on n rows (see lstm_backward_row); gates or u [n, 4H].
+// deriv [n, 4H] holds the surrogate derivatives, or is null and they are evaluated here from u
+// (row by row into row_deriv [4H]) with the built-in surrogates of pair.
 template <typename T, bool kGates, bool kCellScale>
 void lstm_backward_pointwise(const T* u, const T* gates, const T* deriv, const T* dm, const T* c_prev,
-                             const T* c_after, const T* cell_scale, T* d_pre, T* dc_carry, int64_t n, int64_t H) {
+                             const T* c_after, const T* cell_scale, T* d_pre, T* dc_carry, int64_t n, int64_t H,
+                             const SurrogatePair& pair, T* row_deriv) {
   for (int64_t r = 0; r < n; ++r) {
     const T* s = (kGates ? gates : u) + r * 4 * H;
-    const T* d = deriv + r * 4 * H;
+    const T* d = deriv ? deriv + r * 4 * H : row_deriv;
+    if (!deriv) {
+      const T* ur = u + r * 4 * H;
+      spikingrnn::derivative_row<T>(pair.kind1, static_cast<T>(pair.alpha1), ur, row_deriv, 4 * H);
+      if (pair.kind2 != pair.kind1 || pair.alpha2 != pair.alpha1) {
+        spikingrnn::derivative_row<T>(pair.kind2, static_cast<T>(pair.alpha2), ur + 2 * H, row_deriv + 2 * H, H);
+      }
+    }
     T* p = d_pre + r * 4 * H;
     lstm_backward_row<T, kGates, kCellScale>(s, s + H, s + 2 * H, s + 3 * H, d, d + H, d + 2 * H, d + 3 * H,
                                              dm + r * H, c_prev + r * H, c_after + r * H,
@@ -246,19 +266,24 @@ void lstm_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int64_t>
 }
 
 // Steps [t0, t0 + K) of the LSTM backward, last step first. u [K, B, 4H] pre-activations; deriv [K, B, 4H]
-// their surrogate derivatives; gates [K, B, 4H] 0/1 as fired in forward, or none to take them from the sign
+// their surrogate derivatives, or none to evaluate them here with the built-in surrogates kind1/alpha1
+// (gates i, f, o) and kind2/alpha2 (g) (surrogates.h); gates [K, B, 4H] 0/1 as fired in forward, or none to take them from the sign
 // of u (exact when u was kept from forward); cell_scale [K, B, H] (spiking cell) or none; c_prev, c_after
 // [K, B, H] cell states before/after each step; dy [K, B, P]; w_hh [4H, P]; w_hr [P, H] or none;
 // dh_carry [B, P], dc_carry [B, H] in/out; d_pre [K, B, 4H] out; dh_all [K, B, P] out and dm [B, H]
 // scratch when projecting.
-void lstm_backward_steps(const Tensor& u, const Tensor& deriv, const std::optional<Tensor>& gates,
+void lstm_backward_steps(const Tensor& u, const std::optional<Tensor>& deriv, const std::optional<Tensor>& gates,
                          const std::optional<Tensor>& cell_scale, const Tensor& c_prev, const Tensor& c_after,
                          const Tensor& dy, int64_t t0, const std::vector<int64_t>& batch_sizes, const Tensor& w_hh,
                          const std::optional<Tensor>& w_hr, Tensor& dh_carry, Tensor& dc_carry, Tensor& d_pre,
-                         const std::optional<Tensor>& dh_all, const std::optional<Tensor>& dm_buffer) {
+                         const std::optional<Tensor>& dh_all, const std::optional<Tensor>& dm_buffer,
+                         int64_t kind1, double alpha1, int64_t kind2, double alpha2) {
   const int64_t steps = u.size(0), batch = u.size(1), hidden = u.size(2) / 4, out_size = dh_carry.size(1);
+  TORCH_CHECK(deriv.has_value() || (kind1 >= 0 && kind2 >= 0), "lstm_backward_steps: no derivatives and no surrogate kinds");
+  const SurrogatePair pair{kind1, alpha1, kind2, alpha2};
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "lstm_backward_steps", [&] {
     using T = scalar_t;
+    std::vector<T> row_deriv(deriv ? 0 : static_cast<size_t>(4 * hidden));
     for (int64_t k = steps - 1; k >= 0; --k) {
       const int64_t n = rows_at(batch_sizes, t0 + k, batch);
       T* __restrict__ dh = dh_carry.data_ptr<T>();
@@ -273,17 +298,21 @@ void lstm_backward_steps(const Tensor& u, const Tensor& deriv, const std::option
         dm = dm_rows.data_ptr<T>();
       }
       const T* uk = step_ptr<T>(u, k);
-      const T* dk = step_ptr<T>(deriv, k);
+      const T* dk = deriv ? step_ptr<T>(*deriv, k) : nullptr;
       const T* gk = gates ? step_ptr<T>(*gates, k) : nullptr;
       const T* cs = cell_scale ? step_ptr<T>(*cell_scale, k) : nullptr;
       const T* cpk = step_ptr<T>(c_prev, k);
       const T* cak = step_ptr<T>(c_after, k);
       T* dp = step_ptr<T>(d_pre, k);
       T* dc_all = dc_carry.data_ptr<T>();
-      if (gk && cs) lstm_backward_pointwise<T, true, true>(uk, gk, dk, dm, cpk, cak, cs, dp, dc_all, n, hidden);
-      if (gk && !cs) lstm_backward_pointwise<T, true, false>(uk, gk, dk, dm, cpk, cak, cs, dp, dc_all, n, hidden);
-      if (!gk && cs) lstm_backward_pointwise<T, false, true>(uk, gk, dk, dm, cpk, cak, cs, dp, dc_all, n, hidden);
-      if (!gk && !cs) lstm_backward_pointwise<T, false, false>(uk, gk, dk, dm, cpk, cak, cs, dp, dc_all, n, hidden);
+      if (gk && cs) lstm_backward_pointwise<T, true, true>(uk, gk, dk, dm, cpk, cak, cs, dp, dc_all, n, hidden, pair,
+                                                                        row_deriv.data());
+      if (gk && !cs) lstm_backward_pointwise<T, true, false>(uk, gk, dk, dm, cpk, cak, cs, dp, dc_all, n, hidden, pair,
+                                                                        row_deriv.data());
+      if (!gk && cs) lstm_backward_pointwise<T, false, true>(uk, gk, dk, dm, cpk, cak, cs, dp, dc_all, n, hidden, pair,
+                                                                        row_deriv.data());
+      if (!gk && !cs) lstm_backward_pointwise<T, false, false>(uk, gk, dk, dm, cpk, cak, cs, dp, dc_all, n, hidden, pair,
+                                                                        row_deriv.data());
       Tensor dh_rows = dh_carry.narrow(0, 0, n);
       at::mm_out(dh_rows, d_pre.select(0, k).narrow(0, 0, n), w_hh);
     }

@@ -1,0 +1,124 @@
+// Surrogate derivatives of the built-in surrogates (spikingrnn/surrogate.py), evaluated inside the
+// backward loops so that no [K, B, 4H] derivative tensor is built. Same formulas, same order of
+// operations; exp is a branch-free polynomial (Cody-Waite range reduction, Taylor series to below
+// half an ulp) that the compiler vectorises, within a few ulp of the library exp.
+//
+// Kind ids follow spikingrnn.ops.cpu.common.SURROGATE_KINDS: Erf 0, Sigmoid 1, ATan 2,
+// PiecewiseQuadratic 3, PiecewiseExp 4, SoftSign 5, SuperSpike 6, Rect 7.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+namespace spikingrnn {
+
+// exp(x); results below the smallest normal number are flushed to 0, NaN stays NaN.
+template <typename T>
+inline T exp_poly(T x) {
+  const T input = x;
+  const bool nan = x != x;
+  x = nan ? T(0) : x;  // no float-to-int conversion of NaN below
+  constexpr bool kFloat = std::is_same<T, float>::value;
+  constexpr T kLow = kFloat ? T(-87.3) : T(-708.3);
+  constexpr T kHigh = kFloat ? T(88.7) : T(709.7);
+  constexpr T kLog2e = T(1.4426950408889634074);
+  constexpr T kLn2Hi = kFloat ? T(0.693359375) : T(0.6931471803691238164901733398437500);
+  constexpr T kLn2Lo = kFloat ? T(-2.12194440e-4) : T(1.9082149292705877000220273e-10);
+  const bool underflow = x < kLow;
+  x = x < kLow ? kLow : (x > kHigh ? kHigh : x);
+  const T k = std::nearbyint(x * kLog2e);
+  const T r = (x - k * kLn2Hi) - k * kLn2Lo;  // |r| <= ln2 / 2
+  T p;
+  if (kFloat) {
+    p = T(1.0 / 5040);
+    p = p * r + T(1.0 / 720);
+    p = p * r + T(1.0 / 120);
+    p = p * r + T(1.0 / 24);
+    p = p * r + T(1.0 / 6);
+    p = p * r + T(0.5);
+    p = p * r + T(1);
+    p = p * r + T(1);
+  } else {
+    p = T(1.0 / 6227020800.0);
+    p = p * r + T(1.0 / 479001600.0);
+    p = p * r + T(1.0 / 39916800.0);
+    p = p * r + T(1.0 / 3628800.0);
+    p = p * r + T(1.0 / 362880.0);
+    p = p * r + T(1.0 / 40320.0);
+    p = p * r + T(1.0 / 5040.0);
+    p = p * r + T(1.0 / 720.0);
+    p = p * r + T(1.0 / 120.0);
+    p = p * r + T(1.0 / 24.0);
+    p = p * r + T(1.0 / 6.0);
+    p = p * r + T(0.5);
+    p = p * r + T(1);
+    p = p * r + T(1);
+  }
+  // 2^k from its exponent bits (k is a normal exponent after the clamp)
+  T scale;
+  if (kFloat) {
+    const int32_t bits = (static_cast<int32_t>(k) + 127) << 23;
+    std::memcpy(&scale, &bits, sizeof(T));
+  } else {
+    const int64_t bits = (static_cast<int64_t>(k) + 1023) << 52;
+    std::memcpy(&scale, &bits, sizeof(T));
+  }
+  return nan ? input : (underflow ? T(0) : p * scale);
+}
+
+// out[0:n] = derivative_kind(u[0:n], alpha). One switch per row, a branch-free loop per kind.
+template <typename T>
+void derivative_row(int64_t kind, T alpha, const T* __restrict__ u, T* __restrict__ out, int64_t n) {
+  switch (kind) {
+    case 0: {  // Erf: alpha/sqrt(pi) * exp(-(alpha x)^2)
+      const T c = alpha / T(1.7724538509055160273);
+      for (int64_t j = 0; j < n; ++j) {
+        const T ax = alpha * u[j];
+        out[j] = exp_poly<T>(-(ax * ax)) * c;
+      }
+      break;
+    }
+    case 1:  // Sigmoid: s (1 - s) alpha, s = sigmoid(alpha x)
+      for (int64_t j = 0; j < n; ++j) {
+        const T s = T(1) / (T(1) + exp_poly<T>(-(alpha * u[j])));
+        out[j] = s * (T(1) - s) * alpha;
+      }
+      break;
+    case 2: {  // ATan: (alpha/2) / (1 + (pi/2 alpha x)^2)
+      const T c = T(1.5707963267948966192) * alpha;
+      for (int64_t j = 0; j < n; ++j) {
+        const T v = c * u[j];
+        out[j] = (alpha / T(2)) / (v * v + T(1));
+      }
+      break;
+    }
+    case 3:  // PiecewiseQuadratic: max(alpha - alpha^2 |x|, 0)
+      for (int64_t j = 0; j < n; ++j) {
+        const T d = alpha - alpha * alpha * std::abs(u[j]);
+        out[j] = d > T(0) ? d : T(0);
+      }
+      break;
+    case 4:  // PiecewiseExp: (alpha/2) exp(-alpha |x|)
+      for (int64_t j = 0; j < n; ++j) out[j] = (alpha / T(2)) * exp_poly<T>(-alpha * std::abs(u[j]));
+      break;
+    case 5:  // SoftSign: 1 / (2 alpha (1/alpha + |x|)^2)
+      for (int64_t j = 0; j < n; ++j) {
+        const T v = T(1) / alpha + std::abs(u[j]);
+        out[j] = T(1) / (T(2) * alpha * (v * v));
+      }
+      break;
+    case 6:  // SuperSpike: alpha / (1 + |x|)^2
+      for (int64_t j = 0; j < n; ++j) {
+        const T v = T(1) + std::abs(u[j]);
+        out[j] = alpha / (v * v);
+      }
+      break;
+    default:  // Rect: alpha * [|x| < 1/(2 alpha)]
+      for (int64_t j = 0; j < n; ++j) out[j] = std::abs(u[j]) < T(0.5) / alpha ? alpha : T(0);
+      break;
+  }
+}
+
+}  // namespace spikingrnn
