@@ -1,13 +1,15 @@
 """Spiking LSTM over a whole sequence with hand-written BPTT (one layer, one direction).
 
-Forward, chunk by chunk: one GEMM for the chunk's input projections, then per step one GEMM and
-one fused pointwise pass (C++ loops, or the same loop in PyTorch). Kept for backward: the input,
-the initial states, ``h`` and ``c`` after each step (``c`` as bits whenever it is 0/1), and either
-the pre-activations (default) or, with ``low_memory``, the gates as bits, with the input and ``h``
-also as bits when they are 0/1. Backward, chunk by
-chunk from the end: take (or recompute with two GEMMs) the pre-activations, evaluate all
-surrogate derivatives at once, run the reverse loop (one fused pass and one GEMM per step), then
-add the weight gradients with one GEMM each.
+Forward, chunk by chunk: one product for the chunk's input projections, then per step one product
+with the recurrent weights and one fused pointwise pass (C++ loops, or the same loop in PyTorch);
+a product with a sparse 0/1 operand is an event-driven sum (csrc/products.h), else a GEMM. Kept for
+backward: the input, the initial states, ``h`` and ``c`` after each step (``c`` as bits whenever
+it is 0/1), and either the pre-activations (default) or, with ``low_memory``, the gates as bits,
+with the input and ``h`` also as bits when they are 0/1. Backward, chunk by chunk from the end:
+take (or recompute with two products) the pre-activations, run the reverse loop (one fused pass
+and one GEMM per step; the pass evaluates the built-in surrogates' derivatives itself, a
+user-defined surrogate's are computed for the chunk in PyTorch first), then add the weight
+gradients (one GEMM each, or event-driven sums for sparse 0/1 inputs).
 """
 from __future__ import annotations
 
