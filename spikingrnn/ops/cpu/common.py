@@ -108,11 +108,11 @@ class GradSums:
     gradient; ``grads`` holds zeros to accumulate into (``None`` where not needed).
     """
 
-    def __init__(self, ctx, names: tuple[str, ...], params: dict[str, Tensor | None], compiled=None):
+    def __init__(self, ctx, names: tuple[str, ...], params: dict[str, Tensor | None]):
         self.needs = dict(zip(names, ctx.needs_input_grad))
         self._grads = {name: torch.zeros_like(p) if p is not None and self.needs[name] else None
                        for name, p in params.items()}
-        self._compiled = compiled
+        self._compiled = loops()  # the event-driven sums; None without the C++ extension
         self._transposed: dict[str, Tensor] = {}  # event-driven sums, [F, G], added to the grads at the end
         self._dense: set[str] = set()  # weights whose inputs turned out not 0/1 and sparse: GEMM from then on
 
@@ -164,14 +164,14 @@ class InputProjection:
     """``x [K, B, I] -> x @ weight.T + sum(biases)`` chunk by chunk: the event-driven sum while the
     chunks are 0/1 and sparse (spiking inputs, e.g. the layers past the first), else one GEMM."""
 
-    def __init__(self, weight: Tensor, *biases: Tensor | None, compiled=None):
-        self.weight, self.compiled = weight, compiled
+    def __init__(self, weight: Tensor, *biases: Tensor | None):
+        self.weight, self.compiled = weight, loops()
         self.bias = None
         for b in biases:
             if b is not None:
                 self.bias = b if self.bias is None else self.bias + b
         self.weight_t = None
-        self.dense = compiled is None
+        self.dense = self.compiled is None
 
     def __call__(self, x: Tensor) -> Tensor:
         if not self.dense:

@@ -18,7 +18,7 @@ logger = logging.getLogger("spikingrnn")
 
 _SOURCE = Path(__file__).with_name("csrc") / "loops.cpp"
 # headers it includes: torch rebuilds when the source changes, the tag below covers these
-_HEADERS = (Path(__file__).with_name("csrc") / "products.h", Path(__file__).with_name("csrc") / "surrogates.h")
+_HEADERS = tuple(sorted(_SOURCE.parent.glob("*.h")))
 _state: dict[str, object] = {}
 
 

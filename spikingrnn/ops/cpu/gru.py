@@ -30,12 +30,14 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config: SequenceConfig):
     scratch = torch.empty(batch, 3 * hidden, dtype=x.dtype)
     w_hh_t = w_hh.t().contiguous()
     compiled = loops()
-    project = InputProjection(w_ih, b_ih, compiled=compiled)
+    project = InputProjection(w_ih, b_ih)
+    # h' = z ? h : n stays 0/1 only from a 0/1 h0: otherwise no per-step scan for spikes
+    event_density = common.EVENT_DENSITY if is_binary(h0) else 0.0
     for t0, t1 in chunks(steps, batch, 3 * hidden, x.element_size()):
         xp = project(x[t0:t1])
         if compiled is not None:
             compiled.gru_forward_steps(xp, t0, config.batch_sizes or [], h, w_hh_t, b_hh, y, gate_bits, pre, scratch,
-                                       common.EVENT_DENSITY)
+                                       event_density)
         else:
             _forward_steps(xp, t0, config, h, w_hh_t, b_hh, y, gate_bits, pre)
     return y, h, gate_bits, pre
@@ -108,13 +110,13 @@ class GRUSequence(torch.autograd.Function):
         steps, (batch, hidden) = y_kept.shape[0], h0.shape
         compiled = loops()
         sums = GradSums(ctx, ("x", "h0", "w_ih", "w_hh", "b_ih", "b_hh"),
-                        dict(w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh), compiled)
+                        dict(w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh))
         dx = sums.input_grad(steps, batch, w_ih.shape[1], dtype)
         dh_carry = carried(dh_n, h0)
         dy = dy.contiguous()
         w_hh_c = w_hh.contiguous()
-        project_x = InputProjection(w_ih, b_ih, compiled=compiled)
-        project_h = InputProjection(w_hh, b_hh, compiled=compiled)
+        project_x = InputProjection(w_ih, b_ih)
+        project_h = InputProjection(w_hh, b_hh)
         for t0, t1 in reversed(chunks(steps, batch, 3 * hidden, h0.element_size())):
             chunk = t1 - t0
             x = x_store.rows(x_kept, t0, t1, dtype)

@@ -45,13 +45,15 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, config: SequenceConfig
     w_hh_t = w_hh.t().contiguous()
     w_hr_t = None if w_hr is None else w_hr.t().contiguous()
     compiled = loops()
-    project = InputProjection(w_ih, b_ih, b_hh, compiled=compiled)
+    project = InputProjection(w_ih, b_ih, b_hh)
+    # h = o * c is 0/1 only with a 0/1 cell and no projection: otherwise no per-step scan for spikes
+    event_density = common.EVENT_DENSITY if cell_binary and w_hr is None else 0.0
     for t0, t1 in chunks(steps, batch, 4 * hidden, x.element_size()):
         xp = project(x[t0:t1])
         if compiled is not None:
             compiled.lstm_forward_steps(xp, t0, config.batch_sizes or [], h, c, w_hh_t, w_hr_t,
                                         CELL_MODES[config.cell_state], config.threshold, y, gate_bits, cell_store,
-                                        cell_binary, pre, scratch, m, common.EVENT_DENSITY)
+                                        cell_binary, pre, scratch, m, event_density)
         else:
             _forward_steps(xp, t0, config, h, c, w_hh_t, w_hr_t, y, gate_bits, cell_store, cell_binary, pre)
     return y, h, c, gate_bits, cell_store, cell_binary, pre
@@ -164,14 +166,14 @@ class LSTMSequence(torch.autograd.Function):
         hidden = c0.shape[1]
         compiled = loops()
         sums = GradSums(ctx, ("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh", "w_hr"),
-                        dict(w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, w_hr=w_hr), compiled)
+                        dict(w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, w_hr=w_hr))
         dx = sums.input_grad(steps, batch, w_ih.shape[1], dtype)
         dh_carry, dc_carry = carried(dh_n, h0), carried(dc_n, c0)
         dy = dy.contiguous()
         w_hh_c = w_hh.contiguous()
         w_hr_c = None if w_hr is None else w_hr.contiguous()
-        project_x = InputProjection(w_ih, b_ih, b_hh, compiled=compiled)
-        project_h = InputProjection(w_hh, compiled=compiled)
+        project_x = InputProjection(w_ih, b_ih, b_hh)
+        project_h = InputProjection(w_hh)
         for t0, t1 in reversed(chunks(steps, batch, 4 * hidden, h0.element_size())):
             chunk = t1 - t0
             x = x_store.rows(x_kept, t0, t1, dtype)

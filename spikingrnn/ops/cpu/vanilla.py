@@ -24,7 +24,7 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config: SequenceConfig):
     pre = new_output(config, steps, batch, hidden, dtype=x.dtype) if config.save and config.keep_pre else None
     w_hh_t = w_hh.t().contiguous()
     compiled = loops()
-    project = InputProjection(w_ih, b_ih, b_hh, compiled=compiled)
+    project = InputProjection(w_ih, b_ih, b_hh)
     for t0, t1 in chunks(steps, batch, hidden, x.element_size()):
         xp = project(x[t0:t1])
         if compiled is not None:
@@ -65,13 +65,13 @@ class RNNSequence(torch.autograd.Function):
         steps, (batch, hidden) = y_kept.shape[0], h0.shape
         compiled = loops()
         sums = GradSums(ctx, ("x", "h0", "w_ih", "w_hh", "b_ih", "b_hh"),
-                        dict(w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh), compiled)
+                        dict(w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh))
         dx = sums.input_grad(steps, batch, w_ih.shape[1], dtype)
         dh_carry = carried(dh_n, h0)
         dy = dy.contiguous()
         w_hh_c = w_hh.contiguous()
-        project_x = InputProjection(w_ih, b_ih, b_hh, compiled=compiled)
-        project_h = InputProjection(w_hh, compiled=compiled)
+        project_x = InputProjection(w_ih, b_ih, b_hh)
+        project_h = InputProjection(w_hh)
         for t0, t1 in reversed(chunks(steps, batch, hidden, h0.element_size())):
             x = x_store.rows(x_kept, t0, t1, dtype)
             h_prev = before(h0, y_store, y_kept, t0, t1, dtype)

@@ -30,32 +30,11 @@ inline T exp_poly(T x) {
   x = x < kLow ? kLow : (x > kHigh ? kHigh : x);
   const T k = std::nearbyint(x * kLog2e);
   const T r = (x - k * kLn2Hi) - k * kLn2Lo;  // |r| <= ln2 / 2
-  T p;
-  if (kFloat) {
-    p = T(1.0 / 5040);
-    p = p * r + T(1.0 / 720);
-    p = p * r + T(1.0 / 120);
-    p = p * r + T(1.0 / 24);
-    p = p * r + T(1.0 / 6);
-    p = p * r + T(0.5);
-    p = p * r + T(1);
-    p = p * r + T(1);
-  } else {
-    p = T(1.0 / 6227020800.0);
-    p = p * r + T(1.0 / 479001600.0);
-    p = p * r + T(1.0 / 39916800.0);
-    p = p * r + T(1.0 / 3628800.0);
-    p = p * r + T(1.0 / 362880.0);
-    p = p * r + T(1.0 / 40320.0);
-    p = p * r + T(1.0 / 5040.0);
-    p = p * r + T(1.0 / 720.0);
-    p = p * r + T(1.0 / 120.0);
-    p = p * r + T(1.0 / 24.0);
-    p = p * r + T(1.0 / 6.0);
-    p = p * r + T(0.5);
-    p = p * r + T(1);
-    p = p * r + T(1);
-  }
+  // Taylor series to degree 7 (float) / 13 (double), nested: 1 + r (1 + r/2 (1 + r/3 (...))); the
+  // remainder is below half an ulp for |r| <= ln2 / 2
+  constexpr int kDegree = kFloat ? 7 : 13;
+  T p = T(1);
+  for (int d = kDegree; d >= 1; --d) p = T(1) + p * r * (T(1) / T(d));
   // 2^k from its exponent bits (k is a normal exponent after the clamp)
   T scale;
   if (kFloat) {
