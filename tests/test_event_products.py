@@ -1,7 +1,8 @@
 """The event-driven products of the cpu backend's C++ loops against torch.mm.
 
-``binary_matmul`` (``(bias) + x @ w_t`` for 0/1 ``x``) and ``binary_weight_grad`` (``grad_t += x^T @ d``)
-sum the rows picked by the ones of ``x``; they must refuse (return False, output untouched) any
+``binary_matmul`` (``(bias) + x @ w^T`` for 0/1 ``x``, ``w [N, K]`` given as its column tiles from
+``pack_column_tiles``) and ``binary_weight_grad`` (``grad_t += x^T @ d``) sum the rows picked by the
+ones of ``x``; they must refuse (return False, output untouched) any
 ``x`` that is not 0/1 or is denser than the cap, so that the caller runs the GEMM instead.
 """
 import pytest
@@ -13,12 +14,19 @@ compiled = loops()
 pytestmark = pytest.mark.skipif(compiled is None, reason="C++ loops unavailable (no compiler)")
 
 
+def matmul(x, w_t, bias, out, max_density):
+    """``binary_matmul`` with the weights ``w_t [K, N]`` packed the way the loops pass them."""
+    return compiled.binary_matmul(x, compiled.pack_column_tiles(w_t.t().contiguous()), w_t.shape[1], bias, out,
+                                  max_density)
+
+
 def spikes(rows, cols, density, dtype, seed):
     generator = torch.Generator().manual_seed(seed)
     return (torch.rand(rows, cols, generator=generator, dtype=torch.float64) < density).to(dtype)
 
 
-SHAPES = [(1, 1, 1), (3, 5, 7), (32, 128, 512), (17, 65, 130), (8, 700, 96), (40, 64, 17)]  # rows, K, N
+# rows, K, N: N below, at and past one column tile (32 float32 / 16 float64 values) and several tiles
+SHAPES = [(1, 1, 1), (3, 5, 7), (32, 128, 512), (17, 65, 130), (8, 700, 96), (40, 64, 17), (5, 9, 32), (6, 3, 33)]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -31,14 +39,16 @@ def test_binary_matmul_matches_mm(dtype, shape, density, with_bias):
     w_t = torch.randn(k, n, dtype=dtype)
     bias = torch.randn(n, dtype=dtype) if with_bias else None
     out = torch.full((rows, n), float("nan"), dtype=dtype)
-    assert compiled.binary_matmul(x, w_t, bias, out, 1.0)
+    assert matmul(x, w_t, bias, out, 1.0)
     expected = x @ w_t + (bias if with_bias else 0)
     tol = 1e-6 * (k + 1) if dtype == torch.float32 else 1e-12  # float32 sums of k terms, another order
     torch.testing.assert_close(out, expected, rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("shape", [(1, 1, 1), (50, 7, 9), (600, 128, 512), (33, 65, 130), (200, 3, 1000)],
+# M, F, G: column blocks of 1 to 8 vectors (F up to 700), a last partial block, G narrower than a vector
+@pytest.mark.parametrize("shape", [(1, 1, 1), (50, 7, 9), (600, 128, 512), (33, 65, 130), (200, 3, 1000),
+                                   (40, 700, 70), (64, 256, 1024), (9, 40, 160)],
                          ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("density", [0.0, 0.1, 0.5, 1.0])
 def test_binary_weight_grad_matches_mm(dtype, shape, density):
@@ -59,7 +69,7 @@ def test_refuses_values_other_than_0_and_1(bad, position):
     x.view(-1)[position] = bad
     w_t = torch.randn(100, 8)
     out = torch.zeros(2, 8)
-    assert not compiled.binary_matmul(x, w_t, None, out, 1.0)
+    assert not matmul(x, w_t, None, out, 1.0)
     assert torch.equal(out, torch.zeros(2, 8))
     grad_t = torch.zeros(100, 8)
     assert not compiled.binary_weight_grad(torch.randn(2, 8), x, grad_t, 1.0)
@@ -71,13 +81,23 @@ def test_refuses_inputs_denser_than_the_cap():
     density = x.mean().item()
     w_t = torch.randn(64, 32)
     out = torch.zeros(16, 32)
-    assert not compiled.binary_matmul(x, w_t, None, out, density - 0.05)
+    assert not matmul(x, w_t, None, out, density - 0.05)
     assert torch.equal(out, torch.zeros(16, 32))
-    assert compiled.binary_matmul(x, w_t, None, out, density + 0.05)
+    assert matmul(x, w_t, None, out, density + 0.05)
     torch.testing.assert_close(out, x @ w_t, rtol=1e-5, atol=1e-5)
     grad_t = torch.zeros(64, 32)
     assert not compiled.binary_weight_grad(torch.randn(16, 32), x, grad_t, density - 0.05)
     assert torch.equal(grad_t, torch.zeros(64, 32))
+
+
+def test_column_tiles_hold_the_transposed_weights_zero_padded():
+    for dtype, width in ((torch.float32, 32), (torch.float64, 16)):
+        w = torch.randn(70, 9, dtype=dtype)  # N = 70 outputs of K = 9 inputs; the last tile partly padding
+        count = -(-70 // width)
+        tiles = compiled.pack_column_tiles(w)
+        assert tiles.shape == (count, 9, width) and tiles.dtype == dtype
+        padded = torch.cat([w.t(), torch.zeros(9, count * width - 70, dtype=dtype)], dim=1)
+        assert torch.equal(tiles.permute(1, 0, 2).reshape(9, count * width), padded)
 
 
 def test_two_threads_give_the_one_thread_result():
@@ -91,7 +111,7 @@ def test_two_threads_give_the_one_thread_result():
             torch.set_num_threads(threads)
             out = torch.empty(2000, 512, dtype=torch.float64)
             grad_t = torch.zeros(128, 512, dtype=torch.float64)
-            assert compiled.binary_matmul(x, w_t, None, out, 1.0)
+            assert matmul(x, w_t, None, out, 1.0)
             assert compiled.binary_weight_grad(d, x, grad_t, 1.0)
             results.append((out, grad_t))
     finally:

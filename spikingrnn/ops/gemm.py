@@ -5,12 +5,17 @@ import torch
 from torch import Tensor
 
 
-def projection(x: Tensor, weight: Tensor, *biases: Tensor | None) -> Tensor:
-    """``x [..., I] @ weight.T + sum(biases)`` as one GEMM: ``[..., G]`` (e.g. all steps' input projections)."""
+def projection(x: Tensor, weight: Tensor, *biases: Tensor | None, out: Tensor | None = None) -> Tensor:
+    """``x [..., I] @ weight.T + sum(biases)`` as one GEMM: ``[..., G]`` (e.g. all steps' input projections),
+    written into ``out`` (contiguous, ``x.numel() / I * G`` values) when given."""
     bias = None
     for b in biases:
         if b is not None:
             bias = b if bias is None else bias + b
     flat = x.reshape(-1, x.shape[-1])
-    out = torch.mm(flat, weight.t()) if bias is None else torch.addmm(bias, flat, weight.t())
-    return out.view(*x.shape[:-1], weight.shape[0])
+    target = None if out is None else out.view(flat.shape[0], weight.shape[0])
+    if bias is None:
+        result = torch.mm(flat, weight.t(), out=target)
+    else:
+        result = torch.addmm(bias, flat, weight.t(), out=target)
+    return result.view(*x.shape[:-1], weight.shape[0])

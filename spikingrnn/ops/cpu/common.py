@@ -15,9 +15,10 @@ MIN_CHUNK_ROWS = 512
 # The C++ loops multiply a 0/1 operand by a weight matrix as a sum of the weight rows its 1s pick
 # (no multiplications, work proportional to the 1s) when at most this fraction of it is 1, and run
 # the dense GEMM otherwise: below these densities the event-driven sums measured faster than MKL's
-# GEMM on this project's benchmark shapes (``python -m spikingrnn.bench.events``): products with
-# the hidden state or a spiking input up to ~0.3, weight gradients (scattered adds) up to ~0.15.
-EVENT_DENSITY = 0.25
+# GEMM on this project's benchmark shapes (``python -m spikingrnn.bench.events``, 1 and 2 threads):
+# products with the hidden state or a spiking input break even at ~0.35-0.5 of ones, weight
+# gradients (scattered adds) at ~0.1-0.3.
+EVENT_DENSITY = 0.3
 WEIGHT_GRAD_EVENT_DENSITY = 0.1
 # The built-in surrogates' derivatives, which the C++ LSTM backward evaluates itself (csrc/surrogates.h)
 # instead of receiving a [K, B, 4H] tensor of them; by kind id. A subclass that overrides
@@ -84,6 +85,27 @@ def empty_buffer(*shape: int, dtype: torch.dtype) -> Tensor:
         if compiled is not None:
             compiled.advise_huge_pages(t)
     return t
+
+
+class Workspace:
+    """Buffers reused across the chunks of one forward or backward pass: one allocation per name
+    (grown to the largest chunk), where a fresh allocation per chunk would be returned to the OS by
+    the allocator and page-faulted in again, at a cost comparable to the chunk's arithmetic."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, Tensor] = {}
+
+    def take(self, name: str, *shape: int, dtype: torch.dtype, zero: bool = False) -> Tensor:
+        """A contiguous ``shape`` tensor in the buffer ``name`` (its earlier contents overwritten or, with
+        ``zero``, cleared)."""
+        numel = 1
+        for size in shape:
+            numel *= size
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.numel() < numel or buffer.dtype != dtype:
+            buffer = self._buffers[name] = empty_buffer(numel, dtype=dtype)
+        view = buffer[:numel].view(shape)
+        return view.zero_() if zero else view
 
 
 def new_output(config: SequenceConfig, *shape: int, dtype: torch.dtype) -> Tensor:
@@ -162,7 +184,8 @@ class GradSums:
 
 class InputProjection:
     """``x [K, B, I] -> x @ weight.T + sum(biases)`` chunk by chunk: the event-driven sum while the
-    chunks are 0/1 and sparse (spiking inputs, e.g. the layers past the first), else one GEMM."""
+    chunks are 0/1 and sparse (spiking inputs, e.g. the layers past the first), else one GEMM. The
+    result lives in a buffer reused by the next call."""
 
     def __init__(self, weight: Tensor, *biases: Tensor | None):
         self.weight, self.compiled = weight, loops()
@@ -170,19 +193,35 @@ class InputProjection:
         for b in biases:
             if b is not None:
                 self.bias = b if self.bias is None else self.bias + b
-        self.weight_t = None
+        self.tiles = None
         self.dense = self.compiled is None
+        self.workspace = Workspace()
 
     def __call__(self, x: Tensor) -> Tensor:
+        flat = x.reshape(-1, x.shape[-1])
+        out = self.workspace.take("out", flat.shape[0], self.weight.shape[0], dtype=x.dtype)
         if not self.dense:
-            if self.weight_t is None:
-                self.weight_t = self.weight.t().contiguous()
-            flat = x.reshape(-1, x.shape[-1]).contiguous()
-            out = torch.empty(flat.shape[0], self.weight.shape[0], dtype=x.dtype)
-            if self.compiled.binary_matmul(flat, self.weight_t, self.bias, out, EVENT_DENSITY):
-                return out.view(*x.shape[:-1], self.weight.shape[0])
+            flat = flat.contiguous()
+            # a float input shows itself in its first values: no packing of the weights for it
+            head = flat.reshape(-1)[:64]
+            if bool(((head == 0) | (head == 1)).all()):
+                if self.tiles is None:
+                    self.tiles = column_tiles(self.weight, EVENT_DENSITY)
+                if self.tiles is not None and self.compiled.binary_matmul(flat, self.tiles, self.weight.shape[0],
+                                                                          self.bias, out, EVENT_DENSITY):
+                    return out.view(*x.shape[:-1], self.weight.shape[0])
             self.dense = True  # not spikes, or too many: the GEMM from now on
-        return projection(x, self.weight, self.bias)
+        return projection(x, self.weight, self.bias, out=out)
+
+
+def column_tiles(weight: Tensor, event_density: float) -> Tensor | None:
+    """``weight [N, K]`` rearranged for the C++ event-driven products (``pack_column_tiles`` in
+    csrc/products.h), or ``None`` when no event-driven product will run (no extension, or
+    ``event_density`` 0: the other operand cannot be 0/1)."""
+    compiled = loops()
+    if compiled is None or event_density <= 0:
+        return None
+    return compiled.pack_column_tiles(weight.contiguous())
 
 
 def carried(grad: Tensor | None, like: Tensor) -> Tensor:

@@ -12,7 +12,7 @@ import torch
 
 from ..gemm import projection
 from . import common
-from .common import GradSums, InputProjection, SequenceConfig, before, carried, chunks, new_output, rows
+from .common import GradSums, InputProjection, SequenceConfig, Workspace, before, carried, chunks, new_output, rows
 from .extension import loops
 from .storage import StepStore, bit_rows, is_binary, pack_rows
 
@@ -28,16 +28,17 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config: SequenceConfig):
     gate_bits = bit_rows(steps, batch * 3 * hidden) if config.save and not config.keep_pre else None
     pre = new_output(config, steps, batch, 4 * hidden, dtype=x.dtype) if config.save and config.keep_pre else None
     scratch = torch.empty(batch, 3 * hidden, dtype=x.dtype)
-    w_hh_t = w_hh.t().contiguous()
+    w_hh_t = w_hh.t()  # the GEMM reads the transposed view in place
     compiled = loops()
     project = InputProjection(w_ih, b_ih)
     # h' = z ? h : n stays 0/1 only from a 0/1 h0: otherwise no per-step scan for spikes
     event_density = common.EVENT_DENSITY if is_binary(h0) else 0.0
+    w_hh_tiles = common.column_tiles(w_hh, event_density)
     for t0, t1 in chunks(steps, batch, 3 * hidden, x.element_size()):
         xp = project(x[t0:t1])
         if compiled is not None:
-            compiled.gru_forward_steps(xp, t0, config.batch_sizes or [], h, w_hh_t, b_hh, y, gate_bits, pre, scratch,
-                                       event_density)
+            compiled.gru_forward_steps(xp, t0, config.batch_sizes or [], h, w_hh_t, w_hh_tiles, b_hh, y, gate_bits,
+                                       pre, scratch, event_density)
         else:
             _forward_steps(xp, t0, config, h, w_hh_t, b_hh, y, gate_bits, pre)
     return y, h, gate_bits, pre
@@ -117,6 +118,7 @@ class GRUSequence(torch.autograd.Function):
         w_hh_c = w_hh.contiguous()
         project_x = InputProjection(w_ih, b_ih)
         project_h = InputProjection(w_hh, b_hh)
+        work = Workspace()
         for t0, t1 in reversed(chunks(steps, batch, 3 * hidden, h0.element_size())):
             chunk = t1 - t0
             x = x_store.rows(x_kept, t0, t1, dtype)
@@ -132,13 +134,14 @@ class GRUSequence(torch.autograd.Function):
                 h_r, h_z, h_n = project_h(h_prev).view(chunk, batch, 3, hidden).unbind(2)
                 u_r, u_z, u_n = x_r + h_r, x_z + h_z, x_n + r * h_n
             # d u_n = dh * scale_n, d u_z = dh * scale_z, d u_r = d u_n * scale_r
-            scales = torch.empty(chunk, batch, 3, hidden, dtype=dtype)
+            scales = work.take("scales", chunk, batch, 3, hidden, dtype=dtype)
             torch.mul(1.0 - z, config.derivative2(u_n, config.alpha2), out=scales[:, :, 0])
             torch.mul(h_prev - new, config.derivative1(u_z, config.alpha1), out=scales[:, :, 1])
             torch.mul(h_n, config.derivative1(u_r, config.alpha1), out=scales[:, :, 2])
             scales = scales.view(chunk, batch, 3 * hidden)
-            d_hidden_pre = torch.zeros(chunk, batch, 3 * hidden, dtype=dtype)
-            d_new = torch.zeros(chunk, batch, hidden, dtype=dtype)
+            packed = config.batch_sizes is not None  # rows past their length are never written: zeros
+            d_hidden_pre = work.take("d_hidden_pre", chunk, batch, 3 * hidden, dtype=dtype, zero=packed)
+            d_new = work.take("d_new", chunk, batch, hidden, dtype=dtype, zero=packed)
             if compiled is not None:
                 compiled.gru_backward_steps(scales, gates, dy[t0:t1], t0, config.batch_sizes or [], w_hh_c,
                                             dh_carry, d_hidden_pre, d_new)
@@ -146,7 +149,7 @@ class GRUSequence(torch.autograd.Function):
                 _backward_steps(scales, gates, dy[t0:t1], t0, config, w_hh_c, dh_carry, d_hidden_pre, d_new)
             d_input_pre = torch.cat([d_hidden_pre[:, :, :2 * hidden], d_new], dim=2)
             if dx is not None:
-                dx[t0:t1] = projection(d_input_pre, w_ih.t())
+                projection(d_input_pre, w_ih.t(), out=dx[t0:t1])
             sums.add_chunk(x, h_prev, d_input_pre, d_hidden_pre)
         grads = sums.grads
         return dx, dh_carry, grads["w_ih"], grads["w_hh"], grads["b_ih"], grads["b_hh"], None

@@ -17,7 +17,7 @@ import torch
 
 from ..gemm import projection
 from . import common
-from .common import GradSums, InputProjection, SequenceConfig, before, carried, chunks, new_output, rows
+from .common import GradSums, InputProjection, SequenceConfig, Workspace, before, carried, chunks, new_output, rows
 from .extension import loops
 from .storage import StepStore, bit_rows, is_binary, pack_rows
 
@@ -42,16 +42,17 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, config: SequenceConfig
                                                                                       dtype=dtype)
     scratch = torch.empty(batch, 4 * hidden, dtype=dtype)
     m = torch.empty(batch, hidden, dtype=dtype)
-    w_hh_t = w_hh.t().contiguous()
-    w_hr_t = None if w_hr is None else w_hr.t().contiguous()
+    w_hh_t = w_hh.t()  # the GEMM reads the transposed view in place
+    w_hr_t = None if w_hr is None else w_hr.t()
     compiled = loops()
     project = InputProjection(w_ih, b_ih, b_hh)
     # h = o * c is 0/1 only with a 0/1 cell and no projection: otherwise no per-step scan for spikes
     event_density = common.EVENT_DENSITY if cell_binary and w_hr is None else 0.0
+    w_hh_tiles = common.column_tiles(w_hh, event_density)
     for t0, t1 in chunks(steps, batch, 4 * hidden, x.element_size()):
         xp = project(x[t0:t1])
         if compiled is not None:
-            compiled.lstm_forward_steps(xp, t0, config.batch_sizes or [], h, c, w_hh_t, w_hr_t,
+            compiled.lstm_forward_steps(xp, t0, config.batch_sizes or [], h, c, w_hh_t, w_hh_tiles, w_hr_t,
                                         CELL_MODES[config.cell_state], config.threshold, y, gate_bits, cell_store,
                                         cell_binary, pre, scratch, m, event_density)
         else:
@@ -174,6 +175,7 @@ class LSTMSequence(torch.autograd.Function):
         w_hr_c = None if w_hr is None else w_hr.contiguous()
         project_x = InputProjection(w_ih, b_ih, b_hh)
         project_h = InputProjection(w_hh)
+        work = Workspace()
         for t0, t1 in reversed(chunks(steps, batch, 4 * hidden, h0.element_size())):
             chunk = t1 - t0
             x = x_store.rows(x_kept, t0, t1, dtype)
@@ -195,7 +197,7 @@ class LSTMSequence(torch.autograd.Function):
             if config.cell_state == "spike":
                 i, f, g = fired.view(chunk, batch, 4, hidden).unbind(2)[:3]
                 cell_scale = config.derivative1(f * c_prev + i * g - config.threshold, config.alpha1)
-            d_pre = new_output(config, chunk, batch, 4 * hidden, dtype=dtype)
+            d_pre = work.take("d_pre", chunk, batch, 4 * hidden, dtype=dtype, zero=config.batch_sizes is not None)
             dh_all = torch.zeros(chunk, batch, h0.shape[1], dtype=dtype) if w_hr is not None else None
             if compiled is not None:
                 dm_buffer = torch.empty(batch, hidden, dtype=dtype) if w_hr is not None else None
@@ -206,7 +208,7 @@ class LSTMSequence(torch.autograd.Function):
                 _backward_steps(u, deriv, gates, cell_scale, c_prev, c_after, dy[t0:t1], t0, config, w_hh_c, w_hr_c,
                                 dh_carry, dc_carry, d_pre, dh_all)
             if dx is not None:
-                dx[t0:t1] = projection(d_pre, w_ih.t())
+                projection(d_pre, w_ih.t(), out=dx[t0:t1])
             sums.add_chunk(x, h_prev, d_pre)
             if dh_all is not None:
                 sums.add_weight("w_hr", dh_all, c_after * fired[:, :, 3 * hidden:])

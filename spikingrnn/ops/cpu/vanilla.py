@@ -9,7 +9,7 @@ import torch
 
 from ..gemm import projection
 from . import common
-from .common import GradSums, InputProjection, SequenceConfig, before, carried, chunks, new_output, rows
+from .common import GradSums, InputProjection, SequenceConfig, Workspace, before, carried, chunks, new_output, rows
 from .extension import loops
 from .storage import StepStore, is_binary
 
@@ -22,13 +22,15 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config: SequenceConfig):
     h = h0.contiguous().clone()
     y = new_output(config, steps, batch, hidden, dtype=x.dtype)
     pre = new_output(config, steps, batch, hidden, dtype=x.dtype) if config.save and config.keep_pre else None
-    w_hh_t = w_hh.t().contiguous()
+    w_hh_t = w_hh.t()  # the GEMM reads the transposed view in place
     compiled = loops()
     project = InputProjection(w_ih, b_ih, b_hh)
+    w_hh_tiles = common.column_tiles(w_hh, common.EVENT_DENSITY)
     for t0, t1 in chunks(steps, batch, hidden, x.element_size()):
         xp = project(x[t0:t1])
         if compiled is not None:
-            compiled.rnn_forward_steps(xp, t0, config.batch_sizes or [], h, w_hh_t, y, pre, common.EVENT_DENSITY)
+            compiled.rnn_forward_steps(xp, t0, config.batch_sizes or [], h, w_hh_t, w_hh_tiles, y, pre,
+                                       common.EVENT_DENSITY)
             continue
         for k in range(t1 - t0):
             n = rows(config, t0 + k, batch)
@@ -72,12 +74,13 @@ class RNNSequence(torch.autograd.Function):
         w_hh_c = w_hh.contiguous()
         project_x = InputProjection(w_ih, b_ih, b_hh)
         project_h = InputProjection(w_hh)
+        work = Workspace()
         for t0, t1 in reversed(chunks(steps, batch, hidden, h0.element_size())):
             x = x_store.rows(x_kept, t0, t1, dtype)
             h_prev = before(h0, y_store, y_kept, t0, t1, dtype)
             u = pre[t0:t1] if pre is not None else project_x(x) + project_h(h_prev)
             scale = config.derivative1(u, config.alpha1)
-            d_pre = torch.zeros(t1 - t0, batch, hidden, dtype=dtype)
+            d_pre = work.take("d_pre", t1 - t0, batch, hidden, dtype=dtype, zero=config.batch_sizes is not None)
             if compiled is not None:
                 compiled.rnn_backward_steps(scale.contiguous(), dy[t0:t1], t0, config.batch_sizes or [], w_hh_c,
                                             dh_carry, d_pre)
@@ -87,7 +90,7 @@ class RNNSequence(torch.autograd.Function):
                     du = torch.mul(dh_carry[:n] + dy[t0 + k, :n], scale[k, :n], out=d_pre[k, :n])
                     torch.mm(du, w_hh_c, out=dh_carry[:n])
             if dx is not None:
-                dx[t0:t1] = projection(d_pre, w_ih.t())
+                projection(d_pre, w_ih.t(), out=dx[t0:t1])
             sums.add_chunk(x, h_prev, d_pre)
         grads = sums.grads
         return dx, dh_carry, grads["w_ih"], grads["w_hh"], grads["b_ih"], grads["b_hh"], None

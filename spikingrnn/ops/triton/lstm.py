@@ -1,8 +1,8 @@
 """Spiking LSTM over a whole sequence on Triton (one layer, one direction), design v0.
 
 Without ``proj_size`` and for ``hidden <= persistent.PERSISTENT_MAX_HIDDEN`` the forward runs as one
-persistent kernel (:mod:`spikingrnn.ops.triton.persistent`); otherwise, and always in backward,
-"GEMM + fused pointwise": the input projections of all steps are one torch GEMM; per step the
+persistent kernel (:mod:`spikingrnn.ops.triton.persistent`), and so does the backward's reverse loop
+when the pre-activations were kept; otherwise "GEMM + fused pointwise": the input projections of all steps are one torch GEMM; per step the
 recurrent GEMM is ``torch.addmm`` (written straight into the saved pre-activations) and ONE Triton
 kernel does the step's pointwise work (gates ``u >= 0``, the ``cell_state`` rule, ``m = o * c``).
 With ``proj_size`` the projection ``h = m W_hr^T`` is a torch GEMM. Kept for backward: the
@@ -149,11 +149,18 @@ def lstm_backward(saved, dy, dh_n, dc_n, needs, config):
     w_hh_c = w_hh.contiguous()
     c0_c = c0.contiguous()  # float even where the kept states are uint8 (the kernel reads either)
     xp = u_step = w_hh_t = None
+    if pre is not None and w_hr is None and hidden <= persistent.PERSISTENT_MAX_HIDDEN:  # one launch
+        persistent.lstm_persistent_backward(pre, c_all, c0_c, dy, w_hh_c, dh, dc, d_pre, bs,
+                                            CELL_MODES[config.cell_state], config.threshold, config.alpha1,
+                                            config.alpha2, config.kind1, config.kind2)
+        steps_left = range(0)
+    else:
+        steps_left = range(steps - 1, -1, -1)
     if pre is None:  # low memory: recompute u[t] = x[t] W_ih^T + b + h[t-1] W_hh^T step by step
         xp = projection(x, w_ih, b_ih, b_hh)
         u_step = torch.empty(batch, 4 * hidden, **like)
         w_hh_t = w_hh.t()
-    for t in range(steps - 1, -1, -1):
+    for t in steps_left:
         n = rows(bs, t, batch)
         if n == 0:
             continue

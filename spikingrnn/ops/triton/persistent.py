@@ -1,4 +1,4 @@
-"""Persistent spiking-LSTM forward on Triton: the whole time loop in ONE kernel launch.
+"""Persistent spiking-LSTM forward and backward on Triton: the whole time loop in ONE kernel launch.
 
 The v0 path launches a GEMM and a pointwise kernel per step, so a long sequence on a GPU is bound
 by launch latency (2 launches x T steps). Here one program owns ``BLOCK_B`` batch rows for all T
@@ -7,17 +7,25 @@ steps: per step and per tile of ``BLOCK_H`` hidden units it computes the four ga
 leaves the program), fires the gates, updates ``c`` in place and writes ``h_t = o * c`` into the
 output ``y[t]``, which is also where the next step reads ``h_t`` from (so no extra state buffer,
 and rows past their length simply stop being written). ``pre`` (the pre-activations) and ``c``
-after every step are stored when backward needs them; backward is the v0 per-step path.
+after every step are stored when backward needs them.
+
+The backward kernel runs the reverse loop the same way: per step, phase 1 turns the carried ``dh``
+(plus ``dy[t]``) and ``dc`` into the step's pre-activation gradients ``d_pre[t]`` (written out:
+the weight gradients need them anyway) and the next ``dc``; phase 2 reads ``d_pre[t]`` back and
+computes the carried ``dh = d_pre[t] W_hh`` with ``tl.dot``, tile by tile. The weight gradients
+stay single large GEMMs after the kernel. It needs the kept pre-activations (not ``low_memory``).
 
 Used for the LSTM without ``proj_size`` when ``hidden <= PERSISTENT_MAX_HIDDEN``; everything else
 takes the v0 path. The tile sizes are untuned (no GPU has run this yet); the interpreter tests
-check it against the reference.
+check both kernels against the reference.
 """
 from __future__ import annotations
 
 import torch
 import triton
 import triton.language as tl
+
+from .kernels import surrogate_derivative
 
 PERSISTENT_MAX_HIDDEN = 256
 BLOCK_B, BLOCK_H, BLOCK_K = 16, 32, 32
@@ -110,3 +118,91 @@ def lstm_persistent_forward(xp, h0, c, w_hh, y, pre, c_all, batch_sizes, cell_mo
     lengths = (torch.tensor(batch_sizes, device=xp.device).unsqueeze(1)
                > torch.arange(batch, device=xp.device)).sum(0)
     return y[lengths - 1, torch.arange(batch, device=xp.device)].clone()
+
+
+@triton.jit
+def _lstm_persistent_backward(pre_ptr, c_all_ptr, c0_ptr, dy_ptr, w_ptr, dh_ptr, dc_ptr, d_pre_ptr, sizes_ptr,
+                              steps, batch, H, threshold, alpha1, alpha2,
+                              CELL: tl.constexpr, KIND1: tl.constexpr, KIND2: tl.constexpr,
+                              PACKED: tl.constexpr, IEEE: tl.constexpr, BLOCK_B: tl.constexpr,
+                              BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr):
+    """Rows ``[pid * BLOCK_B, +BLOCK_B)`` for all steps, last first. ``pre [T, B, 4H]`` kept
+    pre-activations, ``c_all [T, B, H]`` cell states after each step, ``c0 [B, H]``, ``dy [T, B, H]``,
+    ``w [4H, H]`` (``W_hh``, contiguous); ``dh``, ``dc [B, H]`` carried gradients, updated in place
+    (rows past a step's length keep theirs); ``d_pre [T, B, 4H]`` out (left untouched past each
+    row's length)."""
+    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    four_h = 4 * H
+    for step in range(steps):
+        t = steps - 1 - step
+        if PACKED:
+            valid = tl.load(sizes_ptr + t)
+        else:
+            valid = batch
+        row_ok = rows < valid
+        # phase 1: d_pre[t] and the carried dc, tile by tile of hidden units
+        for j0 in range(0, H, BLOCK_H):
+            cols = j0 + tl.arange(0, BLOCK_H)
+            mask = row_ok[:, None] & (cols < H)[None, :]
+            unit = rows[:, None] * H + cols[None, :]
+            gate = t * batch * four_h + rows[:, None] * four_h + cols[None, :]
+            u_i = tl.load(pre_ptr + gate, mask=mask, other=0.0).to(tl.float32)
+            u_f = tl.load(pre_ptr + gate + H, mask=mask, other=0.0).to(tl.float32)
+            u_g = tl.load(pre_ptr + gate + 2 * H, mask=mask, other=0.0).to(tl.float32)
+            u_o = tl.load(pre_ptr + gate + 3 * H, mask=mask, other=0.0).to(tl.float32)
+            i = tl.where(u_i >= 0, 1.0, 0.0)
+            f = tl.where(u_f >= 0, 1.0, 0.0)
+            g = tl.where(u_g >= 0, 1.0, 0.0)
+            o = tl.where(u_o >= 0, 1.0, 0.0)
+            if t == 0:
+                c_prev = tl.load(c0_ptr + unit, mask=mask, other=0.0).to(tl.float32)
+            else:
+                c_prev = tl.load(c_all_ptr + (t - 1) * batch * H + unit, mask=mask, other=0.0).to(tl.float32)
+            c_after = tl.load(c_all_ptr + t * batch * H + unit, mask=mask, other=0.0).to(tl.float32)
+            dm = (tl.load(dh_ptr + unit, mask=mask, other=0.0).to(tl.float32)
+                  + tl.load(dy_ptr + t * batch * H + unit, mask=mask, other=0.0).to(tl.float32))
+            dc = tl.load(dc_ptr + unit, mask=mask, other=0.0).to(tl.float32) + dm * o
+            if CELL == 2:  # c = spike(f*c_prev + i*g - threshold); clamp passes straight through
+                dc = dc * surrogate_derivative(c_prev * f + i * g - threshold, alpha1, KIND1)
+            ty = d_pre_ptr.dtype.element_ty
+            tl.store(d_pre_ptr + gate, (dc * g * surrogate_derivative(u_i, alpha1, KIND1)).to(ty), mask=mask)
+            tl.store(d_pre_ptr + gate + H, (dc * c_prev * surrogate_derivative(u_f, alpha1, KIND1)).to(ty),
+                     mask=mask)
+            tl.store(d_pre_ptr + gate + 2 * H, (dc * i * surrogate_derivative(u_g, alpha2, KIND2)).to(ty),
+                     mask=mask)
+            tl.store(d_pre_ptr + gate + 3 * H, (dm * c_after * surrogate_derivative(u_o, alpha1, KIND1)).to(ty),
+                     mask=mask)
+            tl.store(dc_ptr + unit, (dc * f).to(dc_ptr.dtype.element_ty), mask=mask)
+        tl.debug_barrier()  # d_pre[t] complete (and dh read) before phase 2 reads d_pre and writes dh
+        # phase 2: dh = d_pre[t] W_hh, tile by tile of output units
+        for j0 in range(0, H, BLOCK_H):
+            cols = j0 + tl.arange(0, BLOCK_H)
+            col_ok = cols < H
+            acc = tl.full((BLOCK_B, BLOCK_H), 0.0, tl.float32)
+            for k0 in range(0, four_h, BLOCK_K):
+                ks = k0 + tl.arange(0, BLOCK_K)
+                k_ok = ks < four_h
+                d = tl.load(d_pre_ptr + t * batch * four_h + rows[:, None] * four_h + ks[None, :],
+                            mask=row_ok[:, None] & k_ok[None, :], other=0.0)
+                w = tl.load(w_ptr + ks[:, None] * H + cols[None, :], mask=k_ok[:, None] & col_ok[None, :], other=0.0)
+                if IEEE:
+                    acc += tl.dot(d, w, input_precision="ieee")
+                else:
+                    acc += tl.dot(d, w)
+            tl.store(dh_ptr + rows[:, None] * H + cols[None, :], acc.to(dh_ptr.dtype.element_ty),
+                     mask=row_ok[:, None] & col_ok[None, :])
+        tl.debug_barrier()  # dh complete before the next step's phase 1 reads it
+
+
+def lstm_persistent_backward(pre, c_all, c0, dy, w_hh, dh, dc, d_pre, batch_sizes, cell_mode: int, threshold: float,
+                             alpha1: float, alpha2: float, kind1: int, kind2: int) -> None:
+    """Run the reverse loop over all steps: ``d_pre [T, B, 4H]`` filled (zeros past each row's length
+    must be there beforehand when packed), ``dh``/``dc [B, H]`` carried in place down to ``dh0``/``dc0``.
+    float32 products in full precision (as torch.mm), half types with float32 accumulation."""
+    steps, batch, four_h = pre.shape
+    packed = batch_sizes is not None
+    sizes = torch.tensor(batch_sizes if packed else [batch], dtype=torch.int32, device=pre.device)
+    _lstm_persistent_backward[(triton.cdiv(max(batch, 1), BLOCK_B),)](
+        pre, c_all, c0.contiguous(), dy, w_hh.contiguous(), dh, dc, d_pre, sizes, steps, batch, four_h // 4,
+        float(threshold), float(alpha1), float(alpha2), CELL=cell_mode, KIND1=kind1, KIND2=kind2, PACKED=packed,
+        IEEE=pre.dtype == torch.float32, BLOCK_B=BLOCK_B, BLOCK_H=BLOCK_H, BLOCK_K=BLOCK_K)

@@ -37,15 +37,17 @@ struct EventScratch {
   std::vector<int64_t> counts;
 };
 
-// out [n, N] = (bias or 0) + h [n, K] @ w_t [K, N]: the event-driven sum when h is 0/1 and at most
-// max_density of it is 1, else one GEMM. out is a [n, N] view (the GEMM writes through it).
+// out [n, N] = (bias or 0) + h [n, K] @ w_t [K, N]: the event-driven sum over the column tiles
+// packed (pack_column_tiles) when they are given and h is 0/1 with at most max_density of it 1,
+// else one GEMM (w_t may be a transposed view: MKL reads it in place). out is a [n, N] view.
 template <typename T>
-void hidden_product(const Tensor& h, int64_t n, const Tensor& w_t, const std::optional<Tensor>& bias, Tensor out,
-                    double max_density, EventScratch& scratch) {
+void hidden_product(const Tensor& h, int64_t n, const Tensor& w_t, const std::optional<Tensor>& packed,
+                    const std::optional<Tensor>& bias, Tensor out, double max_density, EventScratch& scratch) {
   const int64_t K = w_t.size(0), N = w_t.size(1);
   const T* bias_ptr = bias ? bias->data_ptr<T>() : nullptr;
-  if (max_density > 0 && spikingrnn::binary_matmul<T>(h.data_ptr<T>(), n, K, w_t.data_ptr<T>(), N, bias_ptr,
-                                                       out.data_ptr<T>(), max_density, scratch.index, scratch.counts)) {
+  if (packed && max_density > 0 &&
+      spikingrnn::binary_matmul<T>(h.data_ptr<T>(), n, K, packed->data_ptr<T>(), N, bias_ptr, out.data_ptr<T>(),
+                                   max_density, scratch.index, scratch.counts)) {
     return;
   }
   if (bias) {
@@ -224,7 +226,8 @@ inline void gru_backward_row(const T* __restrict__ scale_n, const T* __restrict_
 // bits when cell_bits, else [T, B, H] floats) and pre_store [T, B, 4H] (pre-activations) are
 // filled when given; scratch [B, 4H], m [B, H].
 void lstm_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int64_t>& batch_sizes, Tensor& h, Tensor& c,
-                        const Tensor& w_hh_t, const std::optional<Tensor>& w_hr_t, int64_t cell_mode, double threshold,
+                        const Tensor& w_hh_t, const std::optional<Tensor>& w_hh_tiles,
+                        const std::optional<Tensor>& w_hr_t, int64_t cell_mode, double threshold,
                         Tensor& y, const std::optional<Tensor>& gate_bits, const std::optional<Tensor>& cell_store,
                         bool cell_bits, const std::optional<Tensor>& pre_store, Tensor& scratch, Tensor& m,
                         double event_density) {
@@ -235,7 +238,7 @@ void lstm_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int64_t>
     for (int64_t k = 0; k < steps; ++k) {
       const int64_t t = t0 + k, n = rows_at(batch_sizes, t, batch);
       Tensor g = scratch.narrow(0, 0, n);
-      hidden_product<T>(h, n, w_hh_t, std::nullopt, g, event_density, events);
+      hidden_product<T>(h, n, w_hh_t, w_hh_tiles, std::nullopt, g, event_density, events);
       T* y_t = step_ptr<T>(y, t);
       // without projection the output m = o * c is h itself: write it to y and h in one pass
       T* m_out = w_hr_t ? m.data_ptr<T>() : y_t;
@@ -323,7 +326,8 @@ void lstm_backward_steps(const Tensor& u, const std::optional<Tensor>& deriv, co
 // b_hh [3H] or none; y [T, B, H] out; gate_bits [T, words(B*3H)] (r|z|n) and pre_store [T, B, 4H]
 // (u_r|u_z|u_n|h_n, with h_n = W_hn h + b_hn) when given; scratch [B, 3H].
 void gru_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int64_t>& batch_sizes, Tensor& h,
-                       const Tensor& w_hh_t, const std::optional<Tensor>& b_hh, Tensor& y,
+                       const Tensor& w_hh_t, const std::optional<Tensor>& w_hh_tiles,
+                       const std::optional<Tensor>& b_hh, Tensor& y,
                        const std::optional<Tensor>& gate_bits, const std::optional<Tensor>& pre_store,
                        Tensor& scratch, double event_density) {
   const int64_t steps = xp.size(0), batch = xp.size(1), hidden = h.size(1);
@@ -333,7 +337,7 @@ void gru_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int64_t>&
     for (int64_t k = 0; k < steps; ++k) {
       const int64_t t = t0 + k, n = rows_at(batch_sizes, t, batch);
       Tensor hp = scratch.narrow(0, 0, n);
-      hidden_product<T>(h, n, w_hh_t, b_hh, hp, event_density, events);
+      hidden_product<T>(h, n, w_hh_t, w_hh_tiles, b_hh, hp, event_density, events);
       T* g = hp.data_ptr<T>();
       const T* xk = step_ptr<T>(xp, k);
       T* hs = h.data_ptr<T>();
@@ -392,7 +396,8 @@ void gru_backward_steps(const Tensor& scales, const Tensor& gates, const Tensor&
 // Steps [t0, t0 + K) of a vanilla RNN layer. xp [K, B, H] = x W_ih^T + b_ih + b_hh; h [B, H] running state;
 // y [T, B, H] out (0/1); pre_store [T, B, H] (pre-activations) when given.
 void rnn_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int64_t>& batch_sizes, Tensor& h,
-                       const Tensor& w_hh_t, Tensor& y, const std::optional<Tensor>& pre_store,
+                       const Tensor& w_hh_t, const std::optional<Tensor>& w_hh_tiles, Tensor& y,
+                       const std::optional<Tensor>& pre_store,
                        double event_density) {
   const int64_t steps = xp.size(0), batch = xp.size(1), hidden = h.size(1);
   EventScratch events;
@@ -401,7 +406,7 @@ void rnn_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int64_t>&
     for (int64_t k = 0; k < steps; ++k) {
       const int64_t t = t0 + k, n = rows_at(batch_sizes, t, batch);
       Tensor out = y.select(0, t).narrow(0, 0, n);
-      hidden_product<T>(h, n, w_hh_t, std::nullopt, out, event_density, events);
+      hidden_product<T>(h, n, w_hh_t, w_hh_tiles, std::nullopt, out, event_density, events);
       T* __restrict__ o = out.data_ptr<T>();
       const T* __restrict__ x = step_ptr<T>(xp, k);
       T* __restrict__ hs = h.data_ptr<T>();
@@ -437,16 +442,32 @@ void rnn_backward_steps(const Tensor& scale, const Tensor& dy, int64_t t0, const
   });
 }
 
-// out [M, N] = (bias [N] or 0) + x [M, K] @ w_t [K, N] as an event-driven sum when x is 0/1 with at most
-// max_density ones; returns false (out untouched) otherwise, and the caller runs the GEMM.
-bool binary_matmul(const Tensor& x, const Tensor& w_t, const std::optional<Tensor>& bias, Tensor& out,
+// w [N, K] as column tiles [tiles, K, W] for the event-driven products (products.h).
+Tensor pack_column_tiles(const Tensor& w) {
+  TORCH_CHECK(w.dim() == 2 && w.is_contiguous(), "pack_column_tiles: w must be a contiguous matrix");
+  Tensor packed;
+  AT_DISPATCH_FLOATING_TYPES(w.scalar_type(), "pack_column_tiles", [&] {
+    using T = scalar_t;
+    const int64_t N = w.size(0), K = w.size(1);
+    packed = at::empty({spikingrnn::column_tiles<T>(N), K, spikingrnn::tile_width<T>()}, w.options());
+    spikingrnn::pack_column_tiles<T>(w.data_ptr<T>(), N, K, packed.data_ptr<T>());
+  });
+  return packed;
+}
+
+// out [M, N] = (bias [N] or 0) + x [M, K] @ w^T as an event-driven sum, with w [N, K] given as its
+// column tiles, when x is 0/1 with at most max_density ones; returns false (out untouched)
+// otherwise, and the caller runs the GEMM.
+bool binary_matmul(const Tensor& x, const Tensor& w_tiles, int64_t N, const std::optional<Tensor>& bias, Tensor& out,
                    double max_density) {
   bool done = false;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "binary_matmul", [&] {
     using T = scalar_t;
+    TORCH_CHECK(w_tiles.size(0) == spikingrnn::column_tiles<T>(N) && w_tiles.size(1) == x.size(1),
+                "binary_matmul: w_tiles do not match x and N");
     std::vector<int32_t> index;
     std::vector<int64_t> counts;
-    done = spikingrnn::binary_matmul<T>(x.data_ptr<T>(), x.size(0), x.size(1), w_t.data_ptr<T>(), w_t.size(1),
+    done = spikingrnn::binary_matmul<T>(x.data_ptr<T>(), x.size(0), x.size(1), w_tiles.data_ptr<T>(), N,
                                         bias ? bias->data_ptr<T>() : nullptr, out.data_ptr<T>(), max_density, index,
                                         counts);
   });
@@ -486,6 +507,7 @@ bool advise_huge_pages(const Tensor& t) {
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("advise_huge_pages", &advise_huge_pages);
   m.def("binary_matmul", &binary_matmul);
+  m.def("pack_column_tiles", &pack_column_tiles);
   m.def("binary_weight_grad", &binary_weight_grad);
   m.def("lstm_forward_steps", &lstm_forward_steps);
   m.def("lstm_backward_steps", &lstm_backward_steps);

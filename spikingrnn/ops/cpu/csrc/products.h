@@ -126,55 +126,138 @@ int64_t gather_ones(const T* row, int64_t K, int32_t* picked) {
   return count;
 }
 
-// out[0:N] = (init ? init[0:N] : 0) + sum_{q < count} base[index[q] * stride + (0:N)].
-// out may alias init. A tile of kTile vectors is accumulated in registers over all picked rows,
-// in two interleaved sets so that consecutive additions do not wait on each other.
+// Lanes of a Vector<T>; a column tile of the event-driven product is two vectors wide.
 template <typename T>
-void sum_rows(const T* base, int64_t stride, const int32_t* index, int64_t count, const T* init, T* out, int64_t N) {
-  using V = typename Vector<T>::type;
-  constexpr int64_t kLanes = sizeof(V) / sizeof(T);
-  constexpr int64_t kTile = 4;
-  int64_t c = 0;
-  for (; c + kTile * kLanes <= N; c += kTile * kLanes) {
-    V even[kTile], odd[kTile];
-    for (int64_t u = 0; u < kTile; ++u) {
-      even[u] = init ? load<V>(init + c + u * kLanes) : V{};
-      odd[u] = V{};
-    }
-    int64_t q = 0;
-    for (; q + 1 < count; q += 2) {
-      const T* a = base + index[q] * stride + c;
-      const T* b = base + index[q + 1] * stride + c;
-      for (int64_t u = 0; u < kTile; ++u) {
-        even[u] += load<V>(a + u * kLanes);
-        odd[u] += load<V>(b + u * kLanes);
+constexpr int64_t lanes() {
+  return static_cast<int64_t>(sizeof(typename Vector<T>::type) / sizeof(T));
+}
+template <typename T>
+constexpr int64_t tile_width() {
+  return 2 * lanes<T>();
+}
+
+template <typename T>
+using V_of = typename Vector<T>::type;
+
+template <typename T>
+inline int64_t column_tiles(int64_t N) {
+  return (N + tile_width<T>() - 1) / tile_width<T>();
+}
+
+// The weights of an event-driven product, w [N, K] (as nn.Linear keeps them: N outputs of K
+// inputs), as column tiles packed [tiles, K, W] with W = tile_width: tile t holds the K rows of
+// columns [tW, tW + W) of w^T back to back, zero padded past N. A sum over the rows picked by a
+// 0/1 row then reads one contiguous block of K * W values, which stays in L1 while every batch row
+// is summed; the rows of w^T itself lie 4N bytes apart and alias to a few cache sets.
+template <typename T>
+void pack_column_tiles(const T* w, int64_t N, int64_t K, T* packed) {
+  constexpr int64_t W = tile_width<T>();
+  const int64_t tiles = column_tiles<T>(N);
+  at::parallel_for(0, tiles, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      T* tile = packed + t * K * W;
+      std::memset(tile, 0, sizeof(T) * K * W);
+      for (int64_t c = 0; c < W && t * W + c < N; ++c) {
+        const T* src = w + (t * W + c) * K;
+        for (int64_t k = 0; k < K; ++k) tile[k * W + c] = src[k];
       }
     }
-    if (q < count) {
-      const T* a = base + index[q] * stride + c;
-      for (int64_t u = 0; u < kTile; ++u) even[u] += load<V>(a + u * kLanes);
-    }
-    for (int64_t u = 0; u < kTile; ++u) store(out + c + u * kLanes, V(even[u] + odd[u]));
+  });
+}
+
+// acc (2 vectors, in two interleaved sets: 4 independent chains) += the tile rows index[q0, q1).
+template <typename T, typename V>
+inline void add_tile_rows(const T* tile, const int32_t* index, int64_t q0, int64_t q1, V (&acc)[4]) {
+  constexpr int64_t L = lanes<T>(), W = tile_width<T>();
+  int64_t q = q0;
+  for (; q + 1 < q1; q += 2) {
+    const T* a = tile + index[q] * W;
+    const T* b = tile + index[q + 1] * W;
+    acc[0] += load<V>(a);
+    acc[1] += load<V>(a + L);
+    acc[2] += load<V>(b);
+    acc[3] += load<V>(b + L);
   }
-  for (; c + kLanes <= N; c += kLanes) {
-    V acc = init ? load<V>(init + c) : V{};
-    for (int64_t q = 0; q < count; ++q) acc += load<V>(base + index[q] * stride + c);
-    store(out + c, acc);
-  }
-  for (; c < N; ++c) {
-    T acc = init ? init[c] : T(0);
-    for (int64_t q = 0; q < count; ++q) acc += base[index[q] * stride + c];
-    out[c] = acc;
+  if (q < q1) {
+    const T* a = tile + index[q] * W;
+    acc[0] += load<V>(a);
+    acc[1] += load<V>(a + L);
   }
 }
 
-// dest[0:N] += src[0:N].
+// Columns [c0, c0 + width) of out row (width <= W): the tile sums acc[0] + acc[2] | acc[1] + acc[3].
+template <typename T, typename V>
+inline void store_tile_row(const V (&acc)[4], T* out, int64_t width) {
+  constexpr int64_t L = lanes<T>();
+  if (width == tile_width<T>()) {
+    store(out, V(acc[0] + acc[2]));
+    store(out + L, V(acc[1] + acc[3]));
+    return;
+  }
+  T tmp[tile_width<T>()];
+  store(tmp, V(acc[0] + acc[2]));
+  store(tmp + L, V(acc[1] + acc[3]));
+  std::memcpy(out, tmp, sizeof(T) * width);
+}
+
+// The first width (<= W) values of row, zero padded, as two vectors.
 template <typename T>
-inline void add_row(T* __restrict__ dest, const T* __restrict__ src, int64_t N) {
-  for (int64_t c = 0; c < N; ++c) dest[c] += src[c];
+inline void load_tile_row(const T* row, int64_t width, V_of<T>& first, V_of<T>& second) {
+  constexpr int64_t L = lanes<T>();
+  T values[tile_width<T>()] = {};
+  std::memcpy(values, row, sizeof(T) * width);
+  first = load<V_of<T>>(values);
+  second = load<V_of<T>>(values + L);
 }
 
-// Rows of work per parallel task so that each task adds at least ~64K values.
+// Tiles [t0, t1) of out [n, N] (row stride out_stride) = (bias or 0) + x @ w for the 0/1 rows of x
+// given by their ones (row r: index[r * K, r * K + counts[r])) and w as column tiles. Rows are
+// summed two at a time (8 independent addition chains) while the tile stays in L1.
+template <typename T>
+void sum_tiles(const T* packed, int64_t K, int64_t N, const T* bias, const int32_t* index, const int64_t* counts,
+               int64_t n, T* out, int64_t out_stride, int64_t t0, int64_t t1) {
+  using V = V_of<T>;
+  constexpr int64_t L = lanes<T>(), W = tile_width<T>();
+  for (int64_t t = t0; t < t1; ++t) {
+    const T* tile = packed + t * K * W;
+    const int64_t c0 = t * W, width = N - c0 < W ? N - c0 : W;
+    V init0{}, init1{};
+    if (bias) load_tile_row<T>(bias + c0, width, init0, init1);
+    int64_t r = 0;
+    for (; r + 1 < n; r += 2) {
+      const int32_t* ia = index + r * K;
+      const int32_t* ib = index + (r + 1) * K;
+      const int64_t na = counts[r], nb = counts[r + 1], both = na < nb ? na : nb;
+      V a[4] = {init0, init1, V{}, V{}}, b[4] = {init0, init1, V{}, V{}};
+      int64_t q = 0;
+      for (; q + 1 < both; q += 2) {
+        const T* a0 = tile + ia[q] * W;
+        const T* a1 = tile + ia[q + 1] * W;
+        const T* b0 = tile + ib[q] * W;
+        const T* b1 = tile + ib[q + 1] * W;
+        a[0] += load<V>(a0);
+        a[1] += load<V>(a0 + L);
+        b[0] += load<V>(b0);
+        b[1] += load<V>(b0 + L);
+        a[2] += load<V>(a1);
+        a[3] += load<V>(a1 + L);
+        b[2] += load<V>(b1);
+        b[3] += load<V>(b1 + L);
+      }
+      add_tile_rows<T, V>(tile, ia, q, na, a);
+      add_tile_rows<T, V>(tile, ib, q, nb, b);
+      store_tile_row<T, V>(a, out + r * out_stride + c0, width);
+      store_tile_row<T, V>(b, out + (r + 1) * out_stride + c0, width);
+    }
+    if (r < n) {
+      V a[4] = {init0, init1, V{}, V{}};
+      add_tile_rows<T, V>(tile, index + r * K, 0, counts[r], a);
+      store_tile_row<T, V>(a, out + r * out_stride + c0, width);
+    }
+  }
+}
+
+// Tasks of at least ~64K additions each, so that small products stay on one thread.
 inline int64_t grain_for(int64_t tasks, int64_t total_adds) {
   constexpr int64_t kMinAddsPerTask = 1 << 16;
   if (tasks <= 0 || total_adds <= 0) return 1 << 30;
@@ -201,35 +284,93 @@ int64_t gather_rows(const T* x, int64_t n, int64_t K, double max_density, std::v
   return total;
 }
 
-// out [n, N] = (bias [N] or 0) + x [n, K] @ w [K, N] for 0/1 x, when x is 0/1 with at most
-// max_density * n * K ones; returns false (out untouched) otherwise. index, counts: scratch.
+// out [n, N] = (bias [N] or 0) + x [n, K] @ w^T for 0/1 x and w [N, K] given as column tiles
+// (pack_column_tiles), when x is 0/1 with at most max_density * n * K ones; returns false (out
+// untouched) otherwise. Threads split the column tiles. index, counts: scratch.
 template <typename T>
-bool binary_matmul(const T* x, int64_t n, int64_t K, const T* w, int64_t N, const T* bias, T* out, double max_density,
-                   std::vector<int32_t>& index, std::vector<int64_t>& counts) {
+bool binary_matmul(const T* x, int64_t n, int64_t K, const T* packed, int64_t N, const T* bias, T* out,
+                   double max_density, std::vector<int32_t>& index, std::vector<int64_t>& counts) {
   const int64_t total = gather_rows(x, n, K, max_density, index, counts);
   if (total < 0) return false;
-  at::parallel_for(0, n, grain_for(n, total * N), [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) sum_rows(w, N, index.data() + r * K, counts[r], bias, out + r * N, N);
+  const int64_t tiles = column_tiles<T>(N);
+  at::parallel_for(0, tiles, grain_for(tiles, total * N), [&](int64_t begin, int64_t end) {
+    sum_tiles<T>(packed, K, N, bias, index.data(), counts.data(), n, out, N, begin, end);
   });
   return true;
 }
 
+// acc rows [F, kVectors * lanes] += row m of d's block (from column c0) for every row j that the
+// ones of x's row m pick: the block of d is loaded once into registers, each picked acc row is
+// read, added to and written back.
+template <typename T, int kVectors>
+void accumulate_block(const T* d, int64_t G, int64_t c0, const int32_t* index, int64_t F, const int64_t* counts,
+                      int64_t M, T* acc) {
+  using V = typename Vector<T>::type;
+  constexpr int64_t L = lanes<T>(), width = kVectors * lanes<T>();
+  for (int64_t m = 0; m < M; ++m) {
+    const int64_t count = counts[m];
+    if (count == 0) continue;
+    V src[kVectors];
+    for (int v = 0; v < kVectors; ++v) src[v] = load<V>(d + m * G + c0 + v * L);
+    const int32_t* picked = index + m * F;
+    for (int64_t q = 0; q < count; ++q) {
+      T* row = acc + picked[q] * width;
+      for (int v = 0; v < kVectors; ++v) store(row + v * L, V(load<V>(row + v * L) + src[v]));
+    }
+  }
+}
+// The same for a block narrower than its storage (the last columns of d): plain loops.
+template <typename T>
+void accumulate_block_tail(const T* d, int64_t G, int64_t c0, int64_t width, int64_t stride, const int32_t* index,
+                           int64_t F, const int64_t* counts, int64_t M, T* acc) {
+  for (int64_t m = 0; m < M; ++m) {
+    const T* __restrict__ src = d + m * G + c0;
+    const int32_t* picked = index + m * F;
+    for (int64_t q = 0; q < counts[m]; ++q) {
+      T* __restrict__ row = acc + picked[q] * stride;
+      for (int64_t c = 0; c < width; ++c) row[c] += src[c];
+    }
+  }
+}
 // grad_t [F, G] += x [M, F]^T @ d [M, G] for 0/1 x (each one x[m, j] adds row m of d to row j of
 // grad_t), when x is 0/1 with at most max_density * M * F ones; false (grad_t untouched) otherwise.
-// Threads split the G columns; each streams d once and adds into grad_t rows kept in cache.
+// The G columns are cut into blocks narrow enough that a block of all F rows, kept in a contiguous
+// scratch (grad_t's own row stride aliases to a few cache sets), stays in L1 while d is streamed;
+// threads split the blocks.
 template <typename T>
 bool binary_weight_grad(const T* d, const T* x, int64_t M, int64_t F, int64_t G, T* grad_t, double max_density) {
   std::vector<int32_t> index;
   std::vector<int64_t> counts;
   const int64_t total = gather_rows(x, M, F, max_density, index, counts);
   if (total < 0) return false;
-  constexpr int64_t kColumnBlock = 64;
-  const int64_t blocks = (G + kColumnBlock - 1) / kColumnBlock;
+  constexpr int64_t L = lanes<T>();
+  constexpr int64_t kL1Bytes = 32 << 10;
+  int vectors = 8;
+  while (vectors > 1 && (F * vectors * L * static_cast<int64_t>(sizeof(T)) > kL1Bytes || (vectors / 2) * L >= G)) {
+    vectors /= 2;
+  }
+  const int64_t block = vectors * L, blocks = (G + block - 1) / block;
   at::parallel_for(0, blocks, grain_for(blocks, total * G), [&](int64_t begin, int64_t end) {
-    const int64_t c0 = begin * kColumnBlock, c1 = end * kColumnBlock < G ? end * kColumnBlock : G;
-    for (int64_t m = 0; m < M; ++m) {
-      const int32_t* picked = index.data() + m * F;
-      for (int64_t q = 0; q < counts[m]; ++q) add_row(grad_t + picked[q] * G + c0, d + m * G + c0, c1 - c0);
+    std::vector<T> acc(static_cast<size_t>(F * block));
+    for (int64_t b = begin; b < end; ++b) {
+      const int64_t c0 = b * block, width = G - c0 < block ? G - c0 : block;
+      std::fill(acc.begin(), acc.end(), T(0));
+      if (width < block) {
+        accumulate_block_tail<T>(d, G, c0, width, block, index.data(), F, counts.data(), M, acc.data());
+      } else if (vectors == 8) {
+        accumulate_block<T, 8>(d, G, c0, index.data(), F, counts.data(), M, acc.data());
+      } else if (vectors == 4) {
+        accumulate_block<T, 4>(d, G, c0, index.data(), F, counts.data(), M, acc.data());
+      } else if (vectors == 2) {
+        accumulate_block<T, 2>(d, G, c0, index.data(), F, counts.data(), M, acc.data());
+      } else {
+        accumulate_block<T, 1>(d, G, c0, index.data(), F, counts.data(), M, acc.data());
+      }
+      for (int64_t j = 0; j < F; ++j) {
+        T* __restrict__ dest = grad_t + j * G + c0;
+        const T* __restrict__ src = acc.data() + j * block;
+        for (int64_t c = 0; c < width; ++c) dest[c] += src[c];
+      }
     }
   });
   return true;

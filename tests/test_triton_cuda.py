@@ -1,0 +1,112 @@
+"""The triton backend on a CUDA GPU against the reference backend (skipped where there is none).
+
+Run this file in its own pytest process (``scripts/gpu_check.sh`` does): ``test_triton_backend.py``
+builds the kernels for the Triton interpreter, and a process keeps the first build.
+
+float32: weights, inputs and states are small dyadic rationals, so every forward sum is exact
+(also through TF32 products: 0/1 spikes times multiples of 1/8), outputs and final states must be
+identical and gradients agree within 1e-4 relative, as under the interpreter. bfloat16 / float16
+(float32 accumulation): against the float32 reference run on the same rounded values, a spike may
+flip where a pre-activation lies within rounding of 0, so at most 2 % of the outputs may differ and
+every gradient must keep a cosine similarity of at least 0.98 with the reference.
+"""
+import pytest
+import torch
+
+pytest.importorskip("triton")
+if not torch.cuda.is_available():
+    pytest.skip("no CUDA device", allow_module_level=True)
+
+import spikingrnn  # noqa: E402
+from spikingrnn.ops.triton import kernels_interpreted, load_kernels  # noqa: E402
+
+load_kernels()
+if kernels_interpreted():
+    pytest.skip("the Triton kernels were built for the interpreter in this process; run this file alone",
+                allow_module_level=True)
+
+CUDA = torch.device("cuda")
+CASES = [
+    dict(mode="LSTM"),
+    dict(mode="LSTM", cell_state="accumulate", s1="sigmoid", s2="atan", layers=2, bidirectional=True),
+    dict(mode="LSTM", cell_state="spike", proj=5),
+    dict(mode="LSTM", hidden=300),  # past the persistent kernels' hidden limit: per-step path
+    dict(mode="GRU", layers=2, bidirectional=True),
+    dict(mode="RNN", layers=2, s1="atan"),
+]
+SHAPES = [(1, 1), (7, 3), (40, 33)]  # (steps, batch): several batch tiles of the persistent kernels
+
+
+def build(mode, hidden=40, inputs=12, layers=1, bidirectional=False, proj=0, cell_state="clamp", s1="erf",
+          s2=None, dyadic=True, seed=0):
+    torch.manual_seed(seed)
+    kwargs = dict(bidirectional=bidirectional, surrogate_function1=s1, backend="reference")
+    if mode == "LSTM":
+        model = spikingrnn.SpikingLSTM(inputs, hidden, layers, proj_size=proj, cell_state=cell_state,
+                                       surrogate_function2=s2, **kwargs)
+    elif mode == "GRU":
+        model = spikingrnn.SpikingGRU(inputs, hidden, layers, surrogate_function2=s2, **kwargs)
+    else:
+        model = spikingrnn.SpikingRNN(inputs, hidden, layers, **kwargs)
+    if dyadic:
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                p.copy_(torch.randint(-8, 9, p.shape).float() / 8 + (2.0 ** -10 if name.startswith("bias_ih") else 0))
+    return model.to(CUDA)
+
+
+def run(model, backend, x, lengths=None):
+    model.backend = backend
+    x = x.detach().clone().requires_grad_()
+    model.zero_grad()
+    inp = x if lengths is None else torch.nn.utils.rnn.pack_padded_sequence(x, lengths)
+    out, final = model(inp)
+    data = out.data if lengths is not None else out
+    final = final if isinstance(final, tuple) else (final,)
+    generator = torch.Generator(device=CUDA).manual_seed(7)
+    loss = (data.float() * torch.randn(data.shape, generator=generator, device=CUDA)).sum()
+    for s in final:
+        loss = loss + (s.float() * torch.randn(s.shape, generator=generator, device=CUDA)).sum()
+    loss.backward()
+    grads = [x.grad] + [p.grad for p in model.parameters()]
+    return data.detach().float(), [s.detach().float() for s in final], [g.float() for g in grads]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"T{s[0]}-B{s[1]}")
+@pytest.mark.parametrize("packed", [False, True])
+def test_float32_matches_reference(case, shape, packed):
+    steps, batch = shape
+    model = build(**case)
+    x = (torch.randint(-4, 5, (steps, batch, model.input_size)).float() / 4).to(CUDA)
+    lengths = torch.linspace(steps, 1, batch).round().long() if packed else None
+    ref, tri = run(model, "reference", x, lengths), run(model, "triton", x, lengths)
+    assert torch.equal(ref[0], tri[0])
+    assert all(torch.equal(a, b) for a, b in zip(ref[1], tri[1]))
+    for a, b in zip(ref[2], tri[2]):
+        assert (a - b).abs().max() <= 1e-4 * a.abs().max().clamp(min=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_half_types_track_the_float32_reference(dtype, case):
+    model = build(**case, dyadic=False)
+    x = torch.randn(30, 33, model.input_size, device=CUDA)
+    half = build(**case, dyadic=False).to(dtype)
+    half.load_state_dict({k: v.to(dtype) for k, v in model.state_dict().items()})
+    with torch.no_grad():  # the reference sees exactly the rounded values the half model holds
+        for p, q in zip(model.parameters(), half.parameters()):
+            p.copy_(q.float())
+    ref = run(model, "reference", x.to(dtype).float())
+    tri = run(half, "triton", x.to(dtype))
+    assert (ref[0] != tri[0]).float().mean() <= 0.02
+    for a, b in zip(ref[2], tri[2]):
+        cosine = torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0)
+        assert cosine >= 0.98 or a.abs().max() == 0
+
+
+def test_backend_auto_picks_triton_on_cuda():
+    from spikingrnn.ops import dispatch
+
+    run_fn = dispatch.resolve("auto", CUDA, torch.float32, [(spikingrnn.surrogate.Erf(), None)])
+    assert run_fn is dispatch.BACKENDS["triton"][0]
