@@ -152,6 +152,29 @@ def test_packed_sequences(mode, enforce_sorted):
                          inputs=seqs))
 
 
+@pytest.mark.parametrize("mode, extra", [("LSTM", {}), ("LSTM", {"cell_state": "spike"}),
+                                         ("LSTM", {"cell_state": "accumulate", "proj": 3}), ("GRU", {}), ("RNN", {})])
+def test_threads_split_the_batch_into_row_blocks(mode, extra, monkeypatch):
+    """With 2 threads and at least 16 rows the C++ loops run row blocks (multiples of 8 rows) on
+    separate threads; 21 rows (blocks of 16 and 5), H = 5 (bit rows of a block start mid-row, on
+    byte boundaries), packed lengths that empty the second block first: the same as the reference."""
+    from spikingrnn.ops.cpu.extension import loops
+    if loops() is None:
+        pytest.skip("C++ loops unavailable")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        torch.manual_seed(13)
+        model = build(mode, 3, 5, 2, True, **extra)
+        lengths = [7] * 4 + [6] * 5 + [3] * 8 + [2] * 3 + [1]
+        seqs = [(torch.randn(n, 3, dtype=DT) * 2).requires_grad_() for n in lengths]
+        assert_same(run_both(model, lambda: pack_sequence(seqs), random_hx(model, 21), inputs=seqs))
+        x = (torch.randn(6, 21, 3, dtype=DT) * 2).requires_grad_()
+        assert_same(run_both(model, x, random_hx(model, 21)))
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("invariant", [False, True])
 def test_training_dropout_draws_the_same_masks(invariant):
     torch.manual_seed(5)

@@ -4,7 +4,8 @@
 ninja, or ``SPIKINGRNN_NO_EXTENSION=1``): the backend then runs the same loops in Python, slower
 but identical. The build happens once per machine and torch version (torch caches it under
 ``TORCH_EXTENSIONS_DIR``), with ``-march=native`` so that the pointwise loops and the event-driven
-products use the CPU's widest vector instructions (plain ``-O3`` if the compiler refuses that).
+products use the CPU's widest vector instructions (plain ``-O3 -fopenmp`` if the compiler refuses
+that), and OpenMP so that their ``at::parallel_for`` runs on torch's threads.
 """
 from __future__ import annotations
 
@@ -37,10 +38,13 @@ def _cpu_features() -> str:
 def _build(native: bool):
     from torch.utils.cpp_extension import load
 
-    flags = ["-O3"] + (["-march=native"] if native else [])
-    key = "".join(path.read_text() for path in _HEADERS) + (_cpu_features() if native else "generic")
+    # -fopenmp: without it ATen's header-only at::parallel_for compiles to a plain serial loop (the
+    # threads join torch's own OpenMP pool, libgomp being loaded once per process)
+    flags = ["-O3", "-fopenmp"] + (["-march=native"] if native else [])
+    key = " ".join(flags) + "".join(path.read_text() for path in _HEADERS) + (_cpu_features() if native else "generic")
     tag = ("native_" if native else "generic_") + hashlib.sha1(key.encode()).hexdigest()[:10]
-    return load(name=f"spikingrnn_cpu_loops_{tag}", sources=[str(_SOURCE)], extra_cflags=flags, verbose=False)
+    return load(name=f"spikingrnn_cpu_loops_{tag}", sources=[str(_SOURCE)], extra_cflags=flags,
+                extra_ldflags=["-fopenmp"], verbose=False)
 
 
 def disabled() -> bool:

@@ -11,6 +11,7 @@
 // carries are updated in place. Bit rows pack a step's n*F values 8 per byte, little-endian.
 #include <torch/extension.h>
 
+#include <algorithm>
 #include <optional>
 #include <vector>
 
@@ -221,11 +222,67 @@ inline void gru_backward_row(const T* __restrict__ scale_n, const T* __restrict_
 
 }  // namespace
 
+namespace {
+
+// Row blocks [bounds[b], bounds[b + 1]) for running a chunk's time loop on several threads at once:
+// batch rows are independent through time, so each thread runs every step of its own rows (its
+// products single-threaded inside) without meeting the others once per step, where splitting each
+// small per-step product between threads costs more in synchronisation than it saves. Blocks hold
+// multiples of 8 rows, so that per-step bit rows split on byte boundaries; one block (the whole
+// batch) with one thread or fewer than 16 rows.
+std::vector<int64_t> row_blocks(int64_t batch) {
+  constexpr int64_t kMinRows = 8;
+  const int64_t blocks = std::min<int64_t>(at::get_num_threads(), batch / kMinRows);
+  if (blocks <= 1 || at::in_parallel_region()) return {0, batch};
+  const int64_t per_block = ((batch + blocks - 1) / blocks + kMinRows - 1) / kMinRows * kMinRows;
+  std::vector<int64_t> bounds;
+  for (int64_t r = 0; r < batch; r += per_block) bounds.push_back(r);
+  bounds.push_back(batch);
+  return bounds;
+}
+
+// Runs body(r0, r1) for every row block, one block per thread.
+template <typename F>
+void over_row_blocks(int64_t batch, const F& body) {
+  const std::vector<int64_t> bounds = row_blocks(batch);
+  if (bounds.size() <= 2) {
+    body(int64_t(0), batch);
+    return;
+  }
+  at::parallel_for(0, static_cast<int64_t>(bounds.size()) - 1, 1, [&](int64_t begin, int64_t end) {
+    at::NoGradGuard no_grad;  // a worker thread's own grad mode: the weights require grad
+    for (int64_t b = begin; b < end; ++b) body(bounds[b], bounds[b + 1]);
+  });
+}
+
+// batch_sizes seen from rows [r0, r1): each step's valid rows within the block.
+std::vector<int64_t> block_sizes(const std::vector<int64_t>& batch_sizes, int64_t r0, int64_t r1) {
+  std::vector<int64_t> sizes(batch_sizes.size());
+  for (size_t t = 0; t < batch_sizes.size(); ++t) sizes[t] = std::clamp<int64_t>(batch_sizes[t] - r0, 0, r1 - r0);
+  return sizes;
+}
+
+// Rows [r0, r1) of t along its batch dimension dim (a view).
+Tensor rows_of(const Tensor& t, int64_t dim, int64_t r0, int64_t r1) { return t.narrow(dim, r0, r1 - r0); }
+
+std::optional<Tensor> rows_of(const std::optional<Tensor>& t, int64_t dim, int64_t r0, int64_t r1) {
+  return t ? std::optional<Tensor>(rows_of(*t, dim, r0, r1)) : std::nullopt;
+}
+
+// Rows [r0, r1) of per-step bit rows [T, words(B * per_row)] (r0 * per_row a multiple of 8), or of a
+// float [T, B, per_row] store when not bits.
+std::optional<Tensor> bit_rows_of(const std::optional<Tensor>& t, bool bits, int64_t per_row, int64_t r0, int64_t r1) {
+  if (!t || !bits) return rows_of(t, 1, r0, r1);
+  return t->narrow(1, r0 * per_row / 8, ((r1 - r0) * per_row + 7) / 8);
+}
+
+}  // namespace
+
 // Steps [t0, t0 + K) of an LSTM layer. xp [K, B, 4H] = x W_ih^T + b_ih + b_hh; h [B, P], c [B, H]
 // running states; y [T, B, P] output; gate_bits [T, words(B*4H)], cell_store ([T, words(B*H)]
 // bits when cell_bits, else [T, B, H] floats) and pre_store [T, B, 4H] (pre-activations) are
 // filled when given; scratch [B, 4H], m [B, H].
-void lstm_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int64_t>& batch_sizes, Tensor& h, Tensor& c,
+static void lstm_forward_block(const Tensor& xp, int64_t t0, const std::vector<int64_t>& batch_sizes, Tensor& h, Tensor& c,
                         const Tensor& w_hh_t, const std::optional<Tensor>& w_hh_tiles,
                         const std::optional<Tensor>& w_hr_t, int64_t cell_mode, double threshold,
                         Tensor& y, const std::optional<Tensor>& gate_bits, const std::optional<Tensor>& cell_store,
@@ -275,7 +332,7 @@ void lstm_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int64_t>
 // [K, B, H] cell states before/after each step; dy [K, B, P]; w_hh [4H, P]; w_hr [P, H] or none;
 // dh_carry [B, P], dc_carry [B, H] in/out; d_pre [K, B, 4H] out; dh_all [K, B, P] out and dm [B, H]
 // scratch when projecting.
-void lstm_backward_steps(const Tensor& u, const std::optional<Tensor>& deriv, const std::optional<Tensor>& gates,
+static void lstm_backward_block(const Tensor& u, const std::optional<Tensor>& deriv, const std::optional<Tensor>& gates,
                          const std::optional<Tensor>& cell_scale, const Tensor& c_prev, const Tensor& c_after,
                          const Tensor& dy, int64_t t0, const std::vector<int64_t>& batch_sizes, const Tensor& w_hh,
                          const std::optional<Tensor>& w_hr, Tensor& dh_carry, Tensor& dc_carry, Tensor& d_pre,
@@ -325,7 +382,7 @@ void lstm_backward_steps(const Tensor& u, const std::optional<Tensor>& deriv, co
 // Steps [t0, t0 + K) of a GRU layer. xp [K, B, 3H] = x W_ih^T + b_ih; h [B, H] running state;
 // b_hh [3H] or none; y [T, B, H] out; gate_bits [T, words(B*3H)] (r|z|n) and pre_store [T, B, 4H]
 // (u_r|u_z|u_n|h_n, with h_n = W_hn h + b_hn) when given; scratch [B, 3H].
-void gru_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int64_t>& batch_sizes, Tensor& h,
+static void gru_forward_block(const Tensor& xp, int64_t t0, const std::vector<int64_t>& batch_sizes, Tensor& h,
                        const Tensor& w_hh_t, const std::optional<Tensor>& w_hh_tiles,
                        const std::optional<Tensor>& b_hh, Tensor& y,
                        const std::optional<Tensor>& gate_bits, const std::optional<Tensor>& pre_store,
@@ -366,7 +423,7 @@ void gru_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int64_t>&
 // Steps [t0, t0 + K) of the GRU backward, last first. scales [K, B, 3H] as (n, z, r): d u_n = dh * scale_n,
 // d u_z = dh * scale_z, d u_r = d u_n * scale_r; gates [K, B, 3H] 0/1 (r|z|n); dy [K, B, H]; w_hh [3H, H];
 // dh_carry [B, H] in/out; d_hidden_pre [K, B, 3H] and d_new [K, B, H] out.
-void gru_backward_steps(const Tensor& scales, const Tensor& gates, const Tensor& dy, int64_t t0,
+static void gru_backward_block(const Tensor& scales, const Tensor& gates, const Tensor& dy, int64_t t0,
                         const std::vector<int64_t>& batch_sizes, const Tensor& w_hh, Tensor& dh_carry,
                         Tensor& d_hidden_pre, Tensor& d_new) {
   const int64_t steps = scales.size(0), batch = scales.size(1), hidden = scales.size(2) / 3;
@@ -395,7 +452,7 @@ void gru_backward_steps(const Tensor& scales, const Tensor& gates, const Tensor&
 
 // Steps [t0, t0 + K) of a vanilla RNN layer. xp [K, B, H] = x W_ih^T + b_ih + b_hh; h [B, H] running state;
 // y [T, B, H] out (0/1); pre_store [T, B, H] (pre-activations) when given.
-void rnn_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int64_t>& batch_sizes, Tensor& h,
+static void rnn_forward_block(const Tensor& xp, int64_t t0, const std::vector<int64_t>& batch_sizes, Tensor& h,
                        const Tensor& w_hh_t, const std::optional<Tensor>& w_hh_tiles, Tensor& y,
                        const std::optional<Tensor>& pre_store,
                        double event_density) {
@@ -424,7 +481,7 @@ void rnn_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int64_t>&
 
 // Steps [t0, t0 + K) of the vanilla RNN backward, last first. scale [K, B, H]; dy [K, B, H];
 // dh_carry [B, H] in/out; d_pre [K, B, H] out.
-void rnn_backward_steps(const Tensor& scale, const Tensor& dy, int64_t t0, const std::vector<int64_t>& batch_sizes,
+static void rnn_backward_block(const Tensor& scale, const Tensor& dy, int64_t t0, const std::vector<int64_t>& batch_sizes,
                         const Tensor& w_hh, Tensor& dh_carry, Tensor& d_pre) {
   const int64_t steps = scale.size(0), batch = scale.size(1), hidden = scale.size(2);
   AT_DISPATCH_FLOATING_TYPES(scale.scalar_type(), "rnn_backward_steps", [&] {
@@ -439,6 +496,86 @@ void rnn_backward_steps(const Tensor& scale, const Tensor& dy, int64_t t0, const
       Tensor dh_rows = dh_carry.narrow(0, 0, n);
       at::mm_out(dh_rows, d_pre.select(0, k).narrow(0, 0, n), w_hh);
     }
+  });
+}
+
+// The exported loops: each runs its *_block on row blocks in parallel (see row_blocks); the
+// arguments are those of the block functions above, for the whole batch.
+void lstm_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int64_t>& batch_sizes, Tensor& h, Tensor& c,
+                        const Tensor& w_hh_t, const std::optional<Tensor>& w_hh_tiles,
+                        const std::optional<Tensor>& w_hr_t, int64_t cell_mode, double threshold,
+                        Tensor& y, const std::optional<Tensor>& gate_bits, const std::optional<Tensor>& cell_store,
+                        bool cell_bits, const std::optional<Tensor>& pre_store, Tensor& scratch, Tensor& m,
+                        double event_density) {
+  const int64_t hidden = c.size(1);
+  over_row_blocks(xp.size(1), [&](int64_t r0, int64_t r1) {
+    Tensor h_b = rows_of(h, 0, r0, r1), c_b = rows_of(c, 0, r0, r1), y_b = rows_of(y, 1, r0, r1);
+    Tensor scratch_b = rows_of(scratch, 0, r0, r1), m_b = rows_of(m, 0, r0, r1);
+    lstm_forward_block(rows_of(xp, 1, r0, r1), t0, block_sizes(batch_sizes, r0, r1), h_b, c_b, w_hh_t, w_hh_tiles,
+                       w_hr_t, cell_mode, threshold, y_b, bit_rows_of(gate_bits, true, 4 * hidden, r0, r1),
+                       bit_rows_of(cell_store, cell_bits, hidden, r0, r1), cell_bits, rows_of(pre_store, 1, r0, r1),
+                       scratch_b, m_b, event_density);
+  });
+}
+
+void lstm_backward_steps(const Tensor& u, const std::optional<Tensor>& deriv, const std::optional<Tensor>& gates,
+                         const std::optional<Tensor>& cell_scale, const Tensor& c_prev, const Tensor& c_after,
+                         const Tensor& dy, int64_t t0, const std::vector<int64_t>& batch_sizes, const Tensor& w_hh,
+                         const std::optional<Tensor>& w_hr, Tensor& dh_carry, Tensor& dc_carry, Tensor& d_pre,
+                         const std::optional<Tensor>& dh_all, const std::optional<Tensor>& dm_buffer,
+                         int64_t kind1, double alpha1, int64_t kind2, double alpha2) {
+  over_row_blocks(u.size(1), [&](int64_t r0, int64_t r1) {
+    Tensor dh_b = rows_of(dh_carry, 0, r0, r1), dc_b = rows_of(dc_carry, 0, r0, r1);
+    Tensor d_pre_b = rows_of(d_pre, 1, r0, r1);
+    lstm_backward_block(rows_of(u, 1, r0, r1), rows_of(deriv, 1, r0, r1), rows_of(gates, 1, r0, r1),
+                        rows_of(cell_scale, 1, r0, r1), rows_of(c_prev, 1, r0, r1), rows_of(c_after, 1, r0, r1),
+                        rows_of(dy, 1, r0, r1), t0, block_sizes(batch_sizes, r0, r1), w_hh, w_hr, dh_b, dc_b,
+                        d_pre_b, rows_of(dh_all, 1, r0, r1), rows_of(dm_buffer, 0, r0, r1), kind1, alpha1, kind2,
+                        alpha2);
+  });
+}
+
+void gru_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int64_t>& batch_sizes, Tensor& h,
+                       const Tensor& w_hh_t, const std::optional<Tensor>& w_hh_tiles,
+                       const std::optional<Tensor>& b_hh, Tensor& y,
+                       const std::optional<Tensor>& gate_bits, const std::optional<Tensor>& pre_store,
+                       Tensor& scratch, double event_density) {
+  const int64_t hidden = h.size(1);
+  over_row_blocks(xp.size(1), [&](int64_t r0, int64_t r1) {
+    Tensor h_b = rows_of(h, 0, r0, r1), y_b = rows_of(y, 1, r0, r1), scratch_b = rows_of(scratch, 0, r0, r1);
+    gru_forward_block(rows_of(xp, 1, r0, r1), t0, block_sizes(batch_sizes, r0, r1), h_b, w_hh_t, w_hh_tiles, b_hh,
+                      y_b, bit_rows_of(gate_bits, true, 3 * hidden, r0, r1), rows_of(pre_store, 1, r0, r1), scratch_b,
+                      event_density);
+  });
+}
+
+void gru_backward_steps(const Tensor& scales, const Tensor& gates, const Tensor& dy, int64_t t0,
+                        const std::vector<int64_t>& batch_sizes, const Tensor& w_hh, Tensor& dh_carry,
+                        Tensor& d_hidden_pre, Tensor& d_new) {
+  over_row_blocks(scales.size(1), [&](int64_t r0, int64_t r1) {
+    Tensor dh_b = rows_of(dh_carry, 0, r0, r1), dhp_b = rows_of(d_hidden_pre, 1, r0, r1);
+    Tensor d_new_b = rows_of(d_new, 1, r0, r1);
+    gru_backward_block(rows_of(scales, 1, r0, r1), rows_of(gates, 1, r0, r1), rows_of(dy, 1, r0, r1), t0,
+                       block_sizes(batch_sizes, r0, r1), w_hh, dh_b, dhp_b, d_new_b);
+  });
+}
+
+void rnn_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int64_t>& batch_sizes, Tensor& h,
+                       const Tensor& w_hh_t, const std::optional<Tensor>& w_hh_tiles, Tensor& y,
+                       const std::optional<Tensor>& pre_store, double event_density) {
+  over_row_blocks(xp.size(1), [&](int64_t r0, int64_t r1) {
+    Tensor h_b = rows_of(h, 0, r0, r1), y_b = rows_of(y, 1, r0, r1);
+    rnn_forward_block(rows_of(xp, 1, r0, r1), t0, block_sizes(batch_sizes, r0, r1), h_b, w_hh_t, w_hh_tiles, y_b,
+                      rows_of(pre_store, 1, r0, r1), event_density);
+  });
+}
+
+void rnn_backward_steps(const Tensor& scale, const Tensor& dy, int64_t t0, const std::vector<int64_t>& batch_sizes,
+                        const Tensor& w_hh, Tensor& dh_carry, Tensor& d_pre) {
+  over_row_blocks(scale.size(1), [&](int64_t r0, int64_t r1) {
+    Tensor dh_b = rows_of(dh_carry, 0, r0, r1), d_pre_b = rows_of(d_pre, 1, r0, r1);
+    rnn_backward_block(rows_of(scale, 1, r0, r1), rows_of(dy, 1, r0, r1), t0, block_sizes(batch_sizes, r0, r1),
+                       w_hh, dh_b, d_pre_b);
   });
 }
 
