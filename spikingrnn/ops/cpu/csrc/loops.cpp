@@ -4,11 +4,13 @@
 // fused pointwise pass. Python (ops/cpu/*.py) computes everything that does not depend on
 // the recurrence with large vectorised ops, chunk by chunk, and calls these loops in between.
 //
-// Conventions: tensors are contiguous. Per-chunk tensors are [K, B, F] and indexed by k = t - t0;
-// whole-sequence tensors ([T, B, F] outputs, [T, words] bit rows) by t. batch_sizes[t] (empty: all
-// B rows) is the number of leading rows valid at step t, non-increasing; rows past it are neither
-// read nor written, so their state stays put. Running states h [B, P], c [B, H] and gradient
-// carries are updated in place. Bit rows pack a step's n*F values 8 per byte, little-endian.
+// Conventions: the rows of a step are contiguous and steps lie t.stride(0) apart (the exported loops
+// hand their *_block functions row blocks: views of some of the B rows). Per-chunk tensors are
+// [K, B, F] and indexed by k = t - t0; whole-sequence tensors ([T, B, F] outputs, [T, words] bit
+// rows) by t. batch_sizes[t] (empty: all B rows) is the number of leading rows valid at step t,
+// non-increasing; rows past it are neither read nor written, so their state stays put. Running
+// states h [B, P], c [B, H] and gradient carries are updated in place. Bit rows pack a step's n*F
+// values 8 per byte, little-endian.
 #include <torch/extension.h>
 
 #include <algorithm>
