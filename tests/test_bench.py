@@ -143,3 +143,19 @@ def test_cli_writes_json_and_markdown(tmp_path, capsys):
         assert f"| {name} |" in text
     assert "| torch |" in capsys.readouterr().out
     assert render_document(data["meta"], data["main"], None).startswith("# spikingrnn benchmarks")
+
+
+def test_spike_rate_feeds_0_1_spikes_at_that_rate(tmp_path):
+    from spikingrnn.bench.runner import bench_input
+
+    shape = Shape(T=50, B=8, I=40, H=4, L=1)
+    x = bench_input(shape, BenchConfig(spike_rate=0.05, seed=0))
+    assert x.shape == (50, 8, 40) and x.dtype == torch.float32
+    assert bool(((x == 0) | (x == 1)).all()) and 0.03 < x.mean().item() < 0.07
+    assert not bool(((bench_input(shape, BenchConfig()) == 0) | (bench_input(shape, BenchConfig()) == 1)).all())
+    out_md = tmp_path / "bench.md"
+    argv = ["--shapes", "5,2,3,4,1", "--repeats", "2", "--warmup", "1", "--spike-rate", "0.2", "--impls",
+            "spikingrnn-cpu", "--markdown", str(out_md)]
+    assert main(argv) == 0
+    assert "input: 0/1 spikes firing with probability 0.2" in out_md.read_text()
+    assert main(argv[:-2] + ["--spike-rate", "1.5"]) == 2

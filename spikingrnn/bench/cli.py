@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds of timed steps per implementation, shape and thread count before repeats "
                         "are reduced (at least 3 kept); 0 = no limit (default 30)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--spike-rate", type=float, default=None, metavar="P",
+                   help="feed 0/1 spikes that fire with probability P (e.g. 0.02, an SHD-like spiking input) "
+                        "instead of standard normal floats (main table only)")
     p.add_argument("--json", metavar="PATH", help="write every raw number as JSON")
     p.add_argument("--markdown", metavar="PATH", help="write the markdown report (method, environment, tables)")
     p.add_argument("--scaling", action="store_true", help="also run the sequence-length scaling study")
@@ -63,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats < 1 or any(t < 1 for t in args.threads):
         print("error: --repeats and --threads must be positive", file=sys.stderr)
         return 2
+    if args.spike_rate is not None and not 0.0 <= args.spike_rate <= 1.0:
+        print(f"error: --spike-rate must be a probability in [0, 1], got {args.spike_rate}", file=sys.stderr)
+        return 2
     cells = list(CELLS) if args.cell == "all" else [args.cell]
     main_result = scaling_result = None
     load_at_start = load_average()
@@ -70,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.scaling_only:
         config = BenchConfig(cells=cells, shapes=args.shapes, threads=args.threads, repeats=args.repeats,
                              warmup=args.warmup, device=str(device), impls=args.impls,
-                             budget_s=args.budget or None, seed=args.seed)
+                             budget_s=args.budget or None, seed=args.seed, spike_rate=args.spike_rate)
         main_result = run_benchmark(config)
     if args.scaling or args.scaling_only:
         scaling_config = ScalingConfig(cells=cells, steps=args.scaling_steps, threads=args.threads[0],

@@ -11,7 +11,8 @@ What is measured, and how:
   with `backend=<backend>`, for every backend of `spikingrnn.ops.dispatch.BACKENDS` that can run on
   the device (discovered, not hard-coded). `spikingjelly` is SpikingJelly 2.0's
   `activation_based.rnn.SpikingLSTM`/`SpikingGRU`/`SpikingVanillaRNN`, when importable.
-  Each module keeps its own default initialisation; all get the same input tensor.
+  Each module keeps its own default initialisation; all get the same input tensor: standard
+  normal floats, or with `--spike-rate P` 0/1 spikes that fire with probability P.
 - **Train step**: gradients zeroed (untimed), then forward + `(y.float() * w).sum().backward()`
   with one fixed random `w`. **Inference**: forward under `torch.no_grad()`.
 - **Timing.** One process. For each shape and thread count (`torch.set_num_threads`) every
@@ -54,6 +55,10 @@ def _environment_lines(meta: dict, threads: list[int] | None) -> list[str]:
     return lines
 
 
+def _input_text(spike_rate) -> str:
+    return "standard normal floats" if spike_rate is None else f"0/1 spikes firing with probability {spike_rate:g}"
+
+
 def render_document(meta: dict, main: dict | None, scaling: dict | None) -> str:
     """The whole markdown report; ``main`` / ``scaling`` are the dicts of the two runners (or ``None``)."""
     threads = main["config"]["threads"] if main else None
@@ -67,7 +72,8 @@ def render_document(meta: dict, main: dict | None, scaling: dict | None) -> str:
         budget = f"{cfg['budget_s']:.0f} s" if cfg["budget_s"] else "none"
         parts += ["## Train and inference time, memory saved for backward", "",
                   f"{cfg['repeats']} timed repeats after {cfg['warmup']} warm-ups, "
-                  f"time budget per implementation, shape and thread count: {budget}; dtype {cfg['dtype']}.", "",
+                  f"time budget per implementation, shape and thread count: {budget}; dtype {cfg['dtype']}; "
+                  f"input: {_input_text(cfg.get('spike_rate'))}.", "",
                   main_table(main["results"]), ""]
         notes = skipped_lines(main["skipped"]) + observations(main["results"])
         if notes:

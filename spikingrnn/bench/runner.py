@@ -34,12 +34,22 @@ class BenchConfig:
     budget_s: float | None = 30.0
     seed: int = 0
     dtype: torch.dtype = field(default=torch.float32)
+    spike_rate: float | None = None  # None: standard normal inputs; else 0/1 spikes firing with this probability
 
     def as_dict(self) -> dict:
         return {"cells": list(self.cells), "shapes": [s.as_dict() for s in self.shapes],
                 "threads": list(self.threads), "repeats": self.repeats, "warmup": self.warmup,
                 "device": self.device, "impls": self.impls, "budget_s": self.budget_s, "seed": self.seed,
-                "dtype": str(self.dtype).replace("torch.", "")}
+                "dtype": str(self.dtype).replace("torch.", ""), "spike_rate": self.spike_rate}
+
+
+def bench_input(shape: Shape, config: BenchConfig) -> torch.Tensor:
+    """The input ``[T, B, I]`` every implementation gets: standard normal floats, or with
+    ``config.spike_rate`` 0/1 spikes, each 1 with that probability (e.g. an SHD-like spiking input)."""
+    device = torch.device(config.device)
+    if config.spike_rate is None:
+        return torch.randn(shape.T, shape.B, shape.I, device=device, dtype=config.dtype)
+    return (torch.rand(shape.T, shape.B, shape.I, device=device) < config.spike_rate).to(config.dtype)
 
 
 def stderr_log(message: str) -> None:
@@ -58,7 +68,7 @@ def _shape_rows(cell: str, shape: Shape, impls: list[Implementation], config: Be
                 log: Callable[[str], None]) -> list[dict]:
     device = torch.device(config.device)
     torch.manual_seed(config.seed)
-    x = torch.randn(shape.T, shape.B, shape.I, device=device, dtype=config.dtype)
+    x = bench_input(shape, config)
     w = torch.randn(shape.T, shape.B, shape.H, device=device, dtype=torch.float32)
     modules, build_errors, memory = {}, {}, {}
     for impl in impls:
