@@ -28,7 +28,7 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config: SequenceConfig):
     gate_bits = bit_rows(steps, batch * 3 * hidden) if config.save and not config.keep_pre else None
     pre = new_output(config, steps, batch, 4 * hidden, dtype=x.dtype) if config.save and config.keep_pre else None
     scratch = torch.empty(batch, 3 * hidden, dtype=x.dtype)
-    w_hh_t = w_hh.t()  # the GEMM reads the transposed view in place
+    w_hh_t = w_hh.t().contiguous()  # about half of h fires: mostly per-step GEMMs, faster on a contiguous W_hh^T
     compiled = loops()
     project = InputProjection(w_ih, b_ih)
     # h' = z ? h : n stays 0/1 only from a 0/1 h0: otherwise no per-step scan for spikes
@@ -70,21 +70,33 @@ def _forward_steps(xp, t0, config, h, w_hh_t, b_hh, y, gate_bits, pre):
         gate_bits[t0:t0 + chunk] = pack_rows(gates)
 
 
-def _backward_steps(scales, gates, dy, t0, config, w_hh, dh_carry, d_hidden_pre, d_new):
-    """PyTorch version of the C++ ``gru_backward_steps`` (same contract)."""
-    chunk, batch, three_hidden = scales.shape
-    hidden = three_hidden // 3
-    scale_n, scale_z, scale_r = scales.view(chunk, batch, 3, hidden).unbind(2)
-    r, z = gates[:, :, :hidden], gates[:, :, hidden:2 * hidden]
-    step_pre = d_hidden_pre.view(chunk, batch, 3, hidden)
+def gate_derivatives(u, config: SequenceConfig):
+    """Surrogate derivatives ``[K, B, 3H]`` (r|z|n) of the pre-activations ``u [K, B, 4H]`` (u_r|u_z|u_n|h_n)."""
+    hidden = u.shape[2] // 4
+    return torch.cat([config.derivative1(u[:, :, :2 * hidden], config.alpha1),
+                      config.derivative2(u[:, :, 2 * hidden:3 * hidden], config.alpha2)], dim=2)
+
+
+def _backward_steps(u, deriv, gates, h_prev, dy, t0, config, w_hh, dh_carry, d_hidden_pre, d_input_pre):
+    """PyTorch version of the C++ ``gru_backward_steps`` (same contract; ``deriv`` must be given)."""
+    chunk, batch, four_hidden = u.shape
+    hidden = four_hidden // 4
+    h_n = u[:, :, 3 * hidden:]
+    if gates is None:
+        gates = (u[:, :, :3 * hidden] >= 0).to(u.dtype)
+    r, z, new = gates.view(chunk, batch, 3, hidden).unbind(2)
+    d_r, d_z, d_n = deriv.view(chunk, batch, 3, hidden).unbind(2)
+    hidden_pre = d_hidden_pre.view(chunk, batch, 3, hidden)
+    input_pre = d_input_pre.view(chunk, batch, 3, hidden)
     for k in range(chunk - 1, -1, -1):
         n = rows(config, t0 + k, batch)
-        dh = dh_carry[:n].add_(dy[k, :n])
-        du_n = torch.mul(dh, scale_n[k, :n], out=d_new[k, :n])
-        torch.mul(du_n, scale_r[k, :n], out=step_pre[k, :n, 0])
-        torch.mul(dh, scale_z[k, :n], out=step_pre[k, :n, 1])
-        torch.mul(du_n, r[k, :n], out=step_pre[k, :n, 2])
-        dh.mul_(z[k, :n]).addmm_(d_hidden_pre[k, :n], w_hh)
+        d = dh_carry[:n].add_(dy[k, :n])
+        du_n = torch.mul(d * (1 - z[k, :n]), d_n[k, :n], out=input_pre[k, :n, 2])
+        torch.mul(d * (h_prev[k, :n] - new[k, :n]), d_z[k, :n], out=hidden_pre[k, :n, 1])
+        torch.mul(du_n * h_n[k, :n], d_r[k, :n], out=hidden_pre[k, :n, 0])
+        torch.mul(du_n, r[k, :n], out=hidden_pre[k, :n, 2])
+        input_pre[k, :n, :2] = hidden_pre[k, :n, :2]
+        d.mul_(z[k, :n]).addmm_(d_hidden_pre[k, :n], w_hh)
 
 
 class GRUSequence(torch.autograd.Function):
@@ -124,30 +136,30 @@ class GRUSequence(torch.autograd.Function):
             x = x_store.rows(x_kept, t0, t1, dtype)
             h_prev = before(h0, y_store, y_kept, t0, t1, dtype)
             if pre is not None:
-                gates = (pre[t0:t1, :, :3 * hidden] >= 0).to(dtype)
-                u_r, u_z, u_n, h_n = pre[t0:t1].view(chunk, batch, 4, hidden).unbind(2)
-            else:
+                u, gates = pre[t0:t1], None  # the gates are the signs of the kept u
+            else:  # recompute u (u_r|u_z|u_n|h_n) with the gates fired in forward
                 gates = gate_store.rows(gate_bits, t0, t1, dtype)
-            r, z, new = gates.view(chunk, batch, 3, hidden).unbind(2)
-            if pre is None:
+                u = work.take("u", chunk, batch, 4, hidden, dtype=dtype)
                 x_r, x_z, x_n = project_x(x).view(chunk, batch, 3, hidden).unbind(2)
                 h_r, h_z, h_n = project_h(h_prev).view(chunk, batch, 3, hidden).unbind(2)
-                u_r, u_z, u_n = x_r + h_r, x_z + h_z, x_n + r * h_n
-            # d u_n = dh * scale_n, d u_z = dh * scale_z, d u_r = d u_n * scale_r
-            scales = work.take("scales", chunk, batch, 3, hidden, dtype=dtype)
-            torch.mul(1.0 - z, config.derivative2(u_n, config.alpha2), out=scales[:, :, 0])
-            torch.mul(h_prev - new, config.derivative1(u_z, config.alpha1), out=scales[:, :, 1])
-            torch.mul(h_n, config.derivative1(u_r, config.alpha1), out=scales[:, :, 2])
-            scales = scales.view(chunk, batch, 3 * hidden)
+                torch.add(x_r, h_r, out=u[:, :, 0])
+                torch.add(x_z, h_z, out=u[:, :, 1])
+                torch.addcmul(x_n, gates.view(chunk, batch, 3, hidden)[:, :, 0], h_n, out=u[:, :, 2])
+                u[:, :, 3] = h_n
+                u = u.view(chunk, batch, 4 * hidden)
+            # the C++ loop evaluates built-in surrogates itself: no [K, B, 3H] derivative tensor
+            kinds = common.surrogate_kinds(config) if compiled is not None else None
+            deriv = gate_derivatives(u, config) if kinds is None else None
             packed = config.batch_sizes is not None  # rows past their length are never written: zeros
             d_hidden_pre = work.take("d_hidden_pre", chunk, batch, 3 * hidden, dtype=dtype, zero=packed)
-            d_new = work.take("d_new", chunk, batch, hidden, dtype=dtype, zero=packed)
+            d_input_pre = work.take("d_input_pre", chunk, batch, 3 * hidden, dtype=dtype, zero=packed)
             if compiled is not None:
-                compiled.gru_backward_steps(scales, gates, dy[t0:t1], t0, config.batch_sizes or [], w_hh_c,
-                                            dh_carry, d_hidden_pre, d_new)
+                compiled.gru_backward_steps(u, deriv, gates, h_prev.contiguous(), dy[t0:t1], t0,
+                                            config.batch_sizes or [], w_hh_c, dh_carry, d_hidden_pre, d_input_pre,
+                                            *(kinds or (-1, 0.0, -1, 0.0)))
             else:
-                _backward_steps(scales, gates, dy[t0:t1], t0, config, w_hh_c, dh_carry, d_hidden_pre, d_new)
-            d_input_pre = torch.cat([d_hidden_pre[:, :, :2 * hidden], d_new], dim=2)
+                _backward_steps(u, deriv, gates, h_prev, dy[t0:t1], t0, config, w_hh_c, dh_carry, d_hidden_pre,
+                                d_input_pre)
             if dx is not None:
                 projection(d_input_pre, w_ih.t(), out=dx[t0:t1])
             sums.add_chunk(x, h_prev, d_input_pre, d_hidden_pre)

@@ -42,13 +42,15 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, config: SequenceConfig
                                                                                       dtype=dtype)
     scratch = torch.empty(batch, 4 * hidden, dtype=dtype)
     m = torch.empty(batch, hidden, dtype=dtype)
-    w_hh_t = w_hh.t()  # the GEMM reads the transposed view in place
-    w_hr_t = None if w_hr is None else w_hr.t()
+    w_hr_t = None if w_hr is None else w_hr.t().contiguous()
     compiled = loops()
     project = InputProjection(w_ih, b_ih, b_hh)
     # h = o * c is 0/1 only with a 0/1 cell and no projection: otherwise no per-step scan for spikes
     event_density = common.EVENT_DENSITY if cell_binary and w_hr is None else 0.0
     w_hh_tiles = common.column_tiles(w_hh, event_density)
+    # MKL runs per-step GEMMs of few rows 1.1-1.5x faster on a contiguous W_hh^T than on the view,
+    # but the copy only pays where the GEMM is the rule: not where h is 0/1 (sparse: the tiles)
+    w_hh_t = w_hh.t() if w_hh_tiles is not None else w_hh.t().contiguous()
     for t0, t1 in chunks(steps, batch, 4 * hidden, x.element_size()):
         xp = project(x[t0:t1])
         if compiled is not None:

@@ -42,7 +42,7 @@ struct EventScratch {
 
 // out [n, N] = (bias or 0) + h [n, K] @ w_t [K, N]: the event-driven sum over the column tiles
 // packed (pack_column_tiles) when they are given and h is 0/1 with at most max_density of it 1,
-// else one GEMM (w_t may be a transposed view: MKL reads it in place). out is a [n, N] view.
+// else one GEMM (w_t may be a transposed view). out is a [n, N] view.
 template <typename T>
 void hidden_product(const Tensor& h, int64_t n, const Tensor& w_t, const std::optional<Tensor>& packed,
                     const std::optional<Tensor>& bias, Tensor out, double max_density, EventScratch& scratch) {
@@ -204,20 +204,27 @@ inline void gru_pre_row(const T* __restrict__ xr, const T* __restrict__ xz, cons
   }
 }
 
-// One row of a GRU backward step: with d = dh + dy, d u_n = d * scale_n (also into d_new),
-// d u_r = d u_n * scale_r, d u_z = d * scale_z, the hidden-side n gradient d u_n * r, and dh = d * z.
+// One row of a GRU backward step from its pre-activations u_r | u_z | u_n | h_n (u), the gates r, z,
+// n (0/1, as fired in forward), their surrogate derivatives d_r, d_z, d_n and h before the step:
+// with d = dh + dy, d u_n = d (1 - z) d_n, d u_z = d (h - n) d_z, d u_r = d u_n h_n d_r; the
+// hidden-side pre-activation gradients p_r | p_z | d u_n r, the input-side ones p_r | p_z | d u_n,
+// and dh = d z (to which backward adds d_hidden W_hh).
 template <typename T>
-inline void gru_backward_row(const T* __restrict__ scale_n, const T* __restrict__ scale_z,
-                             const T* __restrict__ scale_r, const T* __restrict__ r, const T* __restrict__ z,
-                             const T* __restrict__ dy, T* __restrict__ dh, T* __restrict__ d_new,
-                             T* __restrict__ p_r, T* __restrict__ p_z, T* __restrict__ p_n, int64_t H) {
+inline void gru_backward_row(const T* __restrict__ h_n, const T* __restrict__ r, const T* __restrict__ z,
+                             const T* __restrict__ n, const T* __restrict__ d_r, const T* __restrict__ d_z,
+                             const T* __restrict__ d_n, const T* __restrict__ h_prev, const T* __restrict__ dy,
+                             T* __restrict__ dh, T* __restrict__ hidden_pre, T* __restrict__ input_pre, int64_t H) {
   for (int64_t j = 0; j < H; ++j) {
     const T d = dh[j] + dy[j];
-    const T du_n = d * scale_n[j];
-    d_new[j] = du_n;
-    p_r[j] = du_n * scale_r[j];
-    p_z[j] = d * scale_z[j];
-    p_n[j] = du_n * r[j];
+    const T du_n = d * (T(1) - z[j]) * d_n[j];
+    const T du_z = d * (h_prev[j] - n[j]) * d_z[j];
+    const T du_r = du_n * h_n[j] * d_r[j];
+    hidden_pre[j] = du_r;
+    hidden_pre[H + j] = du_z;
+    hidden_pre[2 * H + j] = du_n * r[j];
+    input_pre[j] = du_r;
+    input_pre[H + j] = du_z;
+    input_pre[2 * H + j] = du_n;
     dh[j] = d * z[j];
   }
 }
@@ -284,12 +291,12 @@ std::optional<Tensor> bit_rows_of(const std::optional<Tensor>& t, bool bits, int
 // running states; y [T, B, P] output; gate_bits [T, words(B*4H)], cell_store ([T, words(B*H)]
 // bits when cell_bits, else [T, B, H] floats) and pre_store [T, B, 4H] (pre-activations) are
 // filled when given; scratch [B, 4H], m [B, H].
-static void lstm_forward_block(const Tensor& xp, int64_t t0, const std::vector<int64_t>& batch_sizes, Tensor& h, Tensor& c,
-                        const Tensor& w_hh_t, const std::optional<Tensor>& w_hh_tiles,
-                        const std::optional<Tensor>& w_hr_t, int64_t cell_mode, double threshold,
-                        Tensor& y, const std::optional<Tensor>& gate_bits, const std::optional<Tensor>& cell_store,
-                        bool cell_bits, const std::optional<Tensor>& pre_store, Tensor& scratch, Tensor& m,
-                        double event_density) {
+static void lstm_forward_block(const Tensor& xp, int64_t t0, const std::vector<int64_t>& batch_sizes, Tensor& h,
+                               Tensor& c, const Tensor& w_hh_t, const std::optional<Tensor>& w_hh_tiles,
+                               const std::optional<Tensor>& w_hr_t, int64_t cell_mode, double threshold, Tensor& y,
+                               const std::optional<Tensor>& gate_bits, const std::optional<Tensor>& cell_store,
+                               bool cell_bits, const std::optional<Tensor>& pre_store, Tensor& scratch, Tensor& m,
+                               double event_density) {
   const int64_t steps = xp.size(0), batch = xp.size(1), hidden = c.size(1);
   EventScratch events;
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "lstm_forward_steps", [&] {
@@ -335,13 +342,15 @@ static void lstm_forward_block(const Tensor& xp, int64_t t0, const std::vector<i
 // dh_carry [B, P], dc_carry [B, H] in/out; d_pre [K, B, 4H] out; dh_all [K, B, P] out and dm [B, H]
 // scratch when projecting.
 static void lstm_backward_block(const Tensor& u, const std::optional<Tensor>& deriv, const std::optional<Tensor>& gates,
-                         const std::optional<Tensor>& cell_scale, const Tensor& c_prev, const Tensor& c_after,
-                         const Tensor& dy, int64_t t0, const std::vector<int64_t>& batch_sizes, const Tensor& w_hh,
-                         const std::optional<Tensor>& w_hr, Tensor& dh_carry, Tensor& dc_carry, Tensor& d_pre,
-                         const std::optional<Tensor>& dh_all, const std::optional<Tensor>& dm_buffer,
-                         int64_t kind1, double alpha1, int64_t kind2, double alpha2) {
+                                const std::optional<Tensor>& cell_scale, const Tensor& c_prev, const Tensor& c_after,
+                                const Tensor& dy, int64_t t0, const std::vector<int64_t>& batch_sizes,
+                                const Tensor& w_hh, const std::optional<Tensor>& w_hr, Tensor& dh_carry,
+                                Tensor& dc_carry, Tensor& d_pre, const std::optional<Tensor>& dh_all,
+                                const std::optional<Tensor>& dm_buffer, int64_t kind1, double alpha1, int64_t kind2,
+                                double alpha2) {
   const int64_t steps = u.size(0), batch = u.size(1), hidden = u.size(2) / 4, out_size = dh_carry.size(1);
-  TORCH_CHECK(deriv.has_value() || (kind1 >= 0 && kind2 >= 0), "lstm_backward_steps: no derivatives and no surrogate kinds");
+  TORCH_CHECK(deriv.has_value() || (kind1 >= 0 && kind2 >= 0),
+              "lstm_backward_steps: no derivatives and no surrogate kinds");
   const SurrogatePair pair{kind1, alpha1, kind2, alpha2};
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "lstm_backward_steps", [&] {
     using T = scalar_t;
@@ -385,10 +394,9 @@ static void lstm_backward_block(const Tensor& u, const std::optional<Tensor>& de
 // b_hh [3H] or none; y [T, B, H] out; gate_bits [T, words(B*3H)] (r|z|n) and pre_store [T, B, 4H]
 // (u_r|u_z|u_n|h_n, with h_n = W_hn h + b_hn) when given; scratch [B, 3H].
 static void gru_forward_block(const Tensor& xp, int64_t t0, const std::vector<int64_t>& batch_sizes, Tensor& h,
-                       const Tensor& w_hh_t, const std::optional<Tensor>& w_hh_tiles,
-                       const std::optional<Tensor>& b_hh, Tensor& y,
-                       const std::optional<Tensor>& gate_bits, const std::optional<Tensor>& pre_store,
-                       Tensor& scratch, double event_density) {
+                              const Tensor& w_hh_t, const std::optional<Tensor>& w_hh_tiles,
+                              const std::optional<Tensor>& b_hh, Tensor& y, const std::optional<Tensor>& gate_bits,
+                              const std::optional<Tensor>& pre_store, Tensor& scratch, double event_density) {
   const int64_t steps = xp.size(0), batch = xp.size(1), hidden = h.size(1);
   EventScratch events;
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "gru_forward_steps", [&] {
@@ -422,29 +430,49 @@ static void gru_forward_block(const Tensor& xp, int64_t t0, const std::vector<in
   });
 }
 
-// Steps [t0, t0 + K) of the GRU backward, last first. scales [K, B, 3H] as (n, z, r): d u_n = dh * scale_n,
-// d u_z = dh * scale_z, d u_r = d u_n * scale_r; gates [K, B, 3H] 0/1 (r|z|n); dy [K, B, H]; w_hh [3H, H];
-// dh_carry [B, H] in/out; d_hidden_pre [K, B, 3H] and d_new [K, B, H] out.
-static void gru_backward_block(const Tensor& scales, const Tensor& gates, const Tensor& dy, int64_t t0,
-                        const std::vector<int64_t>& batch_sizes, const Tensor& w_hh, Tensor& dh_carry,
-                        Tensor& d_hidden_pre, Tensor& d_new) {
-  const int64_t steps = scales.size(0), batch = scales.size(1), hidden = scales.size(2) / 3;
-  AT_DISPATCH_FLOATING_TYPES(scales.scalar_type(), "gru_backward_steps", [&] {
+// Steps [t0, t0 + K) of the GRU backward, last first. u [K, B, 4H] pre-activations (u_r|u_z|u_n|h_n);
+// deriv [K, B, 3H] their surrogate derivatives (r|z|n), or none to evaluate them here with the
+// built-in surrogates kind1/alpha1 (r, z) and kind2/alpha2 (n); gates [K, B, 3H] 0/1 as fired in
+// forward, or none to take them from the signs of u; h_prev [K, B, H]; dy [K, B, H]; w_hh [3H, H];
+// dh_carry [B, H] in/out; d_hidden_pre and d_input_pre [K, B, 3H] out.
+static void gru_backward_block(const Tensor& u, const std::optional<Tensor>& deriv, const std::optional<Tensor>& gates,
+                               const Tensor& h_prev, const Tensor& dy, int64_t t0,
+                               const std::vector<int64_t>& batch_sizes, const Tensor& w_hh, Tensor& dh_carry,
+                               Tensor& d_hidden_pre, Tensor& d_input_pre, int64_t kind1, double alpha1, int64_t kind2,
+                               double alpha2) {
+  const int64_t steps = u.size(0), batch = u.size(1), hidden = u.size(2) / 4;
+  TORCH_CHECK(deriv.has_value() || (kind1 >= 0 && kind2 >= 0),
+              "gru_backward_steps: no derivatives and no surrogate kinds");
+  AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "gru_backward_steps", [&] {
     using T = scalar_t;
+    std::vector<T> row(static_cast<size_t>((deriv ? 0 : 3 * hidden) + (gates ? 0 : 3 * hidden)));
+    T* row_deriv = row.data();
+    T* row_gates = row.data() + (deriv ? 0 : 3 * hidden);
     for (int64_t k = steps - 1; k >= 0; --k) {
       const int64_t n = rows_at(batch_sizes, t0 + k, batch);
-      const T* s = step_ptr<T>(scales, k);
-      const T* g = step_ptr<T>(gates, k);
+      const T* uk = step_ptr<T>(u, k);
+      const T* dk = deriv ? step_ptr<T>(*deriv, k) : nullptr;
+      const T* gk = gates ? step_ptr<T>(*gates, k) : nullptr;
+      const T* hk = step_ptr<T>(h_prev, k);
       const T* dyk = step_ptr<T>(dy, k);
       T* dh = dh_carry.data_ptr<T>();
-      T* dhp = step_ptr<T>(d_hidden_pre, k);
-      T* dn = step_ptr<T>(d_new, k);
+      T* hp = step_ptr<T>(d_hidden_pre, k);
+      T* ip = step_ptr<T>(d_input_pre, k);
       for (int64_t r = 0; r < n; ++r) {
-        const T* sr = s + r * 3 * hidden;
-        const T* gr = g + r * 3 * hidden;
-        T* p = dhp + r * 3 * hidden;
-        gru_backward_row<T>(sr, sr + hidden, sr + 2 * hidden, gr, gr + hidden, dyk + r * hidden, dh + r * hidden,
-                            dn + r * hidden, p, p + hidden, p + 2 * hidden, hidden);
+        const T* ur = uk + r * 4 * hidden;
+        const T* d = dk ? dk + r * 3 * hidden : row_deriv;
+        const T* g = gk ? gk + r * 3 * hidden : row_gates;
+        if (!dk) {
+          spikingrnn::derivative_row<T>(kind1, static_cast<T>(alpha1), ur, row_deriv, 2 * hidden);
+          spikingrnn::derivative_row<T>(kind2, static_cast<T>(alpha2), ur + 2 * hidden, row_deriv + 2 * hidden,
+                                        hidden);
+        }
+        if (!gk) {
+          for (int64_t j = 0; j < 3 * hidden; ++j) row_gates[j] = fire(ur[j]);
+        }
+        gru_backward_row<T>(ur + 3 * hidden, g, g + hidden, g + 2 * hidden, d, d + hidden, d + 2 * hidden,
+                            hk + r * hidden, dyk + r * hidden, dh + r * hidden, hp + r * 3 * hidden,
+                            ip + r * 3 * hidden, hidden);
       }
       Tensor dh_rows = dh_carry.narrow(0, 0, n);
       at::addmm_out(dh_rows, dh_rows, d_hidden_pre.select(0, k).narrow(0, 0, n), w_hh);
@@ -455,9 +483,8 @@ static void gru_backward_block(const Tensor& scales, const Tensor& gates, const 
 // Steps [t0, t0 + K) of a vanilla RNN layer. xp [K, B, H] = x W_ih^T + b_ih + b_hh; h [B, H] running state;
 // y [T, B, H] out (0/1); pre_store [T, B, H] (pre-activations) when given.
 static void rnn_forward_block(const Tensor& xp, int64_t t0, const std::vector<int64_t>& batch_sizes, Tensor& h,
-                       const Tensor& w_hh_t, const std::optional<Tensor>& w_hh_tiles, Tensor& y,
-                       const std::optional<Tensor>& pre_store,
-                       double event_density) {
+                              const Tensor& w_hh_t, const std::optional<Tensor>& w_hh_tiles, Tensor& y,
+                              const std::optional<Tensor>& pre_store, double event_density) {
   const int64_t steps = xp.size(0), batch = xp.size(1), hidden = h.size(1);
   EventScratch events;
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "rnn_forward_steps", [&] {
@@ -483,8 +510,9 @@ static void rnn_forward_block(const Tensor& xp, int64_t t0, const std::vector<in
 
 // Steps [t0, t0 + K) of the vanilla RNN backward, last first. scale [K, B, H]; dy [K, B, H];
 // dh_carry [B, H] in/out; d_pre [K, B, H] out.
-static void rnn_backward_block(const Tensor& scale, const Tensor& dy, int64_t t0, const std::vector<int64_t>& batch_sizes,
-                        const Tensor& w_hh, Tensor& dh_carry, Tensor& d_pre) {
+static void rnn_backward_block(const Tensor& scale, const Tensor& dy, int64_t t0,
+                               const std::vector<int64_t>& batch_sizes, const Tensor& w_hh, Tensor& dh_carry,
+                               Tensor& d_pre) {
   const int64_t steps = scale.size(0), batch = scale.size(1), hidden = scale.size(2);
   AT_DISPATCH_FLOATING_TYPES(scale.scalar_type(), "rnn_backward_steps", [&] {
     using T = scalar_t;
@@ -551,14 +579,16 @@ void gru_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int64_t>&
   });
 }
 
-void gru_backward_steps(const Tensor& scales, const Tensor& gates, const Tensor& dy, int64_t t0,
-                        const std::vector<int64_t>& batch_sizes, const Tensor& w_hh, Tensor& dh_carry,
-                        Tensor& d_hidden_pre, Tensor& d_new) {
-  over_row_blocks(scales.size(1), [&](int64_t r0, int64_t r1) {
-    Tensor dh_b = rows_of(dh_carry, 0, r0, r1), dhp_b = rows_of(d_hidden_pre, 1, r0, r1);
-    Tensor d_new_b = rows_of(d_new, 1, r0, r1);
-    gru_backward_block(rows_of(scales, 1, r0, r1), rows_of(gates, 1, r0, r1), rows_of(dy, 1, r0, r1), t0,
-                       block_sizes(batch_sizes, r0, r1), w_hh, dh_b, dhp_b, d_new_b);
+void gru_backward_steps(const Tensor& u, const std::optional<Tensor>& deriv, const std::optional<Tensor>& gates,
+                        const Tensor& h_prev, const Tensor& dy, int64_t t0, const std::vector<int64_t>& batch_sizes,
+                        const Tensor& w_hh, Tensor& dh_carry, Tensor& d_hidden_pre, Tensor& d_input_pre,
+                        int64_t kind1, double alpha1, int64_t kind2, double alpha2) {
+  over_row_blocks(u.size(1), [&](int64_t r0, int64_t r1) {
+    Tensor dh_b = rows_of(dh_carry, 0, r0, r1), hidden_b = rows_of(d_hidden_pre, 1, r0, r1);
+    Tensor input_b = rows_of(d_input_pre, 1, r0, r1);
+    gru_backward_block(rows_of(u, 1, r0, r1), rows_of(deriv, 1, r0, r1), rows_of(gates, 1, r0, r1),
+                       rows_of(h_prev, 1, r0, r1), rows_of(dy, 1, r0, r1), t0, block_sizes(batch_sizes, r0, r1),
+                       w_hh, dh_b, hidden_b, input_b, kind1, alpha1, kind2, alpha2);
   });
 }
 
