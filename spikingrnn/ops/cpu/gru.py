@@ -4,7 +4,9 @@
 and ``h_* = W_h* h + b_h*``; ``h' = (1 - z) * n + z * h``. Chunked like the LSTM: kept for backward
 are the input, ``h0``, ``h`` after each step and the pre-activations (the gates are their signs);
 with ``low_memory`` the gates as bits instead, input and ``h`` as bits when 0/1, and backward
-recomputes ``x_*`` and ``h_*`` with two GEMMs per chunk.
+recomputes ``x_*`` and ``h_*`` with two GEMMs per chunk. The reverse loop (C++) evaluates the
+built-in surrogates' derivatives itself and writes the input- and hidden-side pre-activation
+gradients, which differ only in the n gate (``d u_n`` and ``d u_n * r``).
 """
 from __future__ import annotations
 
