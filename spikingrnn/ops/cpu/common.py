@@ -21,8 +21,9 @@ MIN_CHUNK_ROWS = 512
 EVENT_DENSITY = 0.3
 WEIGHT_GRAD_EVENT_DENSITY = 0.1
 # The built-in surrogates' derivatives, which the C++ LSTM and GRU backward loops evaluate themselves
-# (csrc/surrogates.h) instead of receiving a [K, B, 4H] or [K, B, 3H] tensor of them; by kind id. A subclass that overrides
-# ``derivative`` is not in here and gets the PyTorch path. FUSED_DERIVATIVES = False forces that path.
+# (csrc/surrogates.h) instead of receiving a [K, B, 4H] or [K, B, 3H] tensor of them; by kind id. A
+# subclass that overrides ``derivative`` is not in here and gets the PyTorch path.
+# FUSED_DERIVATIVES = False forces that path.
 SURROGATE_KINDS = {Erf.derivative: 0, Sigmoid.derivative: 1, ATan.derivative: 2, PiecewiseQuadratic.derivative: 3,
                    PiecewiseExp.derivative: 4, SoftSign.derivative: 5, SuperSpike.derivative: 6, Rect.derivative: 7}
 FUSED_DERIVATIVES = True
