@@ -9,10 +9,11 @@ saved pre-activations) and ONE Triton kernel does the step's pointwise work (gat
 GEMM. Kept for backward: the pre-activations ``[T, B, 4H]``, ``c`` after every step, the output and
 (with ``proj_size``) ``m``. Backward per step (where not persistent), from the end: one Triton
 kernel turns the saved pre-activations into the pre-activation gradients (surrogate derivative
-selected by a constexpr id) and the carried cell gradient, then one torch GEMM gives the carried ``dh``; the weight gradients are single large
-torch GEMMs after the loop. With ``low_memory`` the pre-activations are not kept: ``c`` is kept as
-uint8 when it is 0/1 (clamp from a 0/1 ``c0``, or the spiking cell), and backward recomputes each
-step's pre-activations from the input projections (one GEMM) and the kept outputs (one GEMM per step).
+selected by a constexpr id) and the carried cell gradient, then one torch GEMM gives the carried
+``dh``; the weight gradients are single large torch GEMMs after the loop. With ``low_memory`` the
+pre-activations are not kept: ``c`` is kept as uint8 when it is 0/1 (clamp from a 0/1 ``c0``, or the
+spiking cell), and backward recomputes each step's pre-activations from the input projections (one
+GEMM) and the kept outputs (one GEMM per step).
 Kernels are kernel -> launcher -> autograd.Function, in that order.
 """
 from __future__ import annotations
