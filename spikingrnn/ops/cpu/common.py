@@ -124,6 +124,16 @@ def before(first: Tensor, store, stored: Tensor, t0: int, t1: int, dtype: torch.
     return torch.cat([first.unsqueeze(0), store.rows(stored, 0, t1 - 1, dtype)])
 
 
+def before_and_after(first: Tensor, store, stored: Tensor, t0: int, t1: int,
+                     dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """States before and after steps ``[t0, t1)`` (``[K, ...]`` each), restored from the store once."""
+    if t0 > 0:
+        states = store.rows(stored, t0 - 1, t1, dtype)
+    else:
+        states = torch.cat([first.unsqueeze(0).to(dtype), store.rows(stored, 0, t1, dtype)])
+    return states[:-1], states[1:]
+
+
 class GradSums:
     """Weight and bias gradients accumulated chunk by chunk with one GEMM each.
 
@@ -159,6 +169,8 @@ class GradSums:
         if grad is None:
             return
         flat_d, flat_in = d_pre.reshape(-1, d_pre.shape[-1]), inputs.reshape(-1, inputs.shape[-1])
+        if self._compiled is not None and name not in self._dense and not _sparse_enough(flat_in):
+            self._dense.add(name)  # float inputs, or too many ones: no [F, G] scratch, the GEMM from now on
         if self._compiled is not None and name not in self._dense:
             transposed = self._transposed.get(name)
             if transposed is None:
@@ -177,11 +189,24 @@ class GradSums:
     def add_chunk(self, x: Tensor, h_prev: Tensor, d_input_pre: Tensor, d_hidden_pre: Tensor | None = None) -> None:
         """One chunk's ``w_ih``/``b_ih`` gradients from the input-side pre-activation gradients and
         ``w_hh``/``b_hh`` from the hidden-side ones (the same tensor except in the GRU)."""
-        d_hidden_pre = d_input_pre if d_hidden_pre is None else d_hidden_pre
         self.add_weight("w_ih", d_input_pre, x)
-        self.add_weight("w_hh", d_hidden_pre, h_prev)
+        self.add_weight("w_hh", d_input_pre if d_hidden_pre is None else d_hidden_pre, h_prev)
+        if d_hidden_pre is None and self._grads["b_ih"] is not None and self._grads["b_hh"] is not None:
+            total = d_input_pre.sum(dim=(0, 1))  # both biases get the same gradient: one pass
+            self._grads["b_ih"].add_(total)
+            self._grads["b_hh"].add_(total)
+            return
         self.add_bias("b_ih", d_input_pre)
-        self.add_bias("b_hh", d_hidden_pre)
+        self.add_bias("b_hh", d_input_pre if d_hidden_pre is None else d_hidden_pre)
+
+
+def _sparse_enough(flat: Tensor) -> bool:
+    """Whether ``flat`` may be 0/1 with at most ``WEIGHT_GRAD_EVENT_DENSITY`` ones (its first values
+    are 0/1 and few enough values are nonzero); the C++ sums check exactly."""
+    head = flat.reshape(-1)[:64]
+    if not bool(((head == 0) | (head == 1)).all()):
+        return False
+    return int(torch.count_nonzero(flat)) <= WEIGHT_GRAD_EVENT_DENSITY * flat.numel()
 
 
 class InputProjection:

@@ -17,7 +17,8 @@ import torch
 
 from ..gemm import projection
 from . import common
-from .common import GradSums, InputProjection, SequenceConfig, Workspace, before, carried, chunks, new_output, rows
+from .common import (GradSums, InputProjection, SequenceConfig, Workspace, before, before_and_after, carried, chunks,
+                     new_output, rows)
 from .extension import loops
 from .storage import StepStore, bit_rows, is_binary, pack_rows
 
@@ -182,8 +183,7 @@ class LSTMSequence(torch.autograd.Function):
             chunk = t1 - t0
             x = x_store.rows(x_kept, t0, t1, dtype)
             h_prev = before(h0, y_store, y_kept, t0, t1, dtype)
-            c_prev = before(c0, cell_store, cell_kept, t0, t1, dtype)
-            c_after = cell_store.rows(cell_kept, t0, t1, dtype)
+            c_prev, c_after = before_and_after(c0, cell_store, cell_kept, t0, t1, dtype)
             if pre is not None:
                 u, gates = pre[t0:t1], None
             else:
