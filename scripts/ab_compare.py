@@ -32,13 +32,14 @@ def extract_base(revision: str, into: Path) -> None:
     shutil.move(str(into / "spikingrnn"), str(into / "spikingrnn_base"))
 
 
-def compare(base, new, cell: str, shape: tuple[int, ...], repeats: int) -> dict[str, float]:
+def compare(base, new, cell: str, shape: tuple[int, ...], repeats: int, low_memory: bool = False) -> dict[str, float]:
     import torch
 
     steps, batch, inputs, hidden, layers = shape
     torch.manual_seed(0)
-    new_model = getattr(new, CLASSES[cell])(inputs, hidden, layers, backend="cpu")
-    base_model = getattr(base, CLASSES[cell])(inputs, hidden, layers, backend="cpu")
+    options = dict(backend="cpu", low_memory=low_memory)
+    new_model = getattr(new, CLASSES[cell])(inputs, hidden, layers, **options)
+    base_model = getattr(base, CLASSES[cell])(inputs, hidden, layers, **options)
     base_model.load_state_dict(new_model.state_dict())
     x, w = torch.randn(steps, batch, inputs), torch.randn(steps, batch, hidden)
 
@@ -70,6 +71,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cell", choices=sorted(CLASSES), default="lstm")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--low-memory", action="store_true", help="both sides with low_memory=True")
     parser.add_argument("--shapes", default="50,16,128,256,1;784,32,1,128,1;100,32,64,128,2",
                         help='"T,B,I,H,L;..."')
     args = parser.parse_args(argv)
@@ -85,10 +87,10 @@ def main(argv=None) -> int:
         import spikingrnn_base
 
         torch.set_num_threads(args.threads)
-        print(f"base {args.base} vs working tree, {args.cell}, {args.threads} thread(s), {args.repeats} repeats, "
-              f"medians in ms (pid {os.getpid()})")
+        print(f"base {args.base} vs working tree, {args.cell}{' low_memory' if args.low_memory else ''}, "
+              f"{args.threads} thread(s), {args.repeats} repeats, medians in ms (pid {os.getpid()})")
         for shape in shapes:
-            m = compare(spikingrnn_base, spikingrnn, args.cell, shape, args.repeats)
+            m = compare(spikingrnn_base, spikingrnn, args.cell, shape, args.repeats, args.low_memory)
             print(f"{'x'.join(map(str, shape))}: train {m['base train']:.2f} -> {m['new train']:.2f} "
                   f"(x{m['new train'] / m['base train']:.2f}), infer {m['base infer']:.2f} -> {m['new infer']:.2f} "
                   f"(x{m['new infer'] / m['base infer']:.2f})", flush=True)

@@ -4,12 +4,14 @@ Gates, and in most configurations ``h``, ``c`` and the layer input, hold only 0 
 kept as bit rows, one row of ``ceil(n / 8)`` bytes per time step (bit ``i`` of byte ``b`` is
 element ``8b + i``), so that backward can restore any chunk of steps. Packing reads each group of
 eight 0/1 bytes as one little-endian int64 and multiplies by a constant that gathers their low
-bits into the top byte; unpacking looks bytes up in a 256 x 8 table.
+bits into the top byte; unpacking looks bytes up in a 256 x 8 table (in C++ when the loops are built).
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from .extension import loops
 
 _GATHER_BITS = 0x0102040810204080
 _TABLES: dict[torch.device, Tensor] = {}
@@ -52,10 +54,16 @@ def pack_rows(t: Tensor) -> Tensor:
 
 
 def unpack_rows(bits: Tensor, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
-    """Inverse of :func:`pack_rows`: ``[K, *shape]`` of 0/1 in ``dtype`` from ``bits [K, words]``."""
+    """Inverse of :func:`pack_rows`: ``[K, *shape]`` of 0/1 in ``dtype`` from ``bits [K, words]`` (the
+    C++ loops' table lookup when built, else a PyTorch one)."""
     count = 1
     for size in shape:
         count *= size
+    compiled = loops()
+    if compiled is not None and dtype in (torch.float32, torch.float64) and bits.device.type == "cpu":
+        out = torch.empty(bits.shape[0], *shape, dtype=dtype)
+        compiled.unpack_bit_rows(bits.contiguous(), out)
+        return out
     values = _unpack_table(bits.device).index_select(0, bits.reshape(-1).long()).view(bits.shape[0], bits.shape[1] * 8)
     return values[:, :count].reshape(bits.shape[0], *shape).to(dtype)
 

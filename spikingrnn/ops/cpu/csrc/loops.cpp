@@ -611,6 +611,39 @@ void rnn_backward_steps(const Tensor& scale, const Tensor& dy, int64_t t0, const
   });
 }
 
+// out [K, count] (0/1 in out's dtype) from bit rows [K, words(count)] (bit i of byte b is value 8b + i):
+// each byte is looked up in a 256 x 8 table of values; rows in parallel.
+void unpack_bit_rows(const Tensor& bits, Tensor& out) {
+  TORCH_CHECK(bits.dim() == 2 && bits.is_contiguous() && bits.scalar_type() == at::kByte && out.is_contiguous() &&
+                  out.size(0) == bits.size(0),
+              "unpack_bit_rows: bits must be contiguous uint8 [K, words] and out contiguous [K, ...]");
+  const int64_t rows = bits.size(0), words = bits.size(1), count = rows ? out.numel() / rows : 0;
+  if (rows == 0) return;
+  TORCH_CHECK(words == (count + 7) / 8, "unpack_bit_rows: ", words, " bytes per row cannot hold ", count, " values");
+  AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "unpack_bit_rows", [&] {
+    using T = scalar_t;
+    static const std::vector<T> table = [] {
+      std::vector<T> values(256 * 8);
+      for (int byte = 0; byte < 256; ++byte) {
+        for (int i = 0; i < 8; ++i) values[byte * 8 + i] = static_cast<T>((byte >> i) & 1);
+      }
+      return values;
+    }();
+    const uint8_t* src = bits.data_ptr<uint8_t>();
+    T* dst = out.data_ptr<T>();
+    const int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(count, 1));
+    at::parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const uint8_t* b = src + r * words;
+        T* o = dst + r * count;
+        const int64_t full = count / 8;
+        for (int64_t w = 0; w < full; ++w) std::memcpy(o + 8 * w, table.data() + 8 * b[w], 8 * sizeof(T));
+        for (int64_t i = 8 * full; i < count; ++i) o[i] = static_cast<T>((b[full] >> (i - 8 * full)) & 1);
+      }
+    });
+  });
+}
+
 // w [N, K] as column tiles [tiles, K, W] for the event-driven products (products.h).
 Tensor pack_column_tiles(const Tensor& w) {
   TORCH_CHECK(w.dim() == 2 && w.is_contiguous(), "pack_column_tiles: w must be a contiguous matrix");
@@ -677,6 +710,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("advise_huge_pages", &advise_huge_pages);
   m.def("binary_matmul", &binary_matmul);
   m.def("pack_column_tiles", &pack_column_tiles);
+  m.def("unpack_bit_rows", &unpack_bit_rows);
   m.def("binary_weight_grad", &binary_weight_grad);
   m.def("lstm_forward_steps", &lstm_forward_steps);
   m.def("lstm_backward_steps", &lstm_backward_steps);
