@@ -17,9 +17,9 @@ MIN_CHUNK_ROWS = 512
 # the dense GEMM otherwise: below these densities the event-driven sums measured faster than MKL's
 # GEMM on this project's benchmark shapes (``python -m spikingrnn.bench.events --threads 1|2``):
 # products with the hidden state or a spiking input take 0.5-0.65 of the GEMM's time at 0.3 of
-# ones and break even near 0.5; weight gradients (scattered adds) take 0.4-0.7 at 0.1 and break
-# even at ~0.2 with 2 threads, ~0.3 with 1.
-EVENT_DENSITY = 0.4
+# ones and 0.75-0.96 at 0.5 (where GRU and vanilla-RNN states usually are); weight gradients
+# (scattered adds) take 0.4-0.7 at 0.1 and break even at ~0.2 with 2 threads, ~0.3 with 1.
+EVENT_DENSITY = 0.5
 WEIGHT_GRAD_EVENT_DENSITY = 0.1
 # The built-in surrogates' derivatives, which the C++ LSTM and GRU backward loops evaluate themselves
 # (csrc/surrogates.h) instead of receiving a [K, B, 4H] or [K, B, 3H] tensor of them; by kind id. A
