@@ -175,6 +175,25 @@ def test_threads_split_the_batch_into_row_blocks(mode, extra, monkeypatch):
         torch.set_num_threads(before)
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_per_step_products_without_direct_blas(mode):
+    """The C++ loops call torch's BLAS (sgemm_/dgemm_) directly for their per-step products; where
+    it is missing they fall back to at::mm: both give the reference's results."""
+    from spikingrnn.ops.cpu.extension import loops
+    compiled = loops()
+    if compiled is None:
+        pytest.skip("C++ loops unavailable")
+    assert compiled.use_blas(True)  # torch's CPU wheels export them
+    try:
+        compiled.use_blas(False)
+        torch.manual_seed(17)
+        model = build(mode, 3, 6, 2, True, **({"proj": 2} if mode == "LSTM" else {}))
+        x = (torch.randn(5, 4, 3, dtype=DT) * 2).requires_grad_()
+        assert_same(run_both(model, x, random_hx(model, 4)))
+    finally:
+        compiled.use_blas(True)
+
+
 @pytest.mark.parametrize("invariant", [False, True])
 def test_training_dropout_draws_the_same_masks(invariant):
     torch.manual_seed(5)

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <type_traits>
 #include <vector>
 
 #if defined(__linux__)
@@ -40,6 +41,76 @@ struct EventScratch {
   std::vector<int64_t> counts;
 };
 
+}  // namespace
+
+// The Fortran BLAS GEMMs that torch's own library exports (MKL or OpenBLAS builds); weak, so that
+// a torch without them still loads this module and gemm_rows falls back to at::mm.
+extern "C" {
+void sgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k, const float* alpha,
+            const float* a, const int* lda, const float* b, const int* ldb, const float* beta, float* c,
+            const int* ldc) __attribute__((weak));
+void dgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k, const double* alpha,
+            const double* a, const int* lda, const double* b, const int* ldb, const double* beta, double* c,
+            const int* ldc) __attribute__((weak));
+}
+
+namespace {
+
+inline void blas_gemm(const char* ta, const char* tb, const int* m, const int* n, const int* k, const float* alpha,
+                      const float* a, const int* lda, const float* b, const int* ldb, const float* beta, float* c,
+                      const int* ldc) {
+  sgemm_(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+inline void blas_gemm(const char* ta, const char* tb, const int* m, const int* n, const int* k, const double* alpha,
+                      const double* a, const int* lda, const double* b, const int* ldb, const double* beta, double* c,
+                      const int* ldc) {
+  dgemm_(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+// Whether gemm_rows may call the BLAS directly (tests switch it off to run the at::mm fallback).
+bool blas_allowed = true;
+
+template <typename T>
+bool have_blas() {
+  if (!blas_allowed) return false;
+  if constexpr (std::is_same_v<T, float>) return sgemm_ != nullptr;
+  return dgemm_ != nullptr;
+}
+
+// c [m, n] = (accumulate ? c : 0) + a [m, k] @ b for row-major a and c (row strides lda, ldc) and
+// b [k, n] with unit stride along either dimension (row-major, or the transposed view of a
+// row-major [n, k]). One BLAS call with raw pointers: the per-step products of the time loops skip
+// ATen's dispatch and the tensor views it needs (several microseconds a step); at::mm without BLAS.
+template <typename T>
+void gemm_rows(int64_t m, const T* a, int64_t lda, const Tensor& b, bool accumulate, T* c, int64_t ldc) {
+  const int64_t k = b.size(0), n = b.size(1);
+  if (m == 0 || n == 0) return;
+  const bool b_rows = b.stride(1) == 1 && (k == 1 || b.stride(0) >= n);
+  const bool b_columns = !b_rows && b.stride(0) == 1 && (n == 1 || b.stride(1) >= k);
+  if (have_blas<T>() && (b_rows || b_columns) &&
+      std::max({m, n, k, lda, ldc, b.stride(0), b.stride(1)}) < (int64_t(1) << 31)) {
+    // column-major view: C^T [n, m] = B^T [n, k] A^T [k, m]
+    const char tb = b_rows ? 'N' : 'T', ta = 'N';
+    const int M = static_cast<int>(n), N = static_cast<int>(m), K = static_cast<int>(k);
+    const int64_t ldb_rows = k == 1 ? std::max<int64_t>(n, b.stride(0)) : b.stride(0);
+    const int64_t ldb_columns = n == 1 ? std::max<int64_t>(k, b.stride(1)) : b.stride(1);
+    const int ldb = static_cast<int>(std::max<int64_t>(1, b_rows ? ldb_rows : ldb_columns));
+    const int ld_a = static_cast<int>(std::max<int64_t>({1, k, lda}));
+    const int ld_c = static_cast<int>(std::max<int64_t>({1, n, ldc}));
+    const T one = T(1), beta = accumulate ? T(1) : T(0);
+    blas_gemm(&tb, &ta, &M, &N, &K, &one, b.data_ptr<T>(), &ldb, a, &ld_a, &beta, c, &ld_c);
+    return;
+  }
+  const auto options = b.options();
+  Tensor a_view = at::from_blob(const_cast<T*>(a), {m, k}, {lda, 1}, options);
+  Tensor c_view = at::from_blob(c, {m, n}, {ldc, 1}, options);
+  if (accumulate) {
+    at::addmm_out(c_view, c_view, a_view, b);
+  } else {
+    at::mm_out(c_view, a_view, b);
+  }
+}
+
 // out [n, N] = (bias or 0) + h [n, K] @ w_t [K, N]: the event-driven sum over the column tiles
 // packed (pack_column_tiles) when they are given and h is 0/1 with at most max_density of it 1,
 // else one GEMM (w_t may be a transposed view). out is a [n, N] view.
@@ -53,11 +124,11 @@ void hidden_product(const Tensor& h, int64_t n, const Tensor& w_t, const std::op
                                    max_density, scratch.index, scratch.counts)) {
     return;
   }
-  if (bias) {
-    at::addmm_out(out, *bias, h.narrow(0, 0, n), w_t);
-  } else {
-    at::mm_out(out, h.narrow(0, 0, n), w_t);
+  T* o = out.data_ptr<T>();
+  if (bias_ptr) {
+    for (int64_t r = 0; r < n; ++r) std::memcpy(o + r * N, bias_ptr, sizeof(T) * N);
   }
+  gemm_rows<T>(n, h.data_ptr<T>(), K, w_t, bias_ptr != nullptr, o, N);
 }
 
 int64_t rows_at(const std::vector<int64_t>& batch_sizes, int64_t t, int64_t batch) {
@@ -384,8 +455,7 @@ static void lstm_backward_block(const Tensor& u, const std::optional<Tensor>& de
                                                                         row_deriv.data());
       if (!gk && !cs) lstm_backward_pointwise<T, false, false>(uk, gk, dk, dm, cpk, cak, cs, dp, dc_all, n, hidden, pair,
                                                                         row_deriv.data());
-      Tensor dh_rows = dh_carry.narrow(0, 0, n);
-      at::mm_out(dh_rows, d_pre.select(0, k).narrow(0, 0, n), w_hh);
+      gemm_rows<T>(n, dp, 4 * hidden, w_hh, false, dh_carry.data_ptr<T>(), out_size);
     }
   });
 }
@@ -474,8 +544,7 @@ static void gru_backward_block(const Tensor& u, const std::optional<Tensor>& der
                             hk + r * hidden, dyk + r * hidden, dh + r * hidden, hp + r * 3 * hidden,
                             ip + r * 3 * hidden, hidden);
       }
-      Tensor dh_rows = dh_carry.narrow(0, 0, n);
-      at::addmm_out(dh_rows, dh_rows, d_hidden_pre.select(0, k).narrow(0, 0, n), w_hh);
+      gemm_rows<T>(n, hp, 3 * hidden, w_hh, true, dh, hidden);
     }
   });
 }
@@ -523,8 +592,7 @@ static void rnn_backward_block(const Tensor& scale, const Tensor& dy, int64_t t0
       const T* __restrict__ dh = dh_carry.data_ptr<T>();
       T* __restrict__ dp = step_ptr<T>(d_pre, k);
       for (int64_t i = 0; i < n * hidden; ++i) dp[i] = (dh[i] + dyk[i]) * s[i];
-      Tensor dh_rows = dh_carry.narrow(0, 0, n);
-      at::mm_out(dh_rows, d_pre.select(0, k).narrow(0, 0, n), w_hh);
+      gemm_rows<T>(n, dp, hidden, w_hh, false, dh_carry.data_ptr<T>(), hidden);
     }
   });
 }
@@ -706,7 +774,15 @@ bool advise_huge_pages(const Tensor& t) {
 #endif
 }
 
+// Allow or forbid the direct BLAS calls of the per-step products; returns whether torch's BLAS
+// symbols were found (tests use it to run the at::mm fallback).
+bool use_blas(bool allowed) {
+  blas_allowed = allowed;
+  return sgemm_ != nullptr && dgemm_ != nullptr;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("use_blas", &use_blas);
   m.def("advise_huge_pages", &advise_huge_pages);
   m.def("binary_matmul", &binary_matmul);
   m.def("pack_column_tiles", &pack_column_tiles);
