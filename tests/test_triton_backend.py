@@ -30,6 +30,8 @@ try:
     from triton.runtime.interpreter import InterpretedFunction
 
     import spikingrnn
+    from helpers import dyadic
+    from helpers import dyadic_model as build
     from spikingrnn import surrogate as sg
     from spikingrnn.ops import dispatch
     from spikingrnn.ops.triton import kernels_interpreted, load_kernels, unsupported_reason
@@ -70,34 +72,6 @@ def lstm_forward_path(request, monkeypatch):
     if request.param == "per-step":
         monkeypatch.setattr(persistent, "PERSISTENT_MAX_HIDDEN", 0)
     return request.param
-
-
-def dyadic(shape, generator, scale, low=-8, high=9):
-    return torch.randint(low, high, shape, generator=generator).to(DT) * scale
-
-
-def build(mode="LSTM", layers=1, bidirectional=False, proj=0, cell_state="clamp", s1="erf", s2=None, hidden=8,
-          inputs=4, seed=0, bias=True, dropout=0.0):
-    torch.manual_seed(seed)
-    kwargs = dict(bias=bias, bidirectional=bidirectional, dtype=DT, surrogate_function1=s1, backend="reference",
-                  dropout=dropout)
-    if mode == "LSTM":
-        model = spikingrnn.SpikingLSTM(inputs, hidden, layers, proj_size=proj, cell_state=cell_state,
-                                       surrogate_function2=s2, **kwargs)
-    elif mode == "GRU":
-        model = spikingrnn.SpikingGRU(inputs, hidden, layers, surrogate_function2=s2, **kwargs)
-    else:
-        model = spikingrnn.SpikingRNN(inputs, hidden, layers, **kwargs)
-    generator = torch.Generator().manual_seed(seed + 100)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.startswith("bias_ih"):
-                p.copy_(dyadic(p.shape, generator, 1 / 8, -4, 5) + 2.0 ** -10)
-            elif name.startswith("bias_hh"):
-                p.copy_(dyadic(p.shape, generator, 1 / 8, -4, 5))
-            else:
-                p.copy_(dyadic(p.shape, generator, 1 / 8))
-    return model
 
 
 def run(model, backend, x, hx, lengths=None):

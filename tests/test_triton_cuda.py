@@ -18,6 +18,7 @@ if not torch.cuda.is_available():
     pytest.skip("no CUDA device", allow_module_level=True)
 
 import spikingrnn  # noqa: E402
+from helpers import dyadic_model  # noqa: E402
 from spikingrnn.ops.triton import kernels_interpreted, load_kernels  # noqa: E402
 
 load_kernels()
@@ -37,22 +38,9 @@ CASES = [
 SHAPES = [(1, 1), (7, 3), (40, 33)]  # (steps, batch): several batch tiles of the persistent kernels
 
 
-def build(mode, hidden=40, inputs=12, layers=1, bidirectional=False, proj=0, cell_state="clamp", s1="erf",
-          s2=None, dyadic=True, seed=0):
-    torch.manual_seed(seed)
-    kwargs = dict(bidirectional=bidirectional, surrogate_function1=s1, backend="reference")
-    if mode == "LSTM":
-        model = spikingrnn.SpikingLSTM(inputs, hidden, layers, proj_size=proj, cell_state=cell_state,
-                                       surrogate_function2=s2, **kwargs)
-    elif mode == "GRU":
-        model = spikingrnn.SpikingGRU(inputs, hidden, layers, surrogate_function2=s2, **kwargs)
-    else:
-        model = spikingrnn.SpikingRNN(inputs, hidden, layers, **kwargs)
-    if dyadic:
-        with torch.no_grad():
-            for name, p in model.named_parameters():
-                p.copy_(torch.randint(-8, 9, p.shape).float() / 8 + (2.0 ** -10 if name.startswith("bias_ih") else 0))
-    return model.to(CUDA)
+def build(mode, hidden=40, inputs=12, exact=True, **case):
+    """The shared dyadic test stack (tests/helpers.py), wider by default, on the GPU."""
+    return dyadic_model(mode, hidden=hidden, inputs=inputs, exact=exact, **case).to(CUDA)
 
 
 def run(model, backend, x, lengths=None):
@@ -90,9 +78,9 @@ def test_float32_matches_reference(case, shape, packed):
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
 def test_half_types_track_the_float32_reference(dtype, case):
-    model = build(**case, dyadic=False)
+    model = build(**case, exact=False)
     x = torch.randn(30, 33, model.input_size, device=CUDA)
-    half = build(**case, dyadic=False).to(dtype)
+    half = build(**case, exact=False).to(dtype)
     half.load_state_dict({k: v.to(dtype) for k, v in model.state_dict().items()})
     with torch.no_grad():  # the reference sees exactly the rounded values the half model holds
         for p, q in zip(model.parameters(), half.parameters()):

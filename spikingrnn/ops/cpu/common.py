@@ -169,9 +169,8 @@ class GradSums:
         if grad is None:
             return
         flat_d, flat_in = d_pre.reshape(-1, d_pre.shape[-1]), inputs.reshape(-1, inputs.shape[-1])
-        if self._compiled is not None and name not in self._dense and not _sparse_enough(flat_in):
-            self._dense.add(name)  # float inputs, or too many ones: no [F, G] scratch, the GEMM from now on
-        if self._compiled is not None and name not in self._dense:
+        # float inputs or too many ones are turned away before an [F, G] scratch is zeroed for them
+        if self._compiled is not None and name not in self._dense and _sparse_enough(flat_in):
             transposed = self._transposed.get(name)
             if transposed is None:
                 transposed = torch.zeros(grad.shape[1], grad.shape[0], dtype=grad.dtype)
@@ -179,34 +178,34 @@ class GradSums:
                                                  WEIGHT_GRAD_EVENT_DENSITY):
                 self._transposed[name] = transposed
                 return
-            self._dense.add(name)
+        self._dense.add(name)  # the GEMM from now on
         grad.addmm_(flat_d.t(), flat_in)
-
-    def add_bias(self, name: str, d_pre: Tensor) -> None:
-        if self._grads[name] is not None:
-            self._grads[name].add_(d_pre.sum(dim=(0, 1)))
 
     def add_chunk(self, x: Tensor, h_prev: Tensor, d_input_pre: Tensor, d_hidden_pre: Tensor | None = None) -> None:
         """One chunk's ``w_ih``/``b_ih`` gradients from the input-side pre-activation gradients and
-        ``w_hh``/``b_hh`` from the hidden-side ones (the same tensor except in the GRU)."""
+        ``w_hh``/``b_hh`` from the hidden-side ones (the same tensor except in the GRU, else summed once
+        for both biases)."""
+        d_hidden_pre = d_input_pre if d_hidden_pre is None else d_hidden_pre
         self.add_weight("w_ih", d_input_pre, x)
-        self.add_weight("w_hh", d_input_pre if d_hidden_pre is None else d_hidden_pre, h_prev)
-        if d_hidden_pre is None and self._grads["b_ih"] is not None and self._grads["b_hh"] is not None:
-            total = d_input_pre.sum(dim=(0, 1))  # both biases get the same gradient: one pass
-            self._grads["b_ih"].add_(total)
-            self._grads["b_hh"].add_(total)
-            return
-        self.add_bias("b_ih", d_input_pre)
-        self.add_bias("b_hh", d_input_pre if d_hidden_pre is None else d_hidden_pre)
+        self.add_weight("w_hh", d_hidden_pre, h_prev)
+        sums: dict[int, Tensor] = {}
+        for name, d_pre in (("b_ih", d_input_pre), ("b_hh", d_hidden_pre)):
+            if self._grads[name] is not None:
+                if id(d_pre) not in sums:
+                    sums[id(d_pre)] = d_pre.sum(dim=(0, 1))
+                self._grads[name].add_(sums[id(d_pre)])
+
+
+def _starts_binary(flat: Tensor) -> bool:
+    """Whether the first values of ``flat`` are 0 or 1: a float input shows itself there, before any
+    work is spent on an event-driven product for it (the C++ sums check every value)."""
+    head = flat.reshape(-1)[:64]
+    return bool(((head == 0) | (head == 1)).all())
 
 
 def _sparse_enough(flat: Tensor) -> bool:
-    """Whether ``flat`` may be 0/1 with at most ``WEIGHT_GRAD_EVENT_DENSITY`` ones (its first values
-    are 0/1 and few enough values are nonzero); the C++ sums check exactly."""
-    head = flat.reshape(-1)[:64]
-    if not bool(((head == 0) | (head == 1)).all()):
-        return False
-    return int(torch.count_nonzero(flat)) <= WEIGHT_GRAD_EVENT_DENSITY * flat.numel()
+    """Whether ``flat`` may be 0/1 with at most ``WEIGHT_GRAD_EVENT_DENSITY`` ones."""
+    return _starts_binary(flat) and int(torch.count_nonzero(flat)) <= WEIGHT_GRAD_EVENT_DENSITY * flat.numel()
 
 
 class InputProjection:
@@ -229,9 +228,7 @@ class InputProjection:
         out = self.workspace.take("out", flat.shape[0], self.weight.shape[0], dtype=x.dtype)
         if not self.dense:
             flat = flat.contiguous()
-            # a float input shows itself in its first values: no packing of the weights for it
-            head = flat.reshape(-1)[:64]
-            if bool(((head == 0) | (head == 1)).all()):
+            if _starts_binary(flat):  # else no packing of the weights
                 if self.tiles is None:
                     self.tiles = column_tiles(self.weight, EVENT_DENSITY)
                 if self.tiles is not None and self.compiled.binary_matmul(flat, self.tiles, self.weight.shape[0],

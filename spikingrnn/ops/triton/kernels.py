@@ -1,4 +1,5 @@
-"""Triton pieces shared by the cells: surrogate derivatives selected by a constexpr id, launch helpers."""
+"""Triton pieces shared by the cells: surrogate derivatives selected by a constexpr id, the LSTM's pointwise
+step and its backward (per-step and persistent kernels alike), launch helpers."""
 from __future__ import annotations
 
 import torch
@@ -46,6 +47,36 @@ def surrogate_derivative(x, alpha, KIND: tl.constexpr):
     else:  # Rect
         d = tl.where(tl.abs(x) < 0.5 / alpha, alpha, 0.0)
     return d
+
+
+@triton.jit
+def lstm_cell(u_i, u_f, u_g, u_o, c, threshold, CELL: tl.constexpr):
+    """One LSTM step's pointwise work in fp32: the gates fired from the pre-activations ``u_*``, the
+    cell ``c`` updated by the ``cell_state`` rule ``CELL`` (0 clamp, 1 accumulate, 2 spike).
+    Returns ``(c', o * c')``."""
+    c = c * tl.where(u_f >= 0, 1.0, 0.0) + tl.where(u_i >= 0, 1.0, 0.0) * tl.where(u_g >= 0, 1.0, 0.0)
+    if CELL == 0:
+        c = tl.minimum(c, 1.0)
+    elif CELL == 2:
+        c = tl.where(c - threshold >= 0, 1.0, 0.0)
+    return c, c * tl.where(u_o >= 0, 1.0, 0.0)
+
+
+@triton.jit
+def lstm_cell_backward(u_i, u_f, u_g, u_o, c_prev, c_after, dm, dc, threshold, alpha1, alpha2,
+                       CELL: tl.constexpr, KIND1: tl.constexpr, KIND2: tl.constexpr):
+    """Backward of :func:`lstm_cell` in fp32, from the pre-activations, the cell before and after the
+    step, ``dm = dL/d(o*c)`` and the incoming cell gradient ``dc``. Returns the pre-activation
+    gradients and the cell gradient carried to the previous step: ``(d_i, d_f, d_g, d_o, dc_prev)``."""
+    i = tl.where(u_i >= 0, 1.0, 0.0)
+    f = tl.where(u_f >= 0, 1.0, 0.0)
+    g = tl.where(u_g >= 0, 1.0, 0.0)
+    dc = dc + dm * tl.where(u_o >= 0, 1.0, 0.0)
+    if CELL == 2:  # c = spike(f*c_prev + i*g - threshold); clamp passes straight through
+        dc = dc * surrogate_derivative(c_prev * f + i * g - threshold, alpha1, KIND1)
+    return (dc * g * surrogate_derivative(u_i, alpha1, KIND1), dc * c_prev * surrogate_derivative(u_f, alpha1, KIND1),
+            dc * i * surrogate_derivative(u_g, alpha2, KIND2), dm * c_after * surrogate_derivative(u_o, alpha1, KIND1),
+            dc * f)
 
 
 def rows(batch_sizes, t: int, batch: int) -> int:

@@ -24,7 +24,7 @@ import triton.language as tl
 
 from ..gemm import projection
 from . import persistent
-from .kernels import BLOCK, grid, kept, rows, surrogate_derivative
+from .kernels import BLOCK, grid, kept, lstm_cell, lstm_cell_backward, rows
 
 CELL_MODES = {"clamp": 0, "accumulate": 1, "spike": 2}
 
@@ -37,19 +37,14 @@ def _lstm_forward_step(u_ptr, c_ptr, c_out_ptr, m_out_ptr, n_elem, H, threshold,
     mask = e < n_elem
     row = e // H
     base = row * (4 * H) + (e - row * H)
-    i = tl.where(tl.load(u_ptr + base, mask=mask, other=0.0).to(tl.float32) >= 0, 1.0, 0.0)
-    f = tl.where(tl.load(u_ptr + base + H, mask=mask, other=0.0).to(tl.float32) >= 0, 1.0, 0.0)
-    g = tl.where(tl.load(u_ptr + base + 2 * H, mask=mask, other=0.0).to(tl.float32) >= 0, 1.0, 0.0)
-    o = tl.where(tl.load(u_ptr + base + 3 * H, mask=mask, other=0.0).to(tl.float32) >= 0, 1.0, 0.0)
-    c = tl.load(c_ptr + e, mask=mask, other=0.0).to(tl.float32)
-    c = c * f + i * g
-    if CELL == 0:
-        c = tl.minimum(c, 1.0)
-    elif CELL == 2:
-        c = tl.where(c - threshold >= 0, 1.0, 0.0)
+    u_i = tl.load(u_ptr + base, mask=mask, other=0.0).to(tl.float32)
+    u_f = tl.load(u_ptr + base + H, mask=mask, other=0.0).to(tl.float32)
+    u_g = tl.load(u_ptr + base + 2 * H, mask=mask, other=0.0).to(tl.float32)
+    u_o = tl.load(u_ptr + base + 3 * H, mask=mask, other=0.0).to(tl.float32)
+    c, m = lstm_cell(u_i, u_f, u_g, u_o, tl.load(c_ptr + e, mask=mask, other=0.0).to(tl.float32), threshold, CELL)
     tl.store(c_ptr + e, c.to(c_ptr.dtype.element_ty), mask=mask)
     tl.store(c_out_ptr + e, c.to(c_out_ptr.dtype.element_ty), mask=mask)
-    tl.store(m_out_ptr + e, (c * o).to(m_out_ptr.dtype.element_ty), mask=mask)
+    tl.store(m_out_ptr + e, m.to(m_out_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
@@ -66,26 +61,18 @@ def _lstm_backward_step(u_ptr, c_prev_ptr, c_after_ptr, dm_ptr, dc_ptr, d_pre_pt
     u_f = tl.load(u_ptr + base + H, mask=mask, other=0.0).to(tl.float32)
     u_g = tl.load(u_ptr + base + 2 * H, mask=mask, other=0.0).to(tl.float32)
     u_o = tl.load(u_ptr + base + 3 * H, mask=mask, other=0.0).to(tl.float32)
-    i = tl.where(u_i >= 0, 1.0, 0.0)
-    f = tl.where(u_f >= 0, 1.0, 0.0)
-    g = tl.where(u_g >= 0, 1.0, 0.0)
-    o = tl.where(u_o >= 0, 1.0, 0.0)
     c_prev = tl.load(c_prev_ptr + e, mask=mask, other=0.0).to(tl.float32)
     c_after = tl.load(c_after_ptr + e, mask=mask, other=0.0).to(tl.float32)
     dm = tl.load(dm_ptr + e, mask=mask, other=0.0).to(tl.float32)
-    dc = tl.load(dc_ptr + e, mask=mask, other=0.0).to(tl.float32) + dm * o
-    if CELL == 2:  # c = spike(f*c_prev + i*g - threshold); clamp passes straight through
-        dc = dc * surrogate_derivative(c_prev * f + i * g - threshold, alpha1, KIND1)
-    d_i = dc * g * surrogate_derivative(u_i, alpha1, KIND1)
-    d_f = dc * c_prev * surrogate_derivative(u_f, alpha1, KIND1)
-    d_g = dc * i * surrogate_derivative(u_g, alpha2, KIND2)
-    d_o = dm * c_after * surrogate_derivative(u_o, alpha1, KIND1)
+    dc = tl.load(dc_ptr + e, mask=mask, other=0.0).to(tl.float32)
+    d_i, d_f, d_g, d_o, dc = lstm_cell_backward(u_i, u_f, u_g, u_o, c_prev, c_after, dm, dc, threshold, alpha1, alpha2,
+                                                CELL, KIND1, KIND2)
     ty = d_pre_ptr.dtype.element_ty
     tl.store(d_pre_ptr + base, d_i.to(ty), mask=mask)
     tl.store(d_pre_ptr + base + H, d_f.to(ty), mask=mask)
     tl.store(d_pre_ptr + base + 2 * H, d_g.to(ty), mask=mask)
     tl.store(d_pre_ptr + base + 3 * H, d_o.to(ty), mask=mask)
-    tl.store(dc_ptr + e, (dc * f).to(dc_ptr.dtype.element_ty), mask=mask)
+    tl.store(dc_ptr + e, dc.to(dc_ptr.dtype.element_ty), mask=mask)
 
 
 def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, config):

@@ -25,10 +25,20 @@ import torch
 import triton
 import triton.language as tl
 
-from .kernels import surrogate_derivative
+from .kernels import lstm_cell, lstm_cell_backward
 
 PERSISTENT_MAX_HIDDEN = 256
 BLOCK_B, BLOCK_H, BLOCK_K = 16, 32, 32
+
+
+@triton.jit
+def _rows_valid(rows, sizes_ptr, t, batch, PACKED: tl.constexpr):
+    """Which of ``rows`` run step ``t``: those below ``sizes[t]`` when packed, else below ``batch``."""
+    if PACKED:
+        valid = tl.load(sizes_ptr + t)
+    else:
+        valid = batch
+    return rows < valid
 
 
 @triton.jit
@@ -44,11 +54,7 @@ def _lstm_persistent_forward(xp_ptr, w_ptr, h0_ptr, c_ptr, y_ptr, pre_ptr, c_all
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     four_h = 4 * H
     for t in range(steps):
-        if PACKED:
-            valid = tl.load(sizes_ptr + t)
-        else:
-            valid = batch
-        row_ok = rows < valid
+        row_ok = _rows_valid(rows, sizes_ptr, t, batch, PACKED)
         for j0 in range(0, H, BLOCK_H):
             cols = j0 + tl.arange(0, BLOCK_H)
             col_ok = cols < H
@@ -85,15 +91,10 @@ def _lstm_persistent_forward(xp_ptr, w_ptr, h0_ptr, c_ptr, y_ptr, pre_ptr, c_all
                 tl.store(pre_ptr + gate + 3 * H, u_o.to(ty), mask=mask)
             unit = rows[:, None] * H + cols[None, :]
             c = tl.load(c_ptr + unit, mask=mask, other=0.0).to(tl.float32)
-            c = c * tl.where(u_f >= 0, 1.0, 0.0) + tl.where(u_i >= 0, 1.0, 0.0) * tl.where(u_g >= 0, 1.0, 0.0)
-            if CELL == 0:
-                c = tl.minimum(c, 1.0)
-            elif CELL == 2:
-                c = tl.where(c - threshold >= 0, 1.0, 0.0)
+            c, h_new = lstm_cell(u_i, u_f, u_g, u_o, c, threshold, CELL)
             tl.store(c_ptr + unit, c.to(c_ptr.dtype.element_ty), mask=mask)
             if SAVE_C:
                 tl.store(c_all_ptr + t * batch * H + unit, c.to(c_all_ptr.dtype.element_ty), mask=mask)
-            h_new = c * tl.where(u_o >= 0, 1.0, 0.0)
             tl.store(y_ptr + t * batch * H + unit, h_new.to(y_ptr.dtype.element_ty), mask=mask)
         tl.debug_barrier()  # y[t] complete before any thread of this program reads it as h_t
 
@@ -135,11 +136,7 @@ def _lstm_persistent_backward(pre_ptr, c_all_ptr, c0_ptr, dy_ptr, w_ptr, dh_ptr,
     four_h = 4 * H
     for step in range(steps):
         t = steps - 1 - step
-        if PACKED:
-            valid = tl.load(sizes_ptr + t)
-        else:
-            valid = batch
-        row_ok = rows < valid
+        row_ok = _rows_valid(rows, sizes_ptr, t, batch, PACKED)
         # phase 1: d_pre[t] and the carried dc, tile by tile of hidden units
         for j0 in range(0, H, BLOCK_H):
             cols = j0 + tl.arange(0, BLOCK_H)
@@ -150,10 +147,6 @@ def _lstm_persistent_backward(pre_ptr, c_all_ptr, c0_ptr, dy_ptr, w_ptr, dh_ptr,
             u_f = tl.load(pre_ptr + gate + H, mask=mask, other=0.0).to(tl.float32)
             u_g = tl.load(pre_ptr + gate + 2 * H, mask=mask, other=0.0).to(tl.float32)
             u_o = tl.load(pre_ptr + gate + 3 * H, mask=mask, other=0.0).to(tl.float32)
-            i = tl.where(u_i >= 0, 1.0, 0.0)
-            f = tl.where(u_f >= 0, 1.0, 0.0)
-            g = tl.where(u_g >= 0, 1.0, 0.0)
-            o = tl.where(u_o >= 0, 1.0, 0.0)
             if t == 0:
                 c_prev = tl.load(c0_ptr + unit, mask=mask, other=0.0).to(tl.float32)
             else:
@@ -161,18 +154,15 @@ def _lstm_persistent_backward(pre_ptr, c_all_ptr, c0_ptr, dy_ptr, w_ptr, dh_ptr,
             c_after = tl.load(c_all_ptr + t * batch * H + unit, mask=mask, other=0.0).to(tl.float32)
             dm = (tl.load(dh_ptr + unit, mask=mask, other=0.0).to(tl.float32)
                   + tl.load(dy_ptr + t * batch * H + unit, mask=mask, other=0.0).to(tl.float32))
-            dc = tl.load(dc_ptr + unit, mask=mask, other=0.0).to(tl.float32) + dm * o
-            if CELL == 2:  # c = spike(f*c_prev + i*g - threshold); clamp passes straight through
-                dc = dc * surrogate_derivative(c_prev * f + i * g - threshold, alpha1, KIND1)
+            dc = tl.load(dc_ptr + unit, mask=mask, other=0.0).to(tl.float32)
+            d_i, d_f, d_g, d_o, dc = lstm_cell_backward(u_i, u_f, u_g, u_o, c_prev, c_after, dm, dc, threshold,
+                                                        alpha1, alpha2, CELL, KIND1, KIND2)
             ty = d_pre_ptr.dtype.element_ty
-            tl.store(d_pre_ptr + gate, (dc * g * surrogate_derivative(u_i, alpha1, KIND1)).to(ty), mask=mask)
-            tl.store(d_pre_ptr + gate + H, (dc * c_prev * surrogate_derivative(u_f, alpha1, KIND1)).to(ty),
-                     mask=mask)
-            tl.store(d_pre_ptr + gate + 2 * H, (dc * i * surrogate_derivative(u_g, alpha2, KIND2)).to(ty),
-                     mask=mask)
-            tl.store(d_pre_ptr + gate + 3 * H, (dm * c_after * surrogate_derivative(u_o, alpha1, KIND1)).to(ty),
-                     mask=mask)
-            tl.store(dc_ptr + unit, (dc * f).to(dc_ptr.dtype.element_ty), mask=mask)
+            tl.store(d_pre_ptr + gate, d_i.to(ty), mask=mask)
+            tl.store(d_pre_ptr + gate + H, d_f.to(ty), mask=mask)
+            tl.store(d_pre_ptr + gate + 2 * H, d_g.to(ty), mask=mask)
+            tl.store(d_pre_ptr + gate + 3 * H, d_o.to(ty), mask=mask)
+            tl.store(dc_ptr + unit, dc.to(dc_ptr.dtype.element_ty), mask=mask)
         tl.debug_barrier()  # d_pre[t] complete (and dh read) before phase 2 reads d_pre and writes dh
         # phase 2: dh = d_pre[t] W_hh, tile by tile of output units
         for j0 in range(0, H, BLOCK_H):

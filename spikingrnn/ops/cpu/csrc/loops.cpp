@@ -111,20 +111,19 @@ void gemm_rows(int64_t m, const T* a, int64_t lda, const Tensor& b, bool accumul
   }
 }
 
-// out [n, N] = (bias or 0) + h [n, K] @ w_t [K, N]: the event-driven sum over the column tiles
-// packed (pack_column_tiles) when they are given and h is 0/1 with at most max_density of it 1,
-// else one GEMM (w_t may be a transposed view). out is a [n, N] view.
+// out [n, N] (contiguous rows) = (bias or 0) + h [n, K] @ w_t [K, N]: the event-driven sum over the
+// column tiles packed (pack_column_tiles) when they are given and h is 0/1 with at most
+// max_density of it 1, else one GEMM (w_t may be a transposed view).
 template <typename T>
 void hidden_product(const Tensor& h, int64_t n, const Tensor& w_t, const std::optional<Tensor>& packed,
-                    const std::optional<Tensor>& bias, Tensor out, double max_density, EventScratch& scratch) {
+                    const std::optional<Tensor>& bias, T* o, double max_density, EventScratch& scratch) {
   const int64_t K = w_t.size(0), N = w_t.size(1);
   const T* bias_ptr = bias ? bias->data_ptr<T>() : nullptr;
   if (packed && max_density > 0 &&
-      spikingrnn::binary_matmul<T>(h.data_ptr<T>(), n, K, packed->data_ptr<T>(), N, bias_ptr, out.data_ptr<T>(),
-                                   max_density, scratch.index, scratch.counts)) {
+      spikingrnn::binary_matmul<T>(h.data_ptr<T>(), n, K, packed->data_ptr<T>(), N, bias_ptr, o, max_density,
+                                   scratch.index, scratch.counts)) {
     return;
   }
-  T* o = out.data_ptr<T>();
   if (bias_ptr) {
     for (int64_t r = 0; r < n; ++r) std::memcpy(o + r * N, bias_ptr, sizeof(T) * N);
   }
@@ -374,8 +373,8 @@ static void lstm_forward_block(const Tensor& xp, int64_t t0, const std::vector<i
     using T = scalar_t;
     for (int64_t k = 0; k < steps; ++k) {
       const int64_t t = t0 + k, n = rows_at(batch_sizes, t, batch);
-      Tensor g = scratch.narrow(0, 0, n);
-      hidden_product<T>(h, n, w_hh_t, w_hh_tiles, std::nullopt, g, event_density, events);
+      T* gp = scratch.data_ptr<T>();
+      hidden_product<T>(h, n, w_hh_t, w_hh_tiles, std::nullopt, gp, event_density, events);
       T* y_t = step_ptr<T>(y, t);
       // without projection the output m = o * c is h itself: write it to y and h in one pass
       T* m_out = w_hr_t ? m.data_ptr<T>() : y_t;
@@ -383,17 +382,16 @@ static void lstm_forward_block(const Tensor& xp, int64_t t0, const std::vector<i
       const T* x_k = step_ptr<T>(xp, k);
       const T thr = static_cast<T>(threshold);
       T* pre = pre_store ? step_ptr<T>(*pre_store, t) : nullptr;
-      T* gp = g.data_ptr<T>();
       T* cp = c.data_ptr<T>();
       if (cell_mode == 0) lstm_pointwise<T, 0>(gp, x_k, cp, m_out, h_copy, pre, n, hidden, thr);
       if (cell_mode == 1) lstm_pointwise<T, 1>(gp, x_k, cp, m_out, h_copy, pre, n, hidden, thr);
       if (cell_mode == 2) lstm_pointwise<T, 2>(gp, x_k, cp, m_out, h_copy, pre, n, hidden, thr);
       if (w_hr_t) {
-        Tensor y_rows = y.select(0, t).narrow(0, 0, n);
-        at::mm_out(y_rows, m.narrow(0, 0, n), *w_hr_t);
-        h.narrow(0, 0, n).copy_(y_rows);
+        const int64_t P = y.size(2);
+        gemm_rows<T>(n, m_out, hidden, *w_hr_t, false, y_t, P);
+        std::copy(y_t, y_t + n * P, h.data_ptr<T>());
       }
-      if (gate_bits) pack_bits<T>(g.data_ptr<T>(), n * 4 * hidden, step_ptr<uint8_t>(*gate_bits, t));
+      if (gate_bits) pack_bits<T>(gp, n * 4 * hidden, step_ptr<uint8_t>(*gate_bits, t));
       if (cell_store) {
         if (cell_bits) {
           pack_bits<T>(c.data_ptr<T>(), n * hidden, step_ptr<uint8_t>(*cell_store, t));
@@ -433,11 +431,10 @@ static void lstm_backward_block(const Tensor& u, const std::optional<Tensor>& de
       for (int64_t i = 0; i < n * out_size; ++i) dh[i] += dyk[i];
       const T* dm = dh;
       if (w_hr) {
-        Tensor dh_rows = dh_carry.narrow(0, 0, n);
-        dh_all->select(0, k).narrow(0, 0, n).copy_(dh_rows);
-        Tensor dm_rows = dm_buffer->narrow(0, 0, n);
-        at::mm_out(dm_rows, dh_rows, *w_hr);
-        dm = dm_rows.data_ptr<T>();
+        std::copy(dh, dh + n * out_size, step_ptr<T>(*dh_all, k));
+        T* dm_rows = dm_buffer->data_ptr<T>();
+        gemm_rows<T>(n, dh, out_size, *w_hr, false, dm_rows, hidden);
+        dm = dm_rows;
       }
       const T* uk = step_ptr<T>(u, k);
       const T* dk = deriv ? step_ptr<T>(*deriv, k) : nullptr;
@@ -473,9 +470,8 @@ static void gru_forward_block(const Tensor& xp, int64_t t0, const std::vector<in
     using T = scalar_t;
     for (int64_t k = 0; k < steps; ++k) {
       const int64_t t = t0 + k, n = rows_at(batch_sizes, t, batch);
-      Tensor hp = scratch.narrow(0, 0, n);
-      hidden_product<T>(h, n, w_hh_t, w_hh_tiles, b_hh, hp, event_density, events);
-      T* g = hp.data_ptr<T>();
+      T* g = scratch.data_ptr<T>();
+      hidden_product<T>(h, n, w_hh_t, w_hh_tiles, b_hh, g, event_density, events);
       const T* xk = step_ptr<T>(xp, k);
       T* hs = h.data_ptr<T>();
       T* yt = step_ptr<T>(y, t);
@@ -560,9 +556,8 @@ static void rnn_forward_block(const Tensor& xp, int64_t t0, const std::vector<in
     using T = scalar_t;
     for (int64_t k = 0; k < steps; ++k) {
       const int64_t t = t0 + k, n = rows_at(batch_sizes, t, batch);
-      Tensor out = y.select(0, t).narrow(0, 0, n);
-      hidden_product<T>(h, n, w_hh_t, w_hh_tiles, std::nullopt, out, event_density, events);
-      T* __restrict__ o = out.data_ptr<T>();
+      T* __restrict__ o = step_ptr<T>(y, t);
+      hidden_product<T>(h, n, w_hh_t, w_hh_tiles, std::nullopt, o, event_density, events);
       const T* __restrict__ x = step_ptr<T>(xp, k);
       T* __restrict__ hs = h.data_ptr<T>();
       if (pre_store) {
