@@ -14,6 +14,9 @@
 #include <torch/extension.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
+#include <tuple>
 #include <optional>
 #include <type_traits>
 #include <vector>
@@ -152,9 +155,32 @@ void pack_bits(const T* __restrict__ values, int64_t count, uint8_t* __restrict_
   }
 }
 
+// The LSTM cell update c' = c f + i g for 0/1 gates (exact products, one rounding), then by kMode:
+// 0 clamp (c' <= 1), 1 accumulate, 2 spike (c' = Θ(c' - threshold)). Shared by the forward step and
+// the low-memory backward's replay of the cell (lstm_cell_scan): both give the same values.
+template <typename T, int kMode>
+inline T lstm_cell_update(T c, T i, T f, T g, T threshold) {
+  T cn = c * f + i * g;
+  if (kMode == 0) cn = cn > T(1) ? T(1) : cn;
+  if (kMode == 2) cn = cn >= threshold ? T(1) : T(0);
+  return cn;
+}
+
+// One row of lstm_cell_scan: c_next = the cell update of c_prev with the gates g [4H] (i|f|g|o; 0/1,
+// or pre-activations whose signs they are when kSigns).
+template <typename T, int kMode, bool kSigns>
+inline void replay_cell_row(const T* __restrict__ g, const T* __restrict__ c_prev, T* __restrict__ c_next, int64_t H,
+                            T threshold) {
+  for (int64_t j = 0; j < H; ++j) {
+    const T i = kSigns ? fire(g[j]) : g[j], f = kSigns ? fire(g[H + j]) : g[H + j];
+    const T gg = kSigns ? fire(g[2 * H + j]) : g[2 * H + j];
+    c_next[j] = lstm_cell_update<T, kMode>(c_prev[j], i, f, gg, threshold);
+  }
+}
+
 // One LSTM step's pointwise work on n rows. g holds h W_hh^T on entry and the 0/1 gates on exit.
-// kMode: 0 clamp (c <= 1), 1 accumulate, 2 spike (c = Θ(c - threshold)). Simple loops over
-// contiguous runs, so that the compiler vectorises them without branches.
+// kMode: see lstm_cell_update. Simple loops over contiguous runs, so that the compiler vectorises
+// them without branches.
 template <typename T, int kMode>
 void lstm_pointwise(T* g, const T* xp, T* c, T* m, T* h_copy, T* pre, int64_t n, int64_t H, T threshold) {
   for (int64_t r = 0; r < n; ++r) {
@@ -172,14 +198,79 @@ void lstm_pointwise(T* g, const T* xp, T* c, T* m, T* h_copy, T* pre, int64_t n,
     T* __restrict__ cr = c + r * H;
     T* __restrict__ mr = m + r * H;
     for (int64_t j = 0; j < H; ++j) {
-      T cn = cr[j] * f[j] + i[j] * gg[j];
-      if (kMode == 0) cn = cn > T(1) ? T(1) : cn;
-      if (kMode == 2) cn = cn >= threshold ? T(1) : T(0);
+      const T cn = lstm_cell_update<T, kMode>(cr[j], i[j], f[j], gg[j], threshold);
       cr[j] = cn;
       mr[j] = cn * o[j];
     }
     if (h_copy) std::copy(mr, mr + H, h_copy + r * H);
   }
+}
+
+// What a low-memory LSTM forward lists for backward (ops/cpu/gate_signs.py): the gates whose
+// pre-activation u lies so near zero that backward's recomputation of u may round to the other
+// sign. Per row r of a step, the bound is |u| <= kappa * ||z_r|| * w_norm[j] + floor, where
+// ||z_r||^2 = x_norm_sq[r] + ||h_r||^2 + 2 (input, previous state, two bias terms).
+struct NearZeroGates {
+  Tensor x_norm_sq;         // [K, rows of the block] float64, this chunk's squared input norms
+  const double* w_norm;     // [4H] norms of the weight rows (with the biases)
+  double kappa, floor;
+  int64_t row0;                  // the block's first row within the batch
+  std::vector<int32_t> entries;  // ((row * 4H + j) << 1) | gate, step after step
+  std::vector<int64_t> counts;   // entries per step
+  std::vector<float> filter_f;   // w_norm a little enlarged, for a vectorised first filter in the
+  std::vector<double> filter_d;  // gates' own precision that lets no listed gate through
+
+  NearZeroGates(Tensor norms, const double* w, int64_t four_hidden, double kappa_, double floor_, int64_t row0_)
+      : x_norm_sq(std::move(norms)), w_norm(w), kappa(kappa_), floor(floor_), row0(row0_) {
+    for (int64_t j = 0; j < four_hidden; ++j) {
+      filter_f.push_back(static_cast<float>(w[j] * kFilterMargin));
+      filter_d.push_back(w[j] * kFilterMargin);
+    }
+  }
+  static constexpr double kFilterMargin = 1.0 + 1.0 / 1024;
+};
+
+// Adds the step's near-zero gates of n rows to found: g = h W_hh^T and xp as lstm_pointwise gets
+// them (u = g + xp, the same sum), h [n, P] the previous state. A vectorised pass in T over runs of
+// 64 gates with the enlarged bounds finds the runs worth the exact test in double (rare).
+template <typename T>
+void list_near_zero_gates(const T* g, const T* xp, const T* h, int64_t n, int64_t P, int64_t four_hidden, int64_t k,
+                          NearZeroGates& found) {
+  constexpr int64_t kRun = 64;
+  const double* xn = step_ptr<double>(found.x_norm_sq, k);
+  const T* filter = nullptr;
+  if constexpr (std::is_same_v<T, float>) filter = found.filter_f.data();
+  else filter = found.filter_d.data();
+  const T floor_t = static_cast<T>(found.floor * NearZeroGates::kFilterMargin);
+  const size_t before = found.entries.size();
+  for (int64_t r = 0; r < n; ++r) {
+    const T* __restrict__ hr = h + r * P;
+    double sq[4] = {0, 0, 0, 0};  // four independent sums: a strict-FP reduction does not vectorise
+    int64_t p = 0;
+    for (; p + 4 <= P; p += 4) {
+      for (int lane = 0; lane < 4; ++lane) sq[lane] += static_cast<double>(hr[p + lane]) * hr[p + lane];
+    }
+    for (; p < P; ++p) sq[0] += static_cast<double>(hr[p]) * hr[p];
+    const double h_sq = (sq[0] + sq[1]) + (sq[2] + sq[3]);
+    const double row_tol = found.kappa * std::sqrt(xn[r] + h_sq + 2.0);
+    const T row_tol_t = static_cast<T>(row_tol * NearZeroGates::kFilterMargin);
+    const T* __restrict__ gr = g + r * four_hidden;
+    const T* __restrict__ xr = xp + r * four_hidden;
+    const int64_t base = (found.row0 + r) * four_hidden;
+    for (int64_t j0 = 0; j0 < four_hidden; j0 += kRun) {
+      const int64_t j1 = std::min(j0 + kRun, four_hidden);
+      int hits = 0;
+      for (int64_t j = j0; j < j1; ++j) hits += std::abs(gr[j] + xr[j]) <= row_tol_t * filter[j] + floor_t;
+      if (hits == 0) continue;
+      for (int64_t j = j0; j < j1; ++j) {
+        const T u = gr[j] + xr[j];
+        if (std::abs(static_cast<double>(u)) <= row_tol * found.w_norm[j] + found.floor) {
+          found.entries.push_back(static_cast<int32_t>(((base + j) << 1) | (u >= T(0) ? 1 : 0)));
+        }
+      }
+    }
+  }
+  found.counts.push_back(static_cast<int64_t>(found.entries.size() - before));
 }
 
 // One row of an LSTM backward step: d_pre (i|f|g|o pre-activation gradients) from the carried dc
@@ -320,18 +411,23 @@ std::vector<int64_t> row_blocks(int64_t batch) {
   return bounds;
 }
 
-// Runs body(r0, r1) for every row block, one block per thread.
+// Runs body(b, bounds[b], bounds[b + 1]) for every row block b of bounds (row_blocks), one block per thread.
 template <typename F>
-void over_row_blocks(int64_t batch, const F& body) {
-  const std::vector<int64_t> bounds = row_blocks(batch);
+void over_blocks(const std::vector<int64_t>& bounds, const F& body) {
   if (bounds.size() <= 2) {
-    body(int64_t(0), batch);
+    body(size_t(0), bounds.front(), bounds.back());
     return;
   }
   at::parallel_for(0, static_cast<int64_t>(bounds.size()) - 1, 1, [&](int64_t begin, int64_t end) {
     at::NoGradGuard no_grad;  // a worker thread's own grad mode: the weights require grad
-    for (int64_t b = begin; b < end; ++b) body(bounds[b], bounds[b + 1]);
+    for (int64_t b = begin; b < end; ++b) body(static_cast<size_t>(b), bounds[b], bounds[b + 1]);
   });
+}
+
+// Runs body(r0, r1) for every row block of the batch, one block per thread.
+template <typename F>
+void over_row_blocks(int64_t batch, const F& body) {
+  over_blocks(row_blocks(batch), [&](size_t, int64_t r0, int64_t r1) { body(r0, r1); });
 }
 
 // batch_sizes seen from rows [r0, r1): each step's valid rows within the block.
@@ -360,13 +456,13 @@ std::optional<Tensor> bit_rows_of(const std::optional<Tensor>& t, bool bits, int
 // Steps [t0, t0 + K) of an LSTM layer. xp [K, B, 4H] = x W_ih^T + b_ih + b_hh; h [B, P], c [B, H]
 // running states; y [T, B, P] output; gate_bits [T, words(B*4H)], cell_store ([T, words(B*H)]
 // bits when cell_bits, else [T, B, H] floats) and pre_store [T, B, 4H] (pre-activations) are
-// filled when given; scratch [B, 4H], m [B, H].
+// filled when given; scratch [B, 4H], m [B, H]; near_zero (when given) collects the near-zero gates.
 static void lstm_forward_block(const Tensor& xp, int64_t t0, const std::vector<int64_t>& batch_sizes, Tensor& h,
                                Tensor& c, const Tensor& w_hh_t, const std::optional<Tensor>& w_hh_tiles,
                                const std::optional<Tensor>& w_hr_t, int64_t cell_mode, double threshold, Tensor& y,
                                const std::optional<Tensor>& gate_bits, const std::optional<Tensor>& cell_store,
                                bool cell_bits, const std::optional<Tensor>& pre_store, Tensor& scratch, Tensor& m,
-                               double event_density) {
+                               double event_density, NearZeroGates* near_zero) {
   const int64_t steps = xp.size(0), batch = xp.size(1), hidden = c.size(1);
   EventScratch events;
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "lstm_forward_steps", [&] {
@@ -375,6 +471,8 @@ static void lstm_forward_block(const Tensor& xp, int64_t t0, const std::vector<i
       const int64_t t = t0 + k, n = rows_at(batch_sizes, t, batch);
       T* gp = scratch.data_ptr<T>();
       hidden_product<T>(h, n, w_hh_t, w_hh_tiles, std::nullopt, gp, event_density, events);
+      if (near_zero) list_near_zero_gates<T>(gp, step_ptr<T>(xp, k), h.data_ptr<T>(), n, h.size(1), 4 * hidden, k,
+                                             *near_zero);
       T* y_t = step_ptr<T>(y, t);
       // without projection the output m = o * c is h itself: write it to y and h in one pass
       T* m_out = w_hr_t ? m.data_ptr<T>() : y_t;
@@ -594,20 +692,115 @@ static void rnn_backward_block(const Tensor& scale, const Tensor& dy, int64_t t0
 
 // The exported loops: each runs its *_block on row blocks in parallel (see row_blocks); the
 // arguments are those of the block functions above, for the whole batch.
-void lstm_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int64_t>& batch_sizes, Tensor& h, Tensor& c,
-                        const Tensor& w_hh_t, const std::optional<Tensor>& w_hh_tiles,
-                        const std::optional<Tensor>& w_hr_t, int64_t cell_mode, double threshold,
-                        Tensor& y, const std::optional<Tensor>& gate_bits, const std::optional<Tensor>& cell_store,
-                        bool cell_bits, const std::optional<Tensor>& pre_store, Tensor& scratch, Tensor& m,
-                        double event_density) {
-  const int64_t hidden = c.size(1);
-  over_row_blocks(xp.size(1), [&](int64_t r0, int64_t r1) {
+std::tuple<Tensor, Tensor> lstm_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int64_t>& batch_sizes,
+                                              Tensor& h, Tensor& c, const Tensor& w_hh_t,
+                                              const std::optional<Tensor>& w_hh_tiles,
+                                              const std::optional<Tensor>& w_hr_t, int64_t cell_mode, double threshold,
+                                              Tensor& y, const std::optional<Tensor>& gate_bits,
+                                              const std::optional<Tensor>& cell_store, bool cell_bits,
+                                              const std::optional<Tensor>& pre_store, Tensor& scratch, Tensor& m,
+                                              double event_density, const std::optional<Tensor>& x_norm_sq,
+                                              const std::optional<Tensor>& w_norm, double kappa, double floor) {
+  const int64_t hidden = c.size(1), steps = xp.size(0);
+  const std::vector<int64_t> bounds = row_blocks(xp.size(1));
+  std::vector<NearZeroGates> found;
+  if (x_norm_sq) {
+    TORCH_CHECK(w_norm && x_norm_sq->scalar_type() == at::kDouble && w_norm->scalar_type() == at::kDouble &&
+                    w_norm->is_contiguous() && x_norm_sq->size(0) == steps && w_norm->numel() == 4 * hidden,
+                "lstm_forward_steps: x_norm_sq must be float64 [K, B] and w_norm contiguous float64 [4H]");
+    TORCH_CHECK(xp.size(1) * 4 * hidden < (int64_t(1) << 30), "lstm_forward_steps: B * 4H too large to list gates");
+    for (size_t b = 0; b + 1 < bounds.size(); ++b) {
+      found.emplace_back(rows_of(*x_norm_sq, 1, bounds[b], bounds[b + 1]), w_norm->data_ptr<double>(), 4 * hidden,
+                         kappa, floor, bounds[b]);
+    }
+  }
+  over_blocks(bounds, [&](size_t block, int64_t r0, int64_t r1) {
     Tensor h_b = rows_of(h, 0, r0, r1), c_b = rows_of(c, 0, r0, r1), y_b = rows_of(y, 1, r0, r1);
     Tensor scratch_b = rows_of(scratch, 0, r0, r1), m_b = rows_of(m, 0, r0, r1);
+    NearZeroGates* near_zero = found.empty() ? nullptr : &found[block];
     lstm_forward_block(rows_of(xp, 1, r0, r1), t0, block_sizes(batch_sizes, r0, r1), h_b, c_b, w_hh_t, w_hh_tiles,
                        w_hr_t, cell_mode, threshold, y_b, bit_rows_of(gate_bits, true, 4 * hidden, r0, r1),
                        bit_rows_of(cell_store, cell_bits, hidden, r0, r1), cell_bits, rows_of(pre_store, 1, r0, r1),
-                       scratch_b, m_b, event_density);
+                       scratch_b, m_b, event_density, near_zero);
+  });
+  // the blocks' lists merged step by step, rows ascending
+  int64_t total = 0;
+  for (const NearZeroGates& f : found) total += static_cast<int64_t>(f.entries.size());
+  Tensor entries = at::empty({total}, at::kInt);
+  Tensor counts = at::zeros({found.empty() ? 0 : steps}, at::kLong);
+  int32_t* out = entries.data_ptr<int32_t>();
+  std::vector<size_t> read(found.size(), 0);
+  for (int64_t k = 0; k < counts.numel(); ++k) {
+    for (size_t b = 0; b < found.size(); ++b) {
+      const int64_t count = found[b].counts[k];
+      std::copy(found[b].entries.begin() + read[b], found[b].entries.begin() + read[b] + count, out);
+      out += count;
+      read[b] += count;
+      counts.data_ptr<int64_t>()[k] += count;
+    }
+  }
+  return {entries, counts};
+}
+
+// cells [K + 1, B, H]: the cell state before steps t0, ..., t0 + K - 1 and after the last, replayed
+// from c_start [B, H] (the state before step t0) and the steps' gates [K, B, 4H] (0/1, or with signs
+// pre-activations whose signs they are) with the forward's own update (lstm_cell_update): the
+// low-memory backward keeps no per-step cell states. Rows past their length keep their state.
+void lstm_cell_scan(const Tensor& gates, bool signs, const Tensor& c_start, int64_t t0,
+                    const std::vector<int64_t>& batch_sizes, int64_t cell_mode, double threshold, Tensor& cells) {
+  const int64_t steps = gates.size(0), batch = gates.size(1), hidden = c_start.size(1);
+  TORCH_CHECK(gates.is_contiguous() && c_start.is_contiguous() && cells.is_contiguous() &&
+                  cells.size(0) == steps + 1 && gates.size(2) == 4 * hidden,
+              "lstm_cell_scan: gates [K, B, 4H], c_start [B, H] and cells [K + 1, B, H] must be contiguous");
+  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_cell_scan", [&] {
+    using T = scalar_t;
+    const T thr = static_cast<T>(threshold);
+    T* out = cells.data_ptr<T>();
+    std::copy(c_start.data_ptr<T>(), c_start.data_ptr<T>() + batch * hidden, out);
+    for (int64_t k = 0; k < steps; ++k) {
+      const int64_t n = rows_at(batch_sizes, t0 + k, batch);
+      const T* prev = out + k * batch * hidden;
+      T* next = out + (k + 1) * batch * hidden;
+      for (int64_t r = 0; r < n; ++r) {
+        const T* g = gates.data_ptr<T>() + (k * batch + r) * 4 * hidden;
+        const T* cp = prev + r * hidden;
+        T* cn = next + r * hidden;
+        if (signs) {
+          if (cell_mode == 0) replay_cell_row<T, 0, true>(g, cp, cn, hidden, thr);
+          if (cell_mode == 1) replay_cell_row<T, 1, true>(g, cp, cn, hidden, thr);
+          if (cell_mode == 2) replay_cell_row<T, 2, true>(g, cp, cn, hidden, thr);
+        } else {
+          if (cell_mode == 0) replay_cell_row<T, 0, false>(g, cp, cn, hidden, thr);
+          if (cell_mode == 1) replay_cell_row<T, 1, false>(g, cp, cn, hidden, thr);
+          if (cell_mode == 2) replay_cell_row<T, 2, false>(g, cp, cn, hidden, thr);
+        }
+      }
+      std::copy(prev + n * hidden, prev + batch * hidden, next + n * hidden);
+    }
+  });
+}
+
+// Gives the listed pre-activations of u [K, B, F] (steps t0.. of the sequence) the signs of their gates:
+// entries int32 (list_near_zero_gates), those of step t0 + k at [offsets[t0 + k] .. offsets[t0 + k + 1]).
+// Magnitudes are kept (a 0 that must not fire becomes the smallest normal negative value).
+void set_gate_signs(Tensor& u, const Tensor& entries, const Tensor& offsets, int64_t t0) {
+  TORCH_CHECK(u.is_contiguous() && entries.scalar_type() == at::kInt && offsets.scalar_type() == at::kLong &&
+                  entries.is_contiguous() && offsets.is_contiguous() && offsets.numel() >= t0 + u.size(0) + 1,
+              "set_gate_signs: u must be contiguous, entries int32 and offsets int64 covering the steps");
+  const int64_t steps = u.size(0), per_step = u.numel() / std::max<int64_t>(steps, 1);
+  const int32_t* e = entries.data_ptr<int32_t>();
+  const int64_t* off = offsets.data_ptr<int64_t>();
+  AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "set_gate_signs", [&] {
+    using T = scalar_t;
+    for (int64_t k = 0; k < steps; ++k) {
+      T* uk = u.data_ptr<T>() + k * per_step;
+      for (int64_t i = off[t0 + k]; i < off[t0 + k + 1]; ++i) {
+        const int64_t where = e[i] >> 1;
+        TORCH_CHECK(where < per_step, "set_gate_signs: entry beyond the step");
+        const T magnitude = std::abs(uk[where]);
+        uk[where] = (e[i] & 1) ? magnitude : -std::max(magnitude, std::numeric_limits<T>::min());
+      }
+    }
   });
 }
 
@@ -785,6 +978,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("binary_weight_grad", &binary_weight_grad);
   m.def("lstm_forward_steps", &lstm_forward_steps);
   m.def("lstm_backward_steps", &lstm_backward_steps);
+  m.def("lstm_cell_scan", &lstm_cell_scan);
+  m.def("set_gate_signs", &set_gate_signs);
   m.def("gru_forward_steps", &gru_forward_steps);
   m.def("gru_backward_steps", &gru_backward_steps);
   m.def("rnn_forward_steps", &rnn_forward_steps);
