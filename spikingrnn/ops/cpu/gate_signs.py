@@ -51,20 +51,21 @@ def rounding_band(w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor 
     # 1 % above the bound pays for the roundings of the norms and the comparison themselves
     kappa = 2 * gamma * 1.01
     floor = 4 * terms * info.tiny
-    w_sq = w_ih.double().pow(2).sum(1) + w_hh.double().pow(2).sum(1)
-    for b in (b_ih, b_hh):
-        if b is not None:
-            w_sq = w_sq + b.double().pow(2)
-    return RoundingBand(kappa, floor, w_sq.sqrt().contiguous())
+    with torch.no_grad():
+        w_sq = squared_norms(w_ih) + squared_norms(w_hh)
+        for b in (b_ih, b_hh):
+            if b is not None:
+                w_sq += b.double().square()
+    return RoundingBand(kappa, floor, w_sq.sqrt_().contiguous())
 
 
-def input_norms(x: Tensor) -> Tensor:
-    """Upper bounds of ``||x[t, b]||^2`` for ``x [T, B, I]``, float64 ``[T, B]``: the norms computed in
-    x's precision (fast) and enlarged by their own rounding bound (a sum of ``I`` squares)."""
-    terms = x.shape[-1] + 2
-    unit = torch.finfo(x.dtype).eps / 2
+def squared_norms(t: Tensor) -> Tensor:
+    """Upper bounds of the squared norms of ``t [..., F]`` along its last dimension (``[...]``, float64):
+    computed in t's precision (fast) and enlarged by their own rounding bound (a sum of F squares)."""
+    terms = t.shape[-1] + 2
+    unit = torch.finfo(t.dtype).eps / 2
     gamma = terms * unit / (1 - terms * unit)
-    return torch.linalg.vector_norm(x, dim=-1).double().pow_(2).mul_(1 + 2 * gamma)
+    return torch.linalg.vector_norm(t, dim=-1).double().square_().mul_(1 + 2 * gamma)
 
 
 def listable(batch: int, four_hidden: int) -> bool:

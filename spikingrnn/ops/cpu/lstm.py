@@ -71,7 +71,7 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, config: SequenceConfig
         if gate_signs.listable(batch, 4 * hidden):
             band = gate_signs.rounding_band(w_ih, w_hh, b_ih, b_hh)
     near_zero, counts, chunk_cells = [], [] if band is not None else None, []
-    x_norm_sq = gate_signs.input_norms(x) if band is not None else None
+    x_norm_sq = gate_signs.squared_norms(x) if band is not None else None
     scratch = torch.empty(batch, 4 * hidden, dtype=dtype)
     m = torch.empty(batch, hidden, dtype=dtype)
     w_hr_t = None if w_hr is None else w_hr.t().contiguous()
@@ -280,7 +280,7 @@ class LSTMSequence(torch.autograd.Function):
                 deriv = gate_derivatives(u, config) if kinds is None else None
                 c_prev, c_after = before_and_after(c0, cell_store, cell_kept, t0, t1, dtype)
             else:
-                u = project_x(x) + project_h(h_prev)
+                u = project_x(x).add_(project_h(h_prev))  # project_x's buffer, until the next chunk
                 deriv = gate_derivatives(u, config) if kinds is None else None  # before any sign is set
                 gates = gate_source.gates((gate_saved_a, gate_saved_b), u, t0, t1)
                 c_start = cell_store.rows(cell_kept, index, index + 1, dtype)[0]
