@@ -169,9 +169,11 @@ class GradSums:
         if grad is None:
             return
         flat_d, flat_in = d_pre.reshape(-1, d_pre.shape[-1]), inputs.reshape(-1, inputs.shape[-1])
-        # float inputs or too many ones are turned away before an [F, G] scratch is zeroed for them
-        if self._compiled is not None and name not in self._dense and _sparse_enough(flat_in):
-            transposed = self._transposed.get(name)
+        transposed = self._transposed.get(name)
+        # float inputs or too many ones are turned away before an [F, G] scratch is zeroed for them;
+        # once it exists, the C++ sum checks the later chunks itself
+        if self._compiled is not None and name not in self._dense and (transposed is not None or
+                                                                       _sparse_enough(flat_in)):
             if transposed is None:
                 transposed = torch.zeros(grad.shape[1], grad.shape[0], dtype=grad.dtype)
             if self._compiled.binary_weight_grad(flat_d.contiguous(), flat_in.contiguous(), transposed,
