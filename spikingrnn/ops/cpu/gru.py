@@ -14,7 +14,8 @@ import torch
 
 from ..gemm import projection
 from . import common
-from .common import GradSums, InputProjection, SequenceConfig, Workspace, before, carried, chunks, new_output, rows
+from .common import (GradSums, InputProjection, SequenceConfig, Workspace, before, carried, chunks, new_output,
+                     restore_zero, rows, zero_or_kept)
 from .extension import loops
 from .storage import StepStore, bit_rows, is_binary, pack_rows
 
@@ -113,12 +114,14 @@ class GRUSequence(torch.autograd.Function):
             y_store, y_kept = StepStore.wrap(y, compact and is_binary(h0))
             ctx.config = config
             ctx.stores = (x_store, y_store, StepStore((x.shape[1], w_ih.shape[0]), True))
-            ctx.save_for_backward(x_kept, h0, w_ih, w_hh, b_ih, b_hh, y_kept, gate_bits, pre)
+            ctx.state_shape = tuple(h0.shape)
+            ctx.save_for_backward(x_kept, zero_or_kept(h0), w_ih, w_hh, b_ih, b_hh, y_kept, gate_bits, pre)
         return y, h_n
 
     @staticmethod
     def backward(ctx, dy, dh_n):
         x_kept, h0, w_ih, w_hh, b_ih, b_hh, y_kept, gate_bits, pre = ctx.saved_tensors
+        h0 = restore_zero(h0, ctx.state_shape, w_hh.dtype)
         config = ctx.config
         x_store, y_store, gate_store = ctx.stores
         dtype = h0.dtype

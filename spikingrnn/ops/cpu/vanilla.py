@@ -9,7 +9,8 @@ import torch
 
 from ..gemm import projection
 from . import common
-from .common import GradSums, InputProjection, SequenceConfig, Workspace, before, carried, chunks, new_output, rows
+from .common import (GradSums, InputProjection, SequenceConfig, Workspace, before, carried, chunks, new_output,
+                     restore_zero, rows, zero_or_kept)
 from .extension import loops
 from .storage import StepStore, is_binary
 
@@ -55,12 +56,14 @@ class RNNSequence(torch.autograd.Function):
             y_store, y_kept = StepStore.wrap(y, compact)
             ctx.config = config
             ctx.stores = (x_store, y_store)
-            ctx.save_for_backward(x_kept, h0, w_ih, w_hh, b_ih, b_hh, y_kept, pre)
+            ctx.state_shape = tuple(h0.shape)
+            ctx.save_for_backward(x_kept, zero_or_kept(h0), w_ih, w_hh, b_ih, b_hh, y_kept, pre)
         return y, h_n
 
     @staticmethod
     def backward(ctx, dy, dh_n):
         x_kept, h0, w_ih, w_hh, b_ih, b_hh, y_kept, pre = ctx.saved_tensors
+        h0 = restore_zero(h0, ctx.state_shape, w_hh.dtype)
         config = ctx.config
         x_store, y_store = ctx.stores
         dtype = h0.dtype
