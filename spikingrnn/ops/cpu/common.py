@@ -250,17 +250,6 @@ def column_tiles(weight: Tensor, event_density: float) -> Tensor | None:
     return compiled.pack_column_tiles(weight.contiguous())
 
 
-def zero_or_kept(state: Tensor) -> Tensor:
-    """An initial state to save for backward: itself, or an empty tensor standing for it when it is all
-    zeros (the default initial state: nothing to keep). :func:`restore_zero` undoes it."""
-    return state if bool(state.any()) else state.new_empty(0)
-
-
-def restore_zero(kept: Tensor, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
-    """The initial state ``shape`` saved by :func:`zero_or_kept`."""
-    return kept if tuple(kept.shape) == tuple(shape) else torch.zeros(shape, dtype=dtype)
-
-
 def carried(grad: Tensor | None, like: Tensor) -> Tensor:
     """A writable contiguous copy of an incoming state gradient (zeros when autograd passed ``None``)."""
     return grad.contiguous().clone() if grad is not None else torch.zeros_like(like).contiguous()

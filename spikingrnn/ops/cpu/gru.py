@@ -14,10 +14,9 @@ import torch
 
 from ..gemm import projection
 from . import common
-from .common import (GradSums, InputProjection, SequenceConfig, Workspace, before, carried, chunks, new_output,
-                     restore_zero, rows, zero_or_kept)
+from .common import GradSums, InputProjection, SequenceConfig, Workspace, before, carried, chunks, new_output, rows
 from .extension import loops
-from .storage import StepStore, bit_rows, is_binary, pack_rows
+from .storage import StepStore, bit_rows, is_binary, pack_rows, restore_zero, zero_or_kept
 
 
 def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config: SequenceConfig):
@@ -121,7 +120,7 @@ class GRUSequence(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy, dh_n):
         x_kept, h0, w_ih, w_hh, b_ih, b_hh, y_kept, gate_bits, pre = ctx.saved_tensors
-        h0 = restore_zero(h0, ctx.state_shape, w_hh.dtype)
+        h0 = restore_zero(h0, ctx.state_shape, w_hh)
         config = ctx.config
         x_store, y_store, gate_store = ctx.stores
         dtype = h0.dtype

@@ -24,10 +24,10 @@ from ..gemm import projection
 from . import common
 from . import gate_signs
 from .common import (GradSums, InputProjection, SequenceConfig, Workspace, before, before_and_after, carried, chunks,
-                     new_output, restore_zero, rows, zero_or_kept)
+                     new_output, rows)
 from .extension import loops
 from .gate_signs import GateSource
-from .storage import StepStore, bit_rows, is_binary, pack_rows
+from .storage import StepStore, bit_rows, is_binary, pack_rows, restore_zero, zero_or_kept
 
 CELL_MODES = {"clamp": 0, "accumulate": 1, "spike": 2}
 
@@ -251,8 +251,8 @@ class LSTMSequence(torch.autograd.Function):
         config = ctx.config
         x_store, y_store, gate_source, cell_store = ctx.stores
         dtype = w_hh.dtype
-        h0 = restore_zero(h0, ctx.state_shapes[0], dtype)
-        c0 = restore_zero(c0, ctx.state_shapes[1], dtype) if config.keep_pre else None
+        h0 = restore_zero(h0, ctx.state_shapes[0], w_hh)
+        c0 = restore_zero(c0, ctx.state_shapes[1], w_hh) if config.keep_pre else None
         steps, batch = y_kept.shape[0], h0.shape[0]
         hidden = ctx.state_shapes[1][1]
         compiled = loops()

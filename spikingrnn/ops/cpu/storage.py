@@ -88,3 +88,14 @@ class StepStore:
         if self.binary:
             return unpack_rows(stored[t0:t1], self.shape, dtype)
         return stored[t0:t1]
+
+
+def zero_or_kept(state: Tensor) -> Tensor:
+    """An initial state to save for backward: itself, or an empty tensor standing for it when it is all
+    zeros (the default initial state: nothing to keep). :func:`restore_zero` undoes it."""
+    return state if bool(state.any()) else state.new_empty(0)
+
+
+def restore_zero(kept: Tensor, shape: tuple[int, ...], like: Tensor) -> Tensor:
+    """The initial state ``shape`` saved by :func:`zero_or_kept` (zeros of ``like``'s dtype and device)."""
+    return kept if tuple(kept.shape) == tuple(shape) else torch.zeros(shape, dtype=like.dtype, device=like.device)

@@ -12,9 +12,10 @@ subclasses) in spiking mode: their derivative formulas are compiled into the ker
 Supports the LSTM (every ``cell_state``, ``proj_size``), GRU and vanilla RNN, packed sequences,
 both directions and dropout (done by ``run_stack``). By default the pre-activations are kept for
 backward; with ``low_memory`` only the input, the outputs and the LSTM's ``c`` are kept (each as
-uint8 when it is 0/1), and backward recomputes the pre-activations (one GEMM for the input projections, one per
-step). The LSTM forward without ``proj_size`` (hidden <= 256) runs as one persistent kernel for all
-steps (:mod:`.persistent`); everything else launches one GEMM and one Triton kernel per step.
+bit rows when it is 0/1, :mod:`.saved`), and backward recomputes the pre-activations (one GEMM for the
+input projections, one per step). The LSTM forward without ``proj_size`` (hidden <= 256) runs as one
+persistent kernel for all steps (:mod:`.persistent`); everything else launches one GEMM and one
+Triton kernel per step.
 Nothing here imports ``triton`` until it is needed, so ``import spikingrnn`` works without it.
 """
 from __future__ import annotations

@@ -15,7 +15,9 @@ import triton
 import triton.language as tl
 
 from ..gemm import projection
-from .kernels import BLOCK, grid, kept, rows, surrogate_derivative
+from ..cpu.storage import restore_zero, zero_or_kept
+from .kernels import BLOCK, grid, rows, surrogate_derivative
+from .saved import compact, restore
 
 
 @triton.jit
@@ -104,7 +106,6 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config):
 def gru_backward(saved, dy, dh_n, needs, config):
     """Gradients ``(dx, dh0, dw_ih, dw_hh, db_ih, db_hh)`` (``None`` where not needed)."""
     x, h0, w_ih, w_hh, b_ih, b_hh, y, xp, hp_all = saved
-    x, y = x.to(h0.dtype), y.to(h0.dtype)  # uint8 when kept compact (low_memory)
     steps, batch, _ = x.shape
     hidden = h0.shape[1]
     bs = config.batch_sizes
@@ -159,10 +160,16 @@ class GRUSequence(torch.autograd.Function):
         y, h_n, xp, hp_all = gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config)
         if config.save:
             ctx.config = config
-            ctx.save_for_backward(kept(x, config.low_memory), h0, w_ih, w_hh, b_ih, b_hh, kept(y, config.low_memory),
-                                  xp, hp_all)
+            (x_kept, y_kept), ctx.layouts = compact((x, y), config.low_memory)
+            ctx.state_shape = tuple(h0.shape)
+            ctx.save_for_backward(x_kept, zero_or_kept(h0), w_ih, w_hh, b_ih, b_hh, y_kept, xp, hp_all)
         return y, h_n
 
     @staticmethod
     def backward(ctx, dy, dh_n):
-        return (*gru_backward(ctx.saved_tensors, dy, dh_n, ctx.needs_input_grad, ctx.config), None)
+        x, h0, w_ih, w_hh, b_ih, b_hh, y, xp, hp_all = ctx.saved_tensors
+        x, y = restore((x, y), ctx.layouts)
+        h0 = restore_zero(h0, ctx.state_shape, w_hh)
+        grads = gru_backward((x, h0, w_ih, w_hh, b_ih, b_hh, y, xp, hp_all), dy, dh_n, ctx.needs_input_grad,
+                             ctx.config)
+        return (*grads, None)

@@ -82,11 +82,3 @@ def lstm_cell_backward(u_i, u_f, u_g, u_o, c_prev, c_after, dm, dc, threshold, a
 def rows(batch_sizes, t: int, batch: int) -> int:
     """Rows valid at step ``t`` (the leading rows of a packed batch)."""
     return batch if batch_sizes is None else batch_sizes[t]
-
-
-def kept(t: torch.Tensor, low_memory: bool) -> torch.Tensor:
-    """What a Function keeps of ``t`` for backward: with ``low_memory``, uint8 when every value is 0
-    or 1 (exact, a quarter of float32), else ``t`` itself; backward casts it back."""
-    if low_memory and t.numel() and bool(((t == 0) | (t == 1)).all()):
-        return t.to(torch.uint8)
-    return t

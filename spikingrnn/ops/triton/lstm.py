@@ -11,9 +11,10 @@ GEMM. Kept for backward: the pre-activations ``[T, B, 4H]``, ``c`` after every s
 kernel turns the saved pre-activations into the pre-activation gradients (surrogate derivative
 selected by a constexpr id) and the carried cell gradient, then one torch GEMM gives the carried
 ``dh``; the weight gradients are single large torch GEMMs after the loop. With ``low_memory`` the
-pre-activations are not kept: ``c`` is kept as uint8 when it is 0/1 (clamp from a 0/1 ``c0``, or the
-spiking cell), and backward recomputes each step's pre-activations from the input projections (one
-GEMM) and the kept outputs (one GEMM per step).
+pre-activations are not kept; ``c`` (computed as uint8 when it is 0/1: clamp from a 0/1 ``c0``, or the
+spiking cell), the input and the output are kept as bit rows when 0/1 (:mod:`.saved`), and backward
+recomputes each step's pre-activations from the input projections (one GEMM) and the kept outputs
+(one GEMM per step). An all-zero ``h0`` or ``c0`` is not kept.
 Kernels are kernel -> launcher -> autograd.Function, in that order.
 """
 from __future__ import annotations
@@ -24,7 +25,9 @@ import triton.language as tl
 
 from ..gemm import projection
 from . import persistent
-from .kernels import BLOCK, grid, kept, lstm_cell, lstm_cell_backward, rows
+from ..cpu.storage import restore_zero, zero_or_kept
+from .kernels import BLOCK, grid, lstm_cell, lstm_cell_backward, rows
+from .saved import compact, restore
 
 CELL_MODES = {"clamp": 0, "accumulate": 1, "spike": 2}
 
@@ -123,7 +126,6 @@ def _is_binary(t) -> bool:
 def lstm_backward(saved, dy, dh_n, dc_n, needs, config):
     """Gradients ``(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr)`` (``None`` where not needed)."""
     x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, y, pre, c_all, m_all = saved
-    x, y = x.to(h0.dtype), y.to(h0.dtype)  # uint8 when kept compact (low_memory)
     steps, batch, _ = x.shape
     hidden = c0.shape[1]
     bs = config.batch_sizes
@@ -195,11 +197,17 @@ class LSTMSequence(torch.autograd.Function):
         y, h_n, c_n, pre, c_all, m_all = lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, config)
         if config.save:
             ctx.config = config
-            ctx.save_for_backward(kept(x, config.low_memory), h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr,
-                                  kept(y, config.low_memory), pre, c_all, m_all)
+            (x_kept, y_kept, c_kept), ctx.layouts = compact((x, y, c_all), config.low_memory)
+            ctx.state_shapes = (tuple(h0.shape), tuple(c0.shape))
+            ctx.save_for_backward(x_kept, zero_or_kept(h0), zero_or_kept(c0), w_ih, w_hh, b_ih, b_hh, w_hr, y_kept,
+                                  pre, c_kept, m_all)
         return y, h_n, c_n
 
     @staticmethod
     def backward(ctx, dy, dh_n, dc_n):
-        grads = lstm_backward(ctx.saved_tensors, dy, dh_n, dc_n, ctx.needs_input_grad, ctx.config)
+        x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, y, pre, c_all, m_all = ctx.saved_tensors
+        x, y, c_all = restore((x, y, c_all), ctx.layouts)
+        h0, c0 = (restore_zero(s, shape, w_hh) for s, shape in zip((h0, c0), ctx.state_shapes))
+        grads = lstm_backward((x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, y, pre, c_all, m_all), dy, dh_n, dc_n,
+                              ctx.needs_input_grad, ctx.config)
         return (*grads, None)
