@@ -66,8 +66,7 @@ def interpreter(monkeypatch):
 @pytest.fixture(autouse=True, params=["persistent", "per-step"])
 def lstm_forward_path(request, monkeypatch):
     """Every test runs with the LSTM's forward and backward loops as persistent kernels (where they
-    apply: no proj_size, small hidden; backward also needs the kept pre-activations) and with the v0
-    per-step path."""
+    apply: no proj_size, small hidden) and with the v0 per-step path."""
     from spikingrnn.ops.triton import persistent
     if request.param == "per-step":
         monkeypatch.setattr(persistent, "PERSISTENT_MAX_HIDDEN", 0)
@@ -235,6 +234,29 @@ def test_persistent_kernel_runs_and_tiles(cell_state, lstm_forward_path, monkeyp
     check(model, steps=5, batch=20, lengths=lengths)
     expected = 8 if lstm_forward_path == "persistent" else 0  # 2 runs x 2 layers x 2 directions
     assert calls == {"forward": expected, "backward": expected}
+
+
+@pytest.mark.parametrize("cell_state", ["clamp", "spike"])
+def test_low_memory_replays_the_persistent_forward_exactly(cell_state, lstm_forward_path):
+    """Float weights (not dyadic: products round): low_memory's backward recomputes the pre-activations
+    with the kernel that computed them in forward, so it fires the same gates and gives the same
+    gradients, bit for bit, as keeping them; packed rows too."""
+    torch.manual_seed(3)
+    model = spikingrnn.SpikingLSTM(6, 24, 2, cell_state=cell_state, backend="triton")
+    lengths = torch.tensor([7, 7, 5, 3, 1])
+    x = torch.randn(7, 5, 6)
+    grads = {}
+    for low in (False, True):
+        model.low_memory = low
+        model.zero_grad()
+        packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths)
+        out, (h, c) = model(packed)
+        weights = torch.randn(out.data.shape, generator=torch.Generator().manual_seed(1))
+        ((out.data * weights).sum() + h.sum() + c.sum()).backward()
+        grads[low] = [p.grad.clone() for p in model.parameters()]
+    assert any(g.abs().sum() > 0 for g in grads[False])
+    for a, b in zip(grads[False], grads[True]):
+        assert torch.equal(a, b)
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])

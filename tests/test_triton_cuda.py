@@ -93,6 +93,24 @@ def test_half_types_track_the_float32_reference(dtype, case):
         assert cosine >= 0.98 or a.abs().max() == 0
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("case", [dict(mode="LSTM"),
+                                  dict(mode="LSTM", cell_state="spike", layers=2, bidirectional=True)],
+                         ids=["lstm", "lstm-spike-2-layers-bidirectional"])
+def test_low_memory_replays_the_persistent_forward_exactly(dtype, case):
+    """Float weights, TF32 products in the persistent forward kernel: low_memory's backward replays that
+    kernel, so it fires the same gates and gives the same gradients, bit for bit, as keeping the
+    pre-activations (a recomputation with torch.mm would not: its products are not TF32)."""
+    model = build(**case, exact=False).to(dtype)
+    x = torch.randn(30, 33, model.input_size, device=CUDA, dtype=dtype)
+    model.low_memory = False
+    kept = run(model, "triton", x)
+    model.low_memory = True
+    low = run(model, "triton", x)
+    assert torch.equal(kept[0], low[0])
+    assert all(torch.equal(a, b) for a, b in zip(kept[2], low[2]))
+
+
 def test_backend_auto_picks_triton_on_cuda():
     from spikingrnn.ops import dispatch
 

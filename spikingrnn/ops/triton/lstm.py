@@ -1,8 +1,8 @@
 """Spiking LSTM over a whole sequence on Triton (one layer, one direction), design v0.
 
 Without ``proj_size`` and for ``hidden <= persistent.PERSISTENT_MAX_HIDDEN`` the forward runs as one
-persistent kernel (:mod:`spikingrnn.ops.triton.persistent`), and so does the backward's reverse loop
-when the pre-activations were kept; otherwise "GEMM + fused pointwise": the input projections of all
+persistent kernel (:mod:`spikingrnn.ops.triton.persistent`), and so does the backward's reverse loop;
+otherwise "GEMM + fused pointwise": the input projections of all
 steps are one torch GEMM; per step the recurrent GEMM is ``torch.addmm`` (written straight into the
 saved pre-activations) and ONE Triton kernel does the step's pointwise work (gates ``u >= 0``, the
 ``cell_state`` rule, ``m = o * c``). With ``proj_size`` the projection ``h = m W_hr^T`` is a torch
@@ -13,8 +13,9 @@ selected by a constexpr id) and the carried cell gradient, then one torch GEMM g
 ``dh``; the weight gradients are single large torch GEMMs after the loop. With ``low_memory`` the
 pre-activations are not kept; ``c`` (computed as uint8 when it is 0/1: clamp from a 0/1 ``c0``, or the
 spiking cell), the input and the output are kept as bit rows when 0/1 (:mod:`.saved`), and backward
-recomputes each step's pre-activations from the input projections (one GEMM) and the kept outputs
-(one GEMM per step). An all-zero ``h0`` or ``c0`` is not kept.
+recomputes the pre-activations the way forward computed them, so that they fire the same gates: the
+input projections (one GEMM), then the persistent forward kernel replayed, or per step one GEMM
+with the kept outputs. An all-zero ``h0`` or ``c0`` is not kept.
 Kernels are kernel -> launcher -> autograd.Function, in that order.
 """
 from __future__ import annotations
@@ -139,6 +140,14 @@ def lstm_backward(saved, dy, dh_n, dc_n, needs, config):
     w_hh_c = w_hh.contiguous()
     c0_c = c0.contiguous()  # float even where the kept states are uint8 (the kernel reads either)
     xp = u_step = w_hh_t = None
+    if pre is None and w_hr is None and hidden <= persistent.PERSISTENT_MAX_HIDDEN:
+        # low memory after a persistent forward: replay that kernel (its products, TF32 on a GPU, are
+        # not torch.mm's), so that the recomputed u fire exactly the forward's gates; it writes u over
+        # the input projections, which it reads first
+        pre = projection(x, w_ih, b_ih, b_hh).contiguous()
+        replayed_y = new(steps, batch, hidden, **like)
+        persistent.lstm_persistent_forward(pre, h0, c0_c.clone(), w_hh, replayed_y, pre, None, bs,
+                                           CELL_MODES[config.cell_state], config.threshold)
     if pre is not None and w_hr is None and hidden <= persistent.PERSISTENT_MAX_HIDDEN:  # one launch
         persistent.lstm_persistent_backward(pre, c_all, c0_c, dy, w_hh_c, dh, dc, d_pre, bs,
                                             CELL_MODES[config.cell_state], config.threshold, config.alpha1,
