@@ -121,6 +121,7 @@ def gru_backward(saved, dy, dh_n, needs, config):
     if hp_all is None:  # low memory: recompute the projections (all input ones, the hidden ones per step)
         xp = projection(x, w_ih, b_ih)
         hp_step = torch.empty(batch, 3 * hidden, **like)
+        h_step = torch.empty_like(h0_c)  # h[t-1] as in forward's state buffer (see lstm.py)
     for t in range(steps - 1, -1, -1):
         n = rows(bs, t, batch)
         if n == 0:
@@ -130,6 +131,8 @@ def gru_backward(saved, dy, dh_n, needs, config):
             hp = hp_all[t, :n]
         else:
             hp = hp_step[:n]
+            h_step[:n] = h_prev
+            h_prev = h_step[:n]
             if b_hh is None:
                 torch.mm(h_prev, w_hh.t(), out=hp)
             else:

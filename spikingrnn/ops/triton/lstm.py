@@ -158,6 +158,9 @@ def lstm_backward(saved, dy, dh_n, dc_n, needs, config):
     if pre is None:  # low memory: recompute u[t] = x[t] W_ih^T + b + h[t-1] W_hh^T step by step
         xp = projection(x, w_ih, b_ih, b_hh)
         u_step = torch.empty(batch, 4 * hidden, **like)
+        # h[t-1] copied into a buffer like the forward's running state: the very GEMM call of forward
+        # (operands alike down to their alignment, which a GEMM library may choose its kernel by)
+        h_step = torch.empty_like(h0, memory_format=torch.contiguous_format)
         w_hh_t = w_hh.t()
     for t in steps_left:
         n = rows(bs, t, batch)
@@ -165,7 +168,8 @@ def lstm_backward(saved, dy, dh_n, dc_n, needs, config):
             continue
         if pre is None:
             u = u_step[:n]
-            torch.addmm(xp[t, :n], (h0 if t == 0 else y[t - 1])[:n], w_hh_t, out=u)
+            h_step[:n] = (h0 if t == 0 else y[t - 1])[:n]
+            torch.addmm(xp[t, :n], h_step[:n], w_hh_t, out=u)
         else:
             u = pre[t, :n]
         dh_t = dh[:n].add_(dy[t, :n])

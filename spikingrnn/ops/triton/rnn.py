@@ -76,13 +76,15 @@ def rnn_backward(saved, dy, dh_n, needs, config):
     if pre is None:  # low memory: recompute u[t] = x[t] W_ih^T + b + h[t-1] W_hh^T step by step
         xp = projection(x, w_ih, b_ih, b_hh)
         u_step = torch.empty(batch, hidden, dtype=x.dtype, device=x.device)
+        h_step = torch.empty_like(h0, memory_format=torch.contiguous_format)  # as forward's state (see lstm.py)
     for t in range(steps - 1, -1, -1):
         n = rows(bs, t, batch)
         if n == 0:
             continue
         if pre is None:
             u = u_step[:n]
-            torch.addmm(xp[t, :n], (h0 if t == 0 else y[t - 1])[:n], w_hh.t(), out=u)
+            h_step[:n] = (h0 if t == 0 else y[t - 1])[:n]
+            torch.addmm(xp[t, :n], h_step[:n], w_hh.t(), out=u)
         else:
             u = pre[t, :n]
         _rnn_backward_step[grid(n * hidden)](u, dh, dy[t, :n], d_pre[t, :n], n * hidden,
