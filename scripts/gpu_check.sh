@@ -11,7 +11,10 @@ export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 python -c "import torch, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__)" \
   | tee -a "$out/gpu.txt"
-python -m pytest -q -p no:cacheprovider tests/test_triton_cuda.py 2>&1 | tee "$out/cuda_tests.log"
+# a failing test must not cost the benchmark of this one GPU session: record it, go on, fail at the end
+tests_ok=1
+python -m pytest -q -p no:cacheprovider tests/test_triton_cuda.py 2>&1 | tee "$out/cuda_tests.log" || tests_ok=0
 python -m spikingrnn.bench --device cuda --repeats "${REPEATS:-11}" --budget 20 \
   --shapes "100,64,700,256,2;784,128,1,128,1;128,256,512,1024,2;256,8,128,256,1" \
   --markdown "$out/BENCHMARKS_gpu.md" --json "$out/gpu.json" 2>&1 | tee "$out/bench.log"
+if [ "$tests_ok" = 0 ]; then echo "CUDA tests FAILED (see $out/cuda_tests.log)"; exit 1; fi
