@@ -163,7 +163,7 @@ class GRUSequence(torch.autograd.Function):
         y, h_n, xp, hp_all = gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config)
         if config.save:
             ctx.config = config
-            (x_kept, y_kept), ctx.layouts = compact((x, y), config.low_memory)
+            (x_kept, y_kept), ctx.kept = compact((x, y), config.low_memory)
             ctx.state_shape = tuple(h0.shape)
             ctx.save_for_backward(x_kept, zero_or_kept(h0), w_ih, w_hh, b_ih, b_hh, y_kept, xp, hp_all)
         return y, h_n
@@ -171,7 +171,7 @@ class GRUSequence(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy, dh_n):
         x, h0, w_ih, w_hh, b_ih, b_hh, y, xp, hp_all = ctx.saved_tensors
-        x, y = restore((x, y), ctx.layouts)
+        x, y = restore((x, y), ctx.kept)
         h0 = restore_zero(h0, ctx.state_shape, w_hh)
         grads = gru_backward((x, h0, w_ih, w_hh, b_ih, b_hh, y, xp, hp_all), dy, dh_n, ctx.needs_input_grad,
                              ctx.config)

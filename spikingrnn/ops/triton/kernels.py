@@ -50,6 +50,27 @@ def surrogate_derivative(x, alpha, KIND: tl.constexpr):
 
 
 @triton.jit
+def load_gates(ptr, offset, H, mask):
+    """The four gate blocks ``i|f|g|o`` of ``[..., 4H]`` rows at ``ptr + offset`` (+ H, 2H, 3H), in fp32
+    (0 where masked)."""
+    return (tl.load(ptr + offset, mask=mask, other=0.0).to(tl.float32),
+            tl.load(ptr + offset + H, mask=mask, other=0.0).to(tl.float32),
+            tl.load(ptr + offset + 2 * H, mask=mask, other=0.0).to(tl.float32),
+            tl.load(ptr + offset + 3 * H, mask=mask, other=0.0).to(tl.float32))
+
+
+@triton.jit
+def store_gates(ptr, offset, H, v_i, v_f, v_g, v_o, mask):
+    """Stores four gate blocks at ``ptr + offset`` (+ H, 2H, 3H) in ``ptr``'s dtype: the inverse of
+    :func:`load_gates`."""
+    ty = ptr.dtype.element_ty
+    tl.store(ptr + offset, v_i.to(ty), mask=mask)
+    tl.store(ptr + offset + H, v_f.to(ty), mask=mask)
+    tl.store(ptr + offset + 2 * H, v_g.to(ty), mask=mask)
+    tl.store(ptr + offset + 3 * H, v_o.to(ty), mask=mask)
+
+
+@triton.jit
 def lstm_cell(u_i, u_f, u_g, u_o, c, threshold, CELL: tl.constexpr):
     """One LSTM step's pointwise work in fp32: the gates fired from the pre-activations ``u_*``, the
     cell ``c`` updated by the ``cell_state`` rule ``CELL`` (0 clamp, 1 accumulate, 2 spike).

@@ -27,7 +27,7 @@ import triton.language as tl
 from ..gemm import projection
 from . import persistent
 from ..cpu.storage import restore_zero, zero_or_kept
-from .kernels import BLOCK, grid, lstm_cell, lstm_cell_backward, rows
+from .kernels import BLOCK, grid, load_gates, lstm_cell, lstm_cell_backward, rows, store_gates
 from .saved import compact, restore
 
 CELL_MODES = {"clamp": 0, "accumulate": 1, "spike": 2}
@@ -41,10 +41,7 @@ def _lstm_forward_step(u_ptr, c_ptr, c_out_ptr, m_out_ptr, n_elem, H, threshold,
     mask = e < n_elem
     row = e // H
     base = row * (4 * H) + (e - row * H)
-    u_i = tl.load(u_ptr + base, mask=mask, other=0.0).to(tl.float32)
-    u_f = tl.load(u_ptr + base + H, mask=mask, other=0.0).to(tl.float32)
-    u_g = tl.load(u_ptr + base + 2 * H, mask=mask, other=0.0).to(tl.float32)
-    u_o = tl.load(u_ptr + base + 3 * H, mask=mask, other=0.0).to(tl.float32)
+    u_i, u_f, u_g, u_o = load_gates(u_ptr, base, H, mask)
     c, m = lstm_cell(u_i, u_f, u_g, u_o, tl.load(c_ptr + e, mask=mask, other=0.0).to(tl.float32), threshold, CELL)
     tl.store(c_ptr + e, c.to(c_ptr.dtype.element_ty), mask=mask)
     tl.store(c_out_ptr + e, c.to(c_out_ptr.dtype.element_ty), mask=mask)
@@ -61,21 +58,14 @@ def _lstm_backward_step(u_ptr, c_prev_ptr, c_after_ptr, dm_ptr, dc_ptr, d_pre_pt
     mask = e < n_elem
     row = e // H
     base = row * (4 * H) + (e - row * H)
-    u_i = tl.load(u_ptr + base, mask=mask, other=0.0).to(tl.float32)
-    u_f = tl.load(u_ptr + base + H, mask=mask, other=0.0).to(tl.float32)
-    u_g = tl.load(u_ptr + base + 2 * H, mask=mask, other=0.0).to(tl.float32)
-    u_o = tl.load(u_ptr + base + 3 * H, mask=mask, other=0.0).to(tl.float32)
+    u_i, u_f, u_g, u_o = load_gates(u_ptr, base, H, mask)
     c_prev = tl.load(c_prev_ptr + e, mask=mask, other=0.0).to(tl.float32)
     c_after = tl.load(c_after_ptr + e, mask=mask, other=0.0).to(tl.float32)
     dm = tl.load(dm_ptr + e, mask=mask, other=0.0).to(tl.float32)
     dc = tl.load(dc_ptr + e, mask=mask, other=0.0).to(tl.float32)
     d_i, d_f, d_g, d_o, dc = lstm_cell_backward(u_i, u_f, u_g, u_o, c_prev, c_after, dm, dc, threshold, alpha1, alpha2,
                                                 CELL, KIND1, KIND2)
-    ty = d_pre_ptr.dtype.element_ty
-    tl.store(d_pre_ptr + base, d_i.to(ty), mask=mask)
-    tl.store(d_pre_ptr + base + H, d_f.to(ty), mask=mask)
-    tl.store(d_pre_ptr + base + 2 * H, d_g.to(ty), mask=mask)
-    tl.store(d_pre_ptr + base + 3 * H, d_o.to(ty), mask=mask)
+    store_gates(d_pre_ptr, base, H, d_i, d_f, d_g, d_o, mask)
     tl.store(dc_ptr + e, dc.to(dc_ptr.dtype.element_ty), mask=mask)
 
 
@@ -210,7 +200,7 @@ class LSTMSequence(torch.autograd.Function):
         y, h_n, c_n, pre, c_all, m_all = lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, config)
         if config.save:
             ctx.config = config
-            (x_kept, y_kept, c_kept), ctx.layouts = compact((x, y, c_all), config.low_memory)
+            (x_kept, y_kept, c_kept), ctx.kept = compact((x, y, c_all), config.low_memory)
             ctx.state_shapes = (tuple(h0.shape), tuple(c0.shape))
             ctx.save_for_backward(x_kept, zero_or_kept(h0), zero_or_kept(c0), w_ih, w_hh, b_ih, b_hh, w_hr, y_kept,
                                   pre, c_kept, m_all)
@@ -219,7 +209,7 @@ class LSTMSequence(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy, dh_n, dc_n):
         x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, y, pre, c_all, m_all = ctx.saved_tensors
-        x, y, c_all = restore((x, y, c_all), ctx.layouts)
+        x, y, c_all = restore((x, y, c_all), ctx.kept)
         h0, c0 = (restore_zero(s, shape, w_hh) for s, shape in zip((h0, c0), ctx.state_shapes))
         grads = lstm_backward((x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, y, pre, c_all, m_all), dy, dh_n, dc_n,
                               ctx.needs_input_grad, ctx.config)

@@ -25,7 +25,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .kernels import lstm_cell, lstm_cell_backward
+from .kernels import load_gates, lstm_cell, lstm_cell_backward, store_gates
 
 PERSISTENT_MAX_HIDDEN = 256
 BLOCK_B, BLOCK_H, BLOCK_K = 16, 32, 32
@@ -79,16 +79,13 @@ def _lstm_persistent_forward(xp_ptr, w_ptr, h0_ptr, c_ptr, y_ptr, pre_ptr, c_all
                 u_o += tl.dot(h, tl.load(w_rows + 3 * H, mask=w_mask, other=0.0))
             mask = row_ok[:, None] & col_ok[None, :]
             gate = t * batch * four_h + rows[:, None] * four_h + cols[None, :]
-            u_i += tl.load(xp_ptr + gate, mask=mask, other=0.0).to(tl.float32)
-            u_f += tl.load(xp_ptr + gate + H, mask=mask, other=0.0).to(tl.float32)
-            u_g += tl.load(xp_ptr + gate + 2 * H, mask=mask, other=0.0).to(tl.float32)
-            u_o += tl.load(xp_ptr + gate + 3 * H, mask=mask, other=0.0).to(tl.float32)
+            x_i, x_f, x_g, x_o = load_gates(xp_ptr, gate, H, mask)
+            u_i += x_i
+            u_f += x_f
+            u_g += x_g
+            u_o += x_o
             if SAVE_PRE:
-                ty = pre_ptr.dtype.element_ty
-                tl.store(pre_ptr + gate, u_i.to(ty), mask=mask)
-                tl.store(pre_ptr + gate + H, u_f.to(ty), mask=mask)
-                tl.store(pre_ptr + gate + 2 * H, u_g.to(ty), mask=mask)
-                tl.store(pre_ptr + gate + 3 * H, u_o.to(ty), mask=mask)
+                store_gates(pre_ptr, gate, H, u_i, u_f, u_g, u_o, mask)
             unit = rows[:, None] * H + cols[None, :]
             c = tl.load(c_ptr + unit, mask=mask, other=0.0).to(tl.float32)
             c, h_new = lstm_cell(u_i, u_f, u_g, u_o, c, threshold, CELL)
@@ -143,10 +140,7 @@ def _lstm_persistent_backward(pre_ptr, c_all_ptr, c0_ptr, dy_ptr, w_ptr, dh_ptr,
             mask = row_ok[:, None] & (cols < H)[None, :]
             unit = rows[:, None] * H + cols[None, :]
             gate = t * batch * four_h + rows[:, None] * four_h + cols[None, :]
-            u_i = tl.load(pre_ptr + gate, mask=mask, other=0.0).to(tl.float32)
-            u_f = tl.load(pre_ptr + gate + H, mask=mask, other=0.0).to(tl.float32)
-            u_g = tl.load(pre_ptr + gate + 2 * H, mask=mask, other=0.0).to(tl.float32)
-            u_o = tl.load(pre_ptr + gate + 3 * H, mask=mask, other=0.0).to(tl.float32)
+            u_i, u_f, u_g, u_o = load_gates(pre_ptr, gate, H, mask)
             if t == 0:
                 c_prev = tl.load(c0_ptr + unit, mask=mask, other=0.0).to(tl.float32)
             else:
@@ -157,11 +151,7 @@ def _lstm_persistent_backward(pre_ptr, c_all_ptr, c0_ptr, dy_ptr, w_ptr, dh_ptr,
             dc = tl.load(dc_ptr + unit, mask=mask, other=0.0).to(tl.float32)
             d_i, d_f, d_g, d_o, dc = lstm_cell_backward(u_i, u_f, u_g, u_o, c_prev, c_after, dm, dc, threshold,
                                                         alpha1, alpha2, CELL, KIND1, KIND2)
-            ty = d_pre_ptr.dtype.element_ty
-            tl.store(d_pre_ptr + gate, d_i.to(ty), mask=mask)
-            tl.store(d_pre_ptr + gate + H, d_f.to(ty), mask=mask)
-            tl.store(d_pre_ptr + gate + 2 * H, d_g.to(ty), mask=mask)
-            tl.store(d_pre_ptr + gate + 3 * H, d_o.to(ty), mask=mask)
+            store_gates(d_pre_ptr, gate, H, d_i, d_f, d_g, d_o, mask)
             tl.store(dc_ptr + unit, dc.to(dc_ptr.dtype.element_ty), mask=mask)
         tl.debug_barrier()  # d_pre[t] complete (and dh read) before phase 2 reads d_pre and writes dh
         # phase 2: dh = d_pre[t] W_hh, tile by tile of output units

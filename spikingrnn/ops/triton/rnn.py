@@ -110,7 +110,7 @@ class RNNSequence(torch.autograd.Function):
         y, h_n, pre = rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config)
         if config.save:
             ctx.config = config
-            (x_kept, y_kept), ctx.layouts = compact((x, y), config.low_memory)
+            (x_kept, y_kept), ctx.kept = compact((x, y), config.low_memory)
             ctx.state_shape = tuple(h0.shape)
             ctx.save_for_backward(x_kept, zero_or_kept(h0), w_ih, w_hh, b_ih, b_hh, y_kept, pre)
         return y, h_n
@@ -118,7 +118,7 @@ class RNNSequence(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy, dh_n):
         x, h0, w_ih, w_hh, b_ih, b_hh, y, pre = ctx.saved_tensors
-        x, y = restore((x, y), ctx.layouts)
+        x, y = restore((x, y), ctx.kept)
         h0 = restore_zero(h0, ctx.state_shape, w_hh)
         grads = rnn_backward((x, h0, w_ih, w_hh, b_ih, b_hh, y, pre), dy, dh_n, ctx.needs_input_grad, ctx.config)
         return (*grads, None)
