@@ -319,6 +319,23 @@ def test_unsupported_reasons():
     assert "got device meta" in unsupported_reason(torch.device("meta"), DT, [sg.Erf()])
 
 
+def test_autocast_needs_its_dtype_supported():
+    """Under torch.autocast the recurrence would run in the autocast dtype: bfloat16 is not one the
+    interpreter takes, so backend='triton' refuses naming it; float32 autocast runs as before."""
+    cpu = torch.device("cpu")
+    model = build()
+    model.backend = "triton"
+    x = torch.zeros(2, 1, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        reason = unsupported_reason(cpu, DT, [sg.Erf()])
+        assert "autocast" in reason and "bfloat16" in reason and "float32 only" in reason
+        with pytest.raises(ValueError, match=r"backend='triton' cannot run this input: .*autocast.*bfloat16"):
+            model(x)
+    assert unsupported_reason(cpu, DT, [sg.Erf()]) is None
+    y, _ = model(x)
+    assert y.dtype == DT
+
+
 def test_cpu_without_interpreter_is_refused(monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET")
     reason = unsupported_reason(torch.device("cpu"), DT, [sg.Erf()])

@@ -111,6 +111,28 @@ def test_low_memory_replays_the_persistent_forward_exactly(dtype, case):
     assert all(torch.equal(a, b) for a, b in zip(kept[2], low[2]))
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[4]], ids=["lstm", "lstm-proj", "gru"])
+def test_autocast_runs_the_whole_recurrence_in_the_autocast_dtype(dtype, case):
+    """Under torch.autocast (as cuDNN's LSTM): float32 module and input, the recurrence in ``dtype``
+    exactly as a model converted to ``dtype``, gradients back to the float32 parameters."""
+    model = build(**case, exact=False)
+    half = build(**case, exact=False)
+    half.load_state_dict(model.state_dict())
+    half.to(dtype)
+    x = torch.randn(20, 9, model.input_size, device=CUDA)
+    converted = run(half, "triton", x.to(dtype))
+    with torch.autocast("cuda", dtype=dtype):
+        model.backend = "triton"
+        out, _ = model(x)
+        assert out.dtype == dtype
+        autocast = run(model, "triton", x)
+    assert torch.equal(autocast[0], converted[0])
+    for a, b in zip(autocast[2], converted[2]):  # float32 grads of the cast, the half model's own
+        assert a.dtype == torch.float32
+        assert torch.equal(a.to(dtype).float(), b)
+
+
 def test_backend_auto_picks_triton_on_cuda():
     from spikingrnn.ops import dispatch
 

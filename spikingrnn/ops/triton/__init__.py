@@ -72,12 +72,28 @@ def kernels_interpreted() -> bool | None:
     return all(isinstance(k, InterpretedFunction) for k in loaded)
 
 
+def autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The dtype ``torch.autocast`` runs this backend in on ``device_type``, or ``None`` outside autocast.
+
+    Like cuDNN's LSTM under autocast, the whole recurrence then runs in that dtype: input, states and
+    weights are cast to it (differentiably: the parameters' gradients stay float32) and the output
+    has it."""
+    if device_type not in ("cuda", "cpu") or not torch.is_autocast_enabled(device_type):
+        return None
+    return torch.get_autocast_dtype(device_type)
+
+
 def unsupported_reason(device: torch.device, dtype: torch.dtype, surrogates) -> str | None:
-    """Why the triton backend cannot run this case, or ``None`` when it can."""
+    """Why the triton backend cannot run this case, or ``None`` when it can (under ``torch.autocast``,
+    the autocast dtype is the one that must be supported)."""
     missing = _triton_missing()
     if missing is not None:
         return missing
     kind = torch.device(device).type
+    autocast = autocast_dtype(kind)
+    if autocast is not None and autocast != dtype:
+        reason = unsupported_reason(device, autocast, surrogates)
+        return None if reason is None else f"under torch.autocast({kind!r}, dtype={autocast}): {reason}"
     if kind == "cuda":
         if dtype not in CUDA_DTYPES:
             return f"on CUDA it supports float32, bfloat16 and float16, got {dtype}"
@@ -141,6 +157,12 @@ def _reverse_each(x: Tensor, lengths: Tensor | None) -> Tensor:
 def triton_rnn(x: Tensor, states: tuple[Tensor, ...], weights: list[tuple], spec: RNNSpec, surrogates: list[tuple],
                *, lengths: Tensor | None = None, training: bool = False) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Run the stack; returns ``(output [T, B, D*H_out], final states [L*D, B, *] each)``."""
+    cast = autocast_dtype(x.device.type)
+    if cast is not None:  # the whole recurrence in the autocast dtype, no autocast inside (see autocast_dtype)
+        with torch.autocast(x.device.type, enabled=False):
+            return triton_rnn(x.to(cast), tuple(s.to(cast) for s in states),
+                              [tuple(None if w is None else w.to(cast) for w in ws) for ws in weights], spec,
+                              surrogates, lengths=lengths, training=training)
     load_kernels()
     from .gru import GRUSequence
     from .kernels import surrogate_id

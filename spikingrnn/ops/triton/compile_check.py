@@ -1,0 +1,277 @@
+"""Compile every Triton kernel of the backend for an NVIDIA GPU, on a machine without one.
+
+The interpreter (``TRITON_INTERPRET=1``) runs the kernels' Python on the CPU: it checks their
+arithmetic but not what only the GPU compiler sees (``tl.dot`` shape and dtype rules, shared memory
+per program, registers and spills). Triton's wheel ships the NVIDIA backend and ``ptxas``, so a
+kernel compiles to a cubin for any architecture without a driver. This module
+
+1. runs the backend's Python launchers on CPU tensors with every kernel launch **recorded instead
+   of executed** (:func:`record_launches`): the recorded arguments give each specialization the
+   backend really launches (pointer dtypes, constexprs), for float32, bfloat16 and float16 and for
+   every cell, ``cell_state``, surrogate, packed or not, low memory or not;
+2. compiles each distinct specialization for the target (:func:`compile_launch`) and reads its
+   registers, spills and shared memory from the cubin (``cuobjdump --dump-resource-usage``).
+
+The kernels must be built for the GPU (not the interpreter), so this runs in a process where
+``TRITON_INTERPRET`` is unset when :mod:`spikingrnn.ops.triton`'s kernel modules are first imported:
+``python -m spikingrnn.ops.triton.compile_check --arch 90 80`` prints one table row per specialization
+and fails when one does not compile or needs more shared memory than the GPU has
+(``tests/test_triton_compile.py`` runs it for sm_90, the H100/H200).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from contextlib import contextmanager
+from typing import NamedTuple
+
+import torch
+
+# shared memory one program may use (opt-in maximum per block), by compute capability
+SHARED_LIMIT = {80: 163 * 1024, 86: 99 * 1024, 89: 99 * 1024, 90: 227 * 1024}
+POINTER_TYPES = {torch.float32: "*fp32", torch.bfloat16: "*bf16", torch.float16: "*fp16", torch.uint8: "*u8",
+                 torch.int32: "*i32", torch.int64: "*i64"}
+
+
+class Launch(NamedTuple):
+    """One recorded kernel launch: the JIT function, its signature and its constexpr values."""
+
+    kernel: object
+    signature: tuple[tuple[str, str], ...]
+    constexprs: tuple[tuple[str, object], ...]
+
+    @property
+    def name(self) -> str:
+        return self.kernel.__name__
+
+
+class Resources(NamedTuple):
+    """What one compiled specialization needs per program."""
+
+    registers: int
+    spill_bytes: int  # local memory per thread (register spills, local arrays)
+    shared_bytes: int  # static + dynamic shared memory
+
+
+def _argument_type(value) -> str:
+    if isinstance(value, torch.Tensor):
+        if value.dtype not in POINTER_TYPES:
+            raise TypeError(f"kernel argument of dtype {value.dtype}: no Triton pointer type known")
+        return POINTER_TYPES[value.dtype]
+    if isinstance(value, bool):
+        return "i1"
+    if isinstance(value, int):
+        return "i32" if -2**31 <= value < 2**31 else "i64"
+    if isinstance(value, float):
+        return "fp32"
+    raise TypeError(f"kernel argument {value!r}: no Triton type known")
+
+
+def _launch_of(kernel, args, kwargs) -> Launch:
+    names = kernel.arg_names
+    bound = dict(zip(names, args))
+    bound.update(kwargs)
+    missing = [n for n in names if n not in bound]
+    if missing:
+        raise TypeError(f"{kernel.__name__}: arguments {missing} not given (defaults are not recorded)")
+    constexpr = {p.name for p in kernel.params if p.is_constexpr}
+    signature = tuple((n, "constexpr" if n in constexpr else _argument_type(bound[n])) for n in names)
+    constexprs = tuple((n, bound[n]) for n in names if n in constexpr)
+    return Launch(kernel, signature, constexprs)
+
+
+@contextmanager
+def record_launches():
+    """Within the block, ``kernel[grid](...)`` of any Triton JIT function appends a :class:`Launch` to
+    the yielded list and runs nothing (outputs of kernels stay as allocated)."""
+    from triton.runtime.jit import JITFunction
+
+    launches: list[Launch] = []
+    original = JITFunction.run
+
+    def run(self, *args, grid, warmup, **kwargs):
+        launches.append(_launch_of(self, args, kwargs))
+
+    JITFunction.run = run
+    try:
+        yield launches
+    finally:
+        JITFunction.run = original
+
+
+def _tool(name: str) -> str:
+    import triton
+    return os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", name)
+
+
+def resources(cubin: bytes, kernel_name: str) -> Resources:
+    """Registers, local memory and static shared memory of ``kernel_name`` in a cubin."""
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as file:
+        file.write(cubin)
+        file.flush()
+        text = subprocess.run([_tool("cuobjdump"), "--dump-resource-usage", file.name], capture_output=True,
+                              text=True, check=True).stdout
+    match = re.search(rf"Function {re.escape(kernel_name)}:\s*\n\s*REG:(\d+) STACK:(\d+) SHARED:(\d+) LOCAL:(\d+)", text)
+    if match is None:
+        raise RuntimeError(f"no resource usage of {kernel_name} in cuobjdump's output:\n{text}")
+    registers, stack, shared, local = (int(g) for g in match.groups())
+    return Resources(registers, max(stack, local), shared)
+
+
+def compile_launch(launch: Launch, arch: int) -> Resources:
+    """Compile one specialization for ``sm_<arch>`` (no GPU needed); returns what it needs per program."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    source = ASTSource(launch.kernel, dict(launch.signature), dict(launch.constexprs))
+    compiled = triton.compile(source, target=GPUTarget("cuda", arch, 32))
+    used = resources(compiled.asm["cubin"], compiled.metadata.name)
+    return used._replace(shared_bytes=used.shared_bytes + compiled.metadata.shared)
+
+
+def _surrogates():
+    from ...surrogate import ATan, Erf, PiecewiseExp, PiecewiseQuadratic, Rect, Sigmoid, SoftSign, SuperSpike
+    return [Erf(), Sigmoid(), ATan(), PiecewiseQuadratic(), PiecewiseExp(), SoftSign(), SuperSpike(), Rect()]
+
+
+def backend_workload(dtypes=(torch.float32, torch.bfloat16, torch.float16)) -> None:
+    """Run forward and backward of every cell through the triton backend's launchers on small CPU
+    tensors, covering each kernel's constexpr variants: every ``cell_state``, every surrogate in both
+    surrogate slots, packed and padded batches, low memory or not, the persistent LSTM and the
+    per-step one (``proj_size``). Meant to run inside :func:`record_launches` (the kernels would
+    need a GPU or the interpreter)."""
+    from . import TritonConfig
+    from .gru import GRUSequence
+    from .kernels import surrogate_id
+    from .lstm import LSTMSequence
+    from .rnn import RNNSequence
+
+    steps, batch, features, hidden, proj = 3, 4, 5, 32, 8
+    spikes = _surrogates()
+    generator = torch.Generator().manual_seed(0)
+    case = 0
+    for dtype in dtypes:
+        def tensor(*shape):
+            return torch.rand(*shape, generator=generator).to(dtype).requires_grad_()
+
+        for low_memory in (False, True):
+            for packed in (False, True):
+                for cell_state in ("clamp", "accumulate", "spike"):
+                    first, second = spikes[case % len(spikes)], spikes[(case + 3) % len(spikes)]
+                    case += 1
+                    config = TritonConfig([3, 2, 1] if packed else None, surrogate_id(first), first.alpha,
+                                          surrogate_id(second), second.alpha, cell_state, 1.0, True, low_memory)
+                    x = tensor(steps, batch, features)
+                    for w_hr in (None, tensor(proj, hidden)):
+                        out = hidden if w_hr is None else proj
+                        y, h, c = LSTMSequence.apply(x, tensor(batch, out), tensor(batch, hidden),
+                                                     tensor(4 * hidden, features), tensor(4 * hidden, out),
+                                                     tensor(4 * hidden), tensor(4 * hidden), w_hr, config)
+                        (y.float().sum() + h.float().sum() + c.float().sum()).backward()
+                    for function, gates in ((GRUSequence, 3), (RNNSequence, 1)):
+                        y, h = function.apply(x, tensor(batch, hidden), tensor(gates * hidden, features),
+                                              tensor(gates * hidden, hidden), tensor(gates * hidden),
+                                              tensor(gates * hidden), config)
+                        (y.float().sum() + h.float().sum()).backward()
+
+
+def distinct(launches) -> list[Launch]:
+    """The launches with duplicates (same kernel, signature and constexprs) removed, in order."""
+    seen, kept = set(), []
+    for launch in launches:
+        key = (id(launch.kernel), launch.signature, launch.constexprs)
+        if key not in seen:
+            seen.add(key)
+            kept.append(launch)
+    return kept
+
+
+def covering(launches) -> list[Launch]:
+    """A subset with every signature (pointer dtypes) of every kernel, and every value each constexpr of a
+    kernel takes in ``launches``, at least once: greedy, in order. Far fewer compilations than
+    :func:`distinct` (surrogate pairs, cell rules and dtypes multiply there), since the constexpr
+    branches (surrogate formulas, cell rules) compute in float32 whatever the pointers' dtype."""
+    covered, kept = set(), []
+    for launch in distinct(launches):
+        keys = {(id(launch.kernel), launch.signature)}
+        keys |= {(id(launch.kernel), name, repr(value)) for name, value in launch.constexprs}
+        if not keys <= covered:
+            covered |= keys
+            kept.append(launch)
+    return kept
+
+
+def _describe(launch: Launch) -> str:
+    pointers = sorted({t[1:] for _, t in launch.signature if t.startswith("*")})
+    return "/".join(pointers) + " " + " ".join(f"{n}={v}" for n, v in launch.constexprs)
+
+
+def launched_kernels() -> set[str]:
+    """Names of the kernels the backend's launchers start (``name[grid](...)`` in the kernel modules'
+    source), as opposed to the ``@triton.jit`` helpers the kernels call."""
+    import inspect
+
+    from triton.runtime.jit import JITFunction
+
+    from . import gru, lstm, persistent, rnn
+    names = set()
+    for module in (lstm, persistent, gru, rnn):
+        source = inspect.getsource(module)
+        names |= {name for name, value in vars(module).items()
+                  if isinstance(value, JITFunction) and re.search(rf"\b{re.escape(name)}\[", source)}
+    return names
+
+
+def check(arches, every: bool = False):
+    """Record the backend's launches, compile the :func:`covering` set (``every``: all distinct
+    specializations) for each of ``arches``. Yields ``(arch, launch, Resources or None, problem or None)``;
+    a problem is a compile error or more shared memory than the architecture has."""
+    from . import load_kernels
+    load_kernels()
+    with record_launches() as launches:
+        backend_workload()
+    chosen = distinct(launches) if every else covering(launches)
+    for arch in arches:
+        limit = SHARED_LIMIT.get(arch)
+        for launch in chosen:
+            try:
+                used = compile_launch(launch, arch)
+            except Exception as error:
+                yield arch, launch, None, f"{type(error).__name__}: {error}"
+                continue
+            problem = None
+            if limit is not None and used.shared_bytes > limit:
+                problem = f"needs {used.shared_bytes} B of shared memory, sm_{arch} has {limit}"
+            yield arch, launch, used, problem
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--arch", type=int, nargs="+", default=[90], help="compute capabilities, e.g. 90 80")
+    parser.add_argument("--every", action="store_true",
+                        help="every distinct specialization recorded, not just a covering set")
+    args = parser.parse_args(argv)
+    if os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes"):
+        print("unset TRITON_INTERPRET: the kernels must be built for the GPU, not the interpreter", file=sys.stderr)
+        return 2
+    print("| arch | kernel | pointer dtypes, constexprs | registers | spill B/thread | shared B |")
+    print("|---|---|---|---|---|---|")
+    problems = []
+    for arch, launch, used, problem in check(args.arch, args.every):
+        if used is not None:
+            print(f"| sm_{arch} | {launch.name} | {_describe(launch)} | {used.registers} | {used.spill_bytes} "
+                  f"| {used.shared_bytes} |", flush=True)
+        if problem is not None:
+            problems.append(f"sm_{arch} {launch.name} {_describe(launch)}: {problem}")
+    for problem in problems:
+        print("FAILED", problem, file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
