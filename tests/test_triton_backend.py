@@ -65,8 +65,8 @@ def interpreter(monkeypatch):
 
 @pytest.fixture(autouse=True, params=["persistent", "per-step"])
 def lstm_forward_path(request, monkeypatch):
-    """Every test runs with the LSTM's forward and backward loops as persistent kernels (where they
-    apply: no proj_size, small hidden) and with the v0 per-step path."""
+    """Every test runs with the forward and backward loops of every cell as persistent kernels (where
+    they apply: hidden <= 256, for the LSTM no proj_size) and with the v0 per-step path."""
     from spikingrnn.ops.triton import persistent
     if request.param == "per-step":
         monkeypatch.setattr(persistent, "PERSISTENT_MAX_HIDDEN", 0)
@@ -211,12 +211,21 @@ def test_low_memory_keeps_an_eighth_of_spikingjelly_with_a_700_float_input(mode)
     assert ours < x.numel() * x.element_size() * 1.1, "beyond the input, little is kept"
 
 
-@pytest.mark.parametrize("cell_state", ["clamp", "accumulate", "spike"])
-def test_persistent_kernel_runs_and_tiles(cell_state, lstm_forward_path, monkeypatch):
+PERSISTENT_CASES = [dict(cell_state="clamp"), dict(cell_state="accumulate"), dict(cell_state="spike"),
+                    dict(mode="GRU"), dict(mode="GRU", bias=False, s1="atan", s2="rect"), dict(mode="RNN"),
+                    dict(mode="RNN", bias=False, s1="sigmoid")]
+PERSISTENT_FUNCTIONS = {"LSTM": ("persistent", "lstm"), "GRU": ("persistent_gru", "gru"),
+                        "RNN": ("persistent_rnn", "rnn")}
+
+
+@pytest.mark.parametrize("case", PERSISTENT_CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_persistent_kernel_runs_and_tiles(case, lstm_forward_path, monkeypatch):
     """Hidden 40 and batch 20 span several BLOCK_H / BLOCK_K / BLOCK_B tiles of the persistent kernels
     (with their masked edges), packed and not; the kernels are really the ones that ran, forward and
     backward."""
-    from spikingrnn.ops.triton import persistent
+    import importlib
+    module_name, prefix = PERSISTENT_FUNCTIONS[case.get("mode", "LSTM")]
+    module = importlib.import_module(f"spikingrnn.ops.triton.{module_name}")
     calls = {"forward": 0, "backward": 0}
 
     def counted(name, real):
@@ -225,10 +234,10 @@ def test_persistent_kernel_runs_and_tiles(cell_state, lstm_forward_path, monkeyp
             return real(*args, **kwargs)
         return run
 
-    monkeypatch.setattr(persistent, "lstm_persistent_forward", counted("forward", persistent.lstm_persistent_forward))
-    monkeypatch.setattr(persistent, "lstm_persistent_backward",
-                        counted("backward", persistent.lstm_persistent_backward))
-    model = build(cell_state=cell_state, hidden=40, inputs=5, layers=2, bidirectional=True)
+    for name in calls:
+        function = f"{prefix}_persistent_{name}"
+        monkeypatch.setattr(module, function, counted(name, getattr(module, function)))
+    model = build(**case, hidden=40, inputs=5, layers=2, bidirectional=True)
     check(model, steps=5, batch=20)
     lengths = torch.tensor([5] * 3 + [4] * 7 + [2] * 6 + [1] * 4)
     check(model, steps=5, batch=20, lengths=lengths)
@@ -236,13 +245,17 @@ def test_persistent_kernel_runs_and_tiles(cell_state, lstm_forward_path, monkeyp
     assert calls == {"forward": expected, "backward": expected}
 
 
-@pytest.mark.parametrize("cell_state", ["clamp", "spike"])
-def test_low_memory_replays_the_persistent_forward_exactly(cell_state, lstm_forward_path):
+@pytest.mark.parametrize("case", [dict(mode="LSTM", cell_state="clamp"), dict(mode="LSTM", cell_state="spike"),
+                                  dict(mode="GRU"), dict(mode="RNN")],
+                         ids=["lstm-clamp", "lstm-spike", "gru", "rnn"])
+def test_low_memory_replays_the_persistent_forward_exactly(case, lstm_forward_path):
     """Float weights (not dyadic: products round): low_memory's backward recomputes the pre-activations
     with the kernel that computed them in forward, so it fires the same gates and gives the same
     gradients, bit for bit, as keeping them; packed rows too."""
     torch.manual_seed(3)
-    model = spikingrnn.SpikingLSTM(6, 24, 2, cell_state=cell_state, backend="triton")
+    options = {k: v for k, v in case.items() if k != "mode"}
+    classes = {"LSTM": spikingrnn.SpikingLSTM, "GRU": spikingrnn.SpikingGRU, "RNN": spikingrnn.SpikingRNN}
+    model = classes[case["mode"]](6, 24, 2, backend="triton", **options)
     lengths = torch.tensor([7, 7, 5, 3, 1])
     x = torch.randn(7, 5, 6)
     grads = {}
@@ -250,9 +263,10 @@ def test_low_memory_replays_the_persistent_forward_exactly(cell_state, lstm_forw
         model.low_memory = low
         model.zero_grad()
         packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths)
-        out, (h, c) = model(packed)
+        out, final = model(packed)
+        final = final if isinstance(final, tuple) else (final,)
         weights = torch.randn(out.data.shape, generator=torch.Generator().manual_seed(1))
-        ((out.data * weights).sum() + h.sum() + c.sum()).backward()
+        ((out.data * weights).sum() + sum(s.sum() for s in final)).backward()
         grads[low] = [p.grad.clone() for p in model.parameters()]
     assert any(g.abs().sum() > 0 for g in grads[False])
     for a, b in zip(grads[False], grads[True]):

@@ -39,8 +39,9 @@ def compiled():
 
 def test_every_launched_kernel_is_compiled(compiled):
     launched = set(compiled["launched"])
-    assert {"_lstm_persistent_forward", "_lstm_persistent_backward", "_lstm_forward_step", "_lstm_backward_step",
-            "_gru_forward_step", "_gru_backward_step", "_rnn_forward_step", "_rnn_backward_step"} <= launched
+    for cell in ("lstm", "gru", "rnn"):
+        assert {f"_{cell}_persistent_forward", f"_{cell}_persistent_backward", f"_{cell}_forward_step",
+                f"_{cell}_backward_step"} <= launched
     assert {row["kernel"] for row in compiled["rows"]} == launched
 
 
@@ -55,11 +56,15 @@ def test_every_dtype_and_variant_is_compiled(compiled):
                 assert {row["constexprs"][name] for row in mine} == set(range(8)), (kernel, name)
             if name == "CELL":  # clamp, accumulate, spike
                 assert {row["constexprs"][name] for row in mine} == {0, 1, 2}, kernel
-    persistent = [row for row in rows if row["kernel"] == "_lstm_persistent_forward"]
-    for name in ("SAVE_PRE", "PACKED"):  # low memory (and its replay), packed sequences
-        assert {row["constexprs"][name] for row in persistent} == {False, True}, name
+    for kernel, flags in (("_lstm_persistent_forward", ("SAVE_PRE", "PACKED")),
+                          ("_gru_persistent_forward", ("SAVE_HP", "PACKED", "HAS_BIAS")),
+                          ("_rnn_persistent_forward", ("SAVE_PRE", "PACKED"))):
+        persistent = [row for row in rows if row["kernel"] == kernel]
+        for name in flags:  # low memory (and its replay), packed sequences, bias or not
+            assert {row["constexprs"][name] for row in persistent} == {False, True}, (kernel, name)
     # the low-memory LSTM keeps a 0/1 cell as uint8
-    assert any(row["signature"]["c_all_ptr"] == "*u8" for row in persistent)
+    lstm = [row for row in rows if row["kernel"] == "_lstm_persistent_forward"]
+    assert any(row["signature"]["c_all_ptr"] == "*u8" for row in lstm)
 
 
 def test_every_specialization_compiles_within_the_gpu(compiled):

@@ -33,7 +33,9 @@ CASES = [
     dict(mode="LSTM", cell_state="spike", proj=5),
     dict(mode="LSTM", hidden=300),  # past the persistent kernels' hidden limit: per-step path
     dict(mode="GRU", layers=2, bidirectional=True),
+    dict(mode="GRU", hidden=300),  # per-step path
     dict(mode="RNN", layers=2, s1="atan"),
+    dict(mode="RNN", hidden=300, bias=False),  # per-step path
 ]
 SHAPES = [(1, 1), (7, 3), (40, 33)]  # (steps, batch): several batch tiles of the persistent kernels
 
@@ -95,8 +97,9 @@ def test_half_types_track_the_float32_reference(dtype, case):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("case", [dict(mode="LSTM"),
-                                  dict(mode="LSTM", cell_state="spike", layers=2, bidirectional=True)],
-                         ids=["lstm", "lstm-spike-2-layers-bidirectional"])
+                                  dict(mode="LSTM", cell_state="spike", layers=2, bidirectional=True),
+                                  dict(mode="GRU", layers=2), dict(mode="RNN", layers=2)],
+                         ids=["lstm", "lstm-spike-2-layers-bidirectional", "gru", "rnn"])
 def test_low_memory_replays_the_persistent_forward_exactly(dtype, case):
     """Float weights, TF32 products in the persistent forward kernel: low_memory's backward replays that
     kernel, so it fires the same gates and gives the same gradients, bit for bit, as keeping the

@@ -1,4 +1,4 @@
-"""The ``triton`` backend (design v0: torch GEMMs + one fused Triton pointwise kernel per step).
+"""The ``triton`` backend: persistent Triton kernels for the time loops, torch GEMMs for the rest.
 
 Same contract as :func:`spikingrnn.ops.reference.reference_rnn`, built on the shared
 :func:`~spikingrnn.ops.reference.run_stack` driver, one autograd Function per layer and direction
@@ -12,10 +12,12 @@ subclasses) in spiking mode: their derivative formulas are compiled into the ker
 Supports the LSTM (every ``cell_state``, ``proj_size``), GRU and vanilla RNN, packed sequences,
 both directions and dropout (done by ``run_stack``). By default the pre-activations are kept for
 backward; with ``low_memory`` only the input, the outputs and the LSTM's ``c`` are kept (each as
-bit rows when it is 0/1, :mod:`.saved`), and backward recomputes the pre-activations (one GEMM for the
-input projections, one per step). The LSTM forward without ``proj_size`` (hidden <= 256) runs as one
-persistent kernel for all steps (:mod:`.persistent`); everything else launches one GEMM and one
-Triton kernel per step.
+bit rows when it is 0/1, :mod:`.saved`), and backward recomputes the pre-activations the way forward
+computed them. With hidden <= 256 (the LSTM without ``proj_size``) the forward and backward loops of
+every cell are persistent kernels, one launch for all steps (:mod:`.persistent`,
+:mod:`.persistent_gru`, :mod:`.persistent_rnn`); otherwise each step launches one GEMM and one Triton
+kernel. Under ``torch.autocast`` the whole recurrence runs in the autocast dtype (see
+:func:`autocast_dtype`). :mod:`.compile_check` compiles every kernel for an NVIDIA GPU without one.
 Nothing here imports ``triton`` until it is needed, so ``import spikingrnn`` works without it.
 """
 from __future__ import annotations

@@ -142,9 +142,19 @@ def _surrogates():
 def backend_workload(dtypes=(torch.float32, torch.bfloat16, torch.float16)) -> None:
     """Run forward and backward of every cell through the triton backend's launchers on small CPU
     tensors, covering each kernel's constexpr variants: every ``cell_state``, every surrogate in both
-    surrogate slots, packed and padded batches, low memory or not, the persistent LSTM and the
-    per-step one (``proj_size``). Meant to run inside :func:`record_launches` (the kernels would
-    need a GPU or the interpreter)."""
+    surrogate slots, packed and padded batches, low memory or not, the persistent loops and the
+    per-step ones. Meant to run inside :func:`record_launches` (the kernels would need a GPU or the
+    interpreter)."""
+    from . import persistent
+    limit = persistent.PERSISTENT_MAX_HIDDEN
+    try:
+        for persistent.PERSISTENT_MAX_HIDDEN in (limit, 0):  # persistent loops, then per-step ones
+            _run_cells(dtypes)
+    finally:
+        persistent.PERSISTENT_MAX_HIDDEN = limit
+
+
+def _run_cells(dtypes) -> None:
     from . import TritonConfig
     from .gru import GRUSequence
     from .kernels import surrogate_id
@@ -174,9 +184,9 @@ def backend_workload(dtypes=(torch.float32, torch.bfloat16, torch.float16)) -> N
                                                      tensor(4 * hidden), tensor(4 * hidden), w_hr, config)
                         (y.float().sum() + h.float().sum() + c.float().sum()).backward()
                     for function, gates in ((GRUSequence, 3), (RNNSequence, 1)):
+                        bias = None if case % 2 else tensor(gates * hidden)  # with and without b_hh
                         y, h = function.apply(x, tensor(batch, hidden), tensor(gates * hidden, features),
-                                              tensor(gates * hidden, hidden), tensor(gates * hidden),
-                                              tensor(gates * hidden), config)
+                                              tensor(gates * hidden, hidden), tensor(gates * hidden), bias, config)
                         (y.float().sum() + h.float().sum()).backward()
 
 
@@ -218,9 +228,9 @@ def launched_kernels() -> set[str]:
 
     from triton.runtime.jit import JITFunction
 
-    from . import gru, lstm, persistent, rnn
+    from . import gru, lstm, persistent, persistent_gru, persistent_rnn, rnn
     names = set()
-    for module in (lstm, persistent, gru, rnn):
+    for module in (lstm, persistent, gru, persistent_gru, rnn, persistent_rnn):
         source = inspect.getsource(module)
         names |= {name for name, value in vars(module).items()
                   if isinstance(value, JITFunction) and re.search(rf"\b{re.escape(name)}\[", source)}

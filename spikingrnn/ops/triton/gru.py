@@ -1,12 +1,16 @@
 """Spiking GRU over a whole sequence on Triton (one layer, one direction), design v0.
 
 ``r = Θ(x_r + h_r)``, ``z = Θ(x_z + h_z)``, ``n = Θ(x_n + r * h_n)``, ``h' = (1 - z) * n + z * h`` with
-``x_* = x W_i*^T + b_i*`` (one torch GEMM for all steps) and ``h_* = h W_h*^T + b_h*`` (``torch.addmm``
-per step); one Triton kernel per step does the pointwise work. Kept for backward: the input-side
-and hidden-side projections ``[T, B, 3H]`` and the outputs (with ``low_memory`` the outputs only:
-backward recomputes the projections, one GEMM for the input side, one per step for the hidden side). Backward per step: one Triton kernel
-gives the input-side and hidden-side pre-activation gradients and the direct ``z * dh`` part of the
-carried ``dh``, one torch GEMM adds the recurrent part; weight gradients are torch GEMMs after the loop.
+``x_* = x W_i*^T + b_i*`` (one torch GEMM for all steps) and ``h_* = h W_h*^T + b_h*``. For
+``hidden <= PERSISTENT_MAX_HIDDEN`` the whole forward loop is one persistent kernel, and so is the
+backward's reverse loop (:mod:`.persistent_gru`); otherwise per step ``torch.addmm`` gives ``h_*`` and
+one Triton kernel does the pointwise work, and backward per step one Triton kernel gives the
+input-side and hidden-side pre-activation gradients and the direct ``z * dh`` part of the carried
+``dh``, one torch GEMM adds the recurrent part. Weight gradients are torch GEMMs after the loop.
+Kept for backward: the input-side and hidden-side projections ``[T, B, 3H]`` and the outputs (with
+``low_memory`` the outputs only, as bit rows: backward recomputes the projections the way forward
+computed them, one GEMM for the input side, then the persistent forward kernel replayed or one GEMM
+per step for the hidden side, so that the same gates fire).
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import triton.language as tl
 
 from ..gemm import projection
 from ..cpu.storage import restore_zero, zero_or_kept
+from . import persistent, persistent_gru
 from .kernels import BLOCK, grid, rows, surrogate_derivative
 from .saved import compact, restore
 
@@ -88,6 +93,9 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config):
     h = h0.contiguous().clone()
     keep = config.save and not config.low_memory
     hp_all = new(steps, batch, 3 * hidden, **like) if keep else None
+    if hidden <= persistent.PERSISTENT_MAX_HIDDEN:  # the whole loop in one launch
+        h = persistent_gru.gru_persistent_forward(xp.contiguous(), h0, w_hh, b_hh, y, hp_all, bs)
+        return y, h, (xp if keep else None), hp_all
     scratch = None if keep else torch.empty(batch, 3 * hidden, **like)
     w_hh_t = w_hh.t()
     for t in range(steps):
@@ -118,11 +126,20 @@ def gru_backward(saved, dy, dh_n, needs, config):
     w_hh_c = w_hh.contiguous()
     h0_c = h0.contiguous()
     hp_step = None
-    if hp_all is None:  # low memory: recompute the projections (all input ones, the hidden ones per step)
+    steps_left = range(steps - 1, -1, -1)
+    if hidden <= persistent.PERSISTENT_MAX_HIDDEN:
+        if hp_all is None:  # low memory after a persistent forward: replay that kernel (see lstm.py)
+            xp = projection(x, w_ih, b_ih).contiguous()
+            hp_all = new(steps, batch, 3 * hidden, **like)
+            persistent_gru.gru_persistent_forward(xp, h0_c, w_hh, b_hh, new(steps, batch, hidden, **like), hp_all, bs)
+        persistent_gru.gru_persistent_backward(xp, hp_all, h0_c, y, dy, w_hh_c, dh, dx_pre, dh_pre, bs, config.alpha1,
+                                               config.alpha2, config.kind1, config.kind2)
+        steps_left = range(0)  # the reverse loop ran in one launch
+    elif hp_all is None:  # low memory: recompute the projections (all input ones, the hidden ones per step)
         xp = projection(x, w_ih, b_ih)
         hp_step = torch.empty(batch, 3 * hidden, **like)
         h_step = torch.empty_like(h0_c)  # h[t-1] as in forward's state buffer (see lstm.py)
-    for t in range(steps - 1, -1, -1):
+    for t in steps_left:
         n = rows(bs, t, batch)
         if n == 0:
             continue

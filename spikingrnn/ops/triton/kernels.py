@@ -2,7 +2,6 @@
 step and its backward (per-step and persistent kernels alike), launch helpers."""
 from __future__ import annotations
 
-import torch
 import triton
 import triton.language as tl
 

@@ -17,7 +17,9 @@ stay single large GEMMs after the kernel. It needs the kept pre-activations (not
 
 Used for the LSTM without ``proj_size`` when ``hidden <= PERSISTENT_MAX_HIDDEN``; everything else
 takes the v0 path. The tile sizes are untuned (no GPU has run this yet); the interpreter tests
-check both kernels against the reference.
+check both kernels against the reference. The jit helpers and launch helpers below the tile sizes
+are shared with the GRU's and the vanilla RNN's persistent kernels (:mod:`.persistent_gru`,
+:mod:`.persistent_rnn`).
 """
 from __future__ import annotations
 
@@ -32,7 +34,37 @@ BLOCK_B, BLOCK_H, BLOCK_K = 16, 32, 32
 
 
 @triton.jit
-def _rows_valid(rows, sizes_ptr, t, batch, PACKED: tl.constexpr):
+def as_stored(v, ptr):
+    """``v`` rounded to the element type of ``ptr`` and back to float32: a kernel fires its spikes from
+    the values it stores, so that backward, reading them, fires the same ones (a float16
+    pre-activation of -1e-8 is stored as -0.0, which fires)."""
+    return v.to(ptr.dtype.element_ty).to(tl.float32)
+
+
+@triton.jit
+def previous_state(h0_ptr, y_ptr, t, batch, H, rows, units, mask):
+    """``h_{t-1}[rows, units]``: ``h0`` at step 0, else the previous step's output, written by this
+    program (0 where masked)."""
+    if t == 0:
+        h = tl.load(h0_ptr + rows[:, None] * H + units[None, :], mask=mask, other=0.0)
+    else:
+        h = tl.load(y_ptr + (t - 1) * batch * H + rows[:, None] * H + units[None, :], mask=mask, other=0.0)
+    return h
+
+
+@triton.jit
+def dot_add(acc, a, b, IEEE: tl.constexpr):
+    """``acc + a @ b``: float32 products in full precision when ``IEEE``, else Triton's default (TF32
+    for float32 on a GPU; half types are exact products with float32 sums either way)."""
+    if IEEE:
+        acc += tl.dot(a, b, input_precision="ieee")
+    else:
+        acc += tl.dot(a, b)
+    return acc
+
+
+@triton.jit
+def rows_valid(rows, sizes_ptr, t, batch, PACKED: tl.constexpr):
     """Which of ``rows`` run step ``t``: those below ``sizes[t]`` when packed, else below ``batch``."""
     if PACKED:
         valid = tl.load(sizes_ptr + t)
@@ -54,7 +86,7 @@ def _lstm_persistent_forward(xp_ptr, w_ptr, h0_ptr, c_ptr, y_ptr, pre_ptr, c_all
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     four_h = 4 * H
     for t in range(steps):
-        row_ok = _rows_valid(rows, sizes_ptr, t, batch, PACKED)
+        row_ok = rows_valid(rows, sizes_ptr, t, batch, PACKED)
         for j0 in range(0, H, BLOCK_H):
             cols = j0 + tl.arange(0, BLOCK_H)
             col_ok = cols < H
@@ -65,12 +97,7 @@ def _lstm_persistent_forward(xp_ptr, w_ptr, h0_ptr, c_ptr, y_ptr, pre_ptr, c_all
             for k0 in range(0, H, BLOCK_K):
                 ks = k0 + tl.arange(0, BLOCK_K)
                 k_ok = ks < H
-                h_mask = row_ok[:, None] & k_ok[None, :]
-                if t == 0:
-                    h = tl.load(h0_ptr + rows[:, None] * H + ks[None, :], mask=h_mask, other=0.0)
-                else:  # h_{t-1} is the previous output, written by this program
-                    h = tl.load(y_ptr + (t - 1) * batch * H + rows[:, None] * H + ks[None, :], mask=h_mask,
-                                other=0.0)
+                h = previous_state(h0_ptr, y_ptr, t, batch, H, rows, ks, row_ok[:, None] & k_ok[None, :])
                 w_rows = w_ptr + ks[:, None] * four_h + cols[None, :]
                 w_mask = k_ok[:, None] & col_ok[None, :]
                 u_i += tl.dot(h, tl.load(w_rows, mask=w_mask, other=0.0))
@@ -80,10 +107,10 @@ def _lstm_persistent_forward(xp_ptr, w_ptr, h0_ptr, c_ptr, y_ptr, pre_ptr, c_all
             mask = row_ok[:, None] & col_ok[None, :]
             gate = t * batch * four_h + rows[:, None] * four_h + cols[None, :]
             x_i, x_f, x_g, x_o = load_gates(xp_ptr, gate, H, mask)
-            u_i += x_i
-            u_f += x_f
-            u_g += x_g
-            u_o += x_o
+            u_i = as_stored(u_i + x_i, y_ptr)
+            u_f = as_stored(u_f + x_f, y_ptr)
+            u_g = as_stored(u_g + x_g, y_ptr)
+            u_o = as_stored(u_o + x_o, y_ptr)
             if SAVE_PRE:
                 store_gates(pre_ptr, gate, H, u_i, u_f, u_g, u_o, mask)
             unit = rows[:, None] * H + cols[None, :]
@@ -96,26 +123,35 @@ def _lstm_persistent_forward(xp_ptr, w_ptr, h0_ptr, c_ptr, y_ptr, pre_ptr, c_all
         tl.debug_barrier()  # y[t] complete before any thread of this program reads it as h_t
 
 
+def step_sizes(batch_sizes, batch: int, device) -> torch.Tensor:
+    """The kernels' ``sizes`` argument: rows valid per step when packed (else ``[batch]``, unread)."""
+    return torch.tensor(batch_sizes if batch_sizes is not None else [batch], dtype=torch.int32, device=device)
+
+
+def last_outputs(y, h0, batch_sizes):
+    """Each row's output at its last valid step (``y [T, B, H]``): the final hidden state; ``h0``
+    when there are no steps."""
+    steps, batch = y.shape[:2]
+    if steps == 0:
+        return h0.clone()
+    if batch_sizes is None:
+        return y[-1].clone()
+    # every packed row has at least one step
+    lengths = (torch.tensor(batch_sizes, device=y.device).unsqueeze(1) > torch.arange(batch, device=y.device)).sum(0)
+    return y[lengths - 1, torch.arange(batch, device=y.device)].clone()
+
+
 def lstm_persistent_forward(xp, h0, c, w_hh, y, pre, c_all, batch_sizes, cell_mode: int, threshold: float):
     """Run all steps; ``c`` is updated in place, ``y [T, B, H]`` (zeros past each row's length when
     packed) filled, ``pre``/``c_all`` filled when given. Returns ``h_n [B, H]``."""
     steps, batch, _ = xp.shape
     hidden = h0.shape[1]
-    packed = batch_sizes is not None
-    sizes = torch.tensor(batch_sizes if packed else [batch], dtype=torch.int32, device=xp.device)
     _lstm_persistent_forward[(triton.cdiv(max(batch, 1), BLOCK_B),)](
         xp, w_hh.t().contiguous(), h0.contiguous(), c, y, pre if pre is not None else y,
-        c_all if c_all is not None else c, sizes, steps, batch, hidden, float(threshold),
-        CELL=cell_mode, SAVE_PRE=pre is not None, SAVE_C=c_all is not None, PACKED=packed,
-        BLOCK_B=BLOCK_B, BLOCK_H=BLOCK_H, BLOCK_K=BLOCK_K)
-    if steps == 0:
-        return h0.clone()
-    if not packed:
-        return y[-1].clone()
-    # each row's state after its last valid step (every packed row has at least one step)
-    lengths = (torch.tensor(batch_sizes, device=xp.device).unsqueeze(1)
-               > torch.arange(batch, device=xp.device)).sum(0)
-    return y[lengths - 1, torch.arange(batch, device=xp.device)].clone()
+        c_all if c_all is not None else c, step_sizes(batch_sizes, batch, xp.device), steps, batch, hidden,
+        float(threshold), CELL=cell_mode, SAVE_PRE=pre is not None, SAVE_C=c_all is not None,
+        PACKED=batch_sizes is not None, BLOCK_B=BLOCK_B, BLOCK_H=BLOCK_H, BLOCK_K=BLOCK_K)
+    return last_outputs(y, h0, batch_sizes)
 
 
 @triton.jit
@@ -133,7 +169,7 @@ def _lstm_persistent_backward(pre_ptr, c_all_ptr, c0_ptr, dy_ptr, w_ptr, dh_ptr,
     four_h = 4 * H
     for step in range(steps):
         t = steps - 1 - step
-        row_ok = _rows_valid(rows, sizes_ptr, t, batch, PACKED)
+        row_ok = rows_valid(rows, sizes_ptr, t, batch, PACKED)
         # phase 1: d_pre[t] and the carried dc, tile by tile of hidden units
         for j0 in range(0, H, BLOCK_H):
             cols = j0 + tl.arange(0, BLOCK_H)
@@ -165,10 +201,7 @@ def _lstm_persistent_backward(pre_ptr, c_all_ptr, c0_ptr, dy_ptr, w_ptr, dh_ptr,
                 d = tl.load(d_pre_ptr + t * batch * four_h + rows[:, None] * four_h + ks[None, :],
                             mask=row_ok[:, None] & k_ok[None, :], other=0.0)
                 w = tl.load(w_ptr + ks[:, None] * H + cols[None, :], mask=k_ok[:, None] & col_ok[None, :], other=0.0)
-                if IEEE:
-                    acc += tl.dot(d, w, input_precision="ieee")
-                else:
-                    acc += tl.dot(d, w)
+                acc = dot_add(acc, d, w, IEEE)
             tl.store(dh_ptr + rows[:, None] * H + cols[None, :], acc.to(dh_ptr.dtype.element_ty),
                      mask=row_ok[:, None] & col_ok[None, :])
         tl.debug_barrier()  # dh complete before the next step's phase 1 reads it
@@ -180,9 +213,8 @@ def lstm_persistent_backward(pre, c_all, c0, dy, w_hh, dh, dc, d_pre, batch_size
     must be there beforehand when packed), ``dh``/``dc [B, H]`` carried in place down to ``dh0``/``dc0``.
     float32 products in full precision (as torch.mm), half types with float32 accumulation."""
     steps, batch, four_h = pre.shape
-    packed = batch_sizes is not None
-    sizes = torch.tensor(batch_sizes if packed else [batch], dtype=torch.int32, device=pre.device)
     _lstm_persistent_backward[(triton.cdiv(max(batch, 1), BLOCK_B),)](
-        pre, c_all, c0.contiguous(), dy, w_hh.contiguous(), dh, dc, d_pre, sizes, steps, batch, four_h // 4,
-        float(threshold), float(alpha1), float(alpha2), CELL=cell_mode, KIND1=kind1, KIND2=kind2, PACKED=packed,
+        pre, c_all, c0.contiguous(), dy, w_hh.contiguous(), dh, dc, d_pre, step_sizes(batch_sizes, batch, pre.device),
+        steps, batch, four_h // 4, float(threshold), float(alpha1), float(alpha2), CELL=cell_mode, KIND1=kind1,
+        KIND2=kind2, PACKED=batch_sizes is not None,
         IEEE=pre.dtype == torch.float32, BLOCK_B=BLOCK_B, BLOCK_H=BLOCK_H, BLOCK_K=BLOCK_K)

@@ -1,10 +1,13 @@
 """Spiking vanilla RNN over a whole sequence on Triton (one layer, one direction), design v0.
 
 ``h' = Θ(u)``, ``u = x W_ih^T + b_ih + h W_hh^T + b_hh``: the input projections are one torch GEMM,
-per step ``torch.addmm`` writes ``u`` into the saved pre-activations and one Triton kernel fires the
-spikes; backward per step one Triton kernel ``d_u = (dh + dy) * derivative(u)`` and one torch GEMM
-for the carried ``dh``; weight gradients are single torch GEMMs after the loop. With ``low_memory``
-``u`` is not kept: backward recomputes it (one GEMM for the input projections, one per step).
+for ``hidden <= PERSISTENT_MAX_HIDDEN`` the whole forward loop is one persistent kernel, and so is the
+backward's reverse loop (:mod:`.persistent_rnn`); otherwise per step ``torch.addmm`` writes ``u`` into
+the saved pre-activations and one Triton kernel fires the spikes, and backward per step one Triton
+kernel ``d_u = (dh + dy) * derivative(u)`` and one torch GEMM for the carried ``dh``. Weight gradients
+are single torch GEMMs after the loop. With ``low_memory`` ``u`` is not kept: backward recomputes it
+the way forward computed it (one GEMM for the input projections, then the persistent forward kernel
+replayed, or one GEMM per step), so that the same spikes fire.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import triton.language as tl
 
 from ..gemm import projection
 from ..cpu.storage import restore_zero, zero_or_kept
+from . import persistent, persistent_rnn
 from .kernels import BLOCK, grid, rows, surrogate_derivative
 from .saved import compact, restore
 
@@ -49,6 +53,8 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config):
     h = h0.contiguous().clone()
     keep = config.save and not config.low_memory
     pre = new(steps, batch, hidden, **like) if keep else None
+    if hidden <= persistent.PERSISTENT_MAX_HIDDEN:  # the whole loop in one launch
+        return y, persistent_rnn.rnn_persistent_forward(xp.contiguous(), h0, w_hh, y, pre, bs), pre
     scratch = None if keep else torch.empty(batch, hidden, **like)
     w_hh_t = w_hh.t()
     for t in range(steps):
@@ -73,11 +79,21 @@ def rnn_backward(saved, dy, dh_n, needs, config):
     dy = torch.zeros_like(y) if dy is None else dy.contiguous()
     w_hh_c = w_hh.contiguous()
     xp = u_step = None
-    if pre is None:  # low memory: recompute u[t] = x[t] W_ih^T + b + h[t-1] W_hh^T step by step
+    persistent_loop = hidden <= persistent.PERSISTENT_MAX_HIDDEN
+    if pre is None and persistent_loop:
+        # low memory after a persistent forward: replay that kernel (see lstm.py), u written over xp
+        pre = projection(x, w_ih, b_ih, b_hh).contiguous()
+        persistent_rnn.rnn_persistent_forward(pre, h0, w_hh, new(steps, batch, hidden, dtype=x.dtype, device=x.device),
+                                              pre, bs)
+    steps_left = range(steps - 1, -1, -1)
+    if persistent_loop:  # the reverse loop in one launch
+        persistent_rnn.rnn_persistent_backward(pre, dy, w_hh_c, dh, d_pre, bs, config.alpha1, config.kind1)
+        steps_left = range(0)
+    elif pre is None:  # low memory: recompute u[t] = x[t] W_ih^T + b + h[t-1] W_hh^T step by step
         xp = projection(x, w_ih, b_ih, b_hh)
         u_step = torch.empty(batch, hidden, dtype=x.dtype, device=x.device)
         h_step = torch.empty_like(h0, memory_format=torch.contiguous_format)  # as forward's state (see lstm.py)
-    for t in range(steps - 1, -1, -1):
+    for t in steps_left:
         n = rows(bs, t, batch)
         if n == 0:
             continue

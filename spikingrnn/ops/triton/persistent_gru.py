@@ -1,0 +1,164 @@
+"""Persistent spiking-GRU forward and backward on Triton: the whole time loop in ONE launch.
+
+The same scheme as the LSTM's (:mod:`.persistent`): one program owns ``BLOCK_B`` batch rows for all
+steps. Forward, per step and tile of ``BLOCK_H`` units: the hidden-side projections
+``hp = h_{t-1} W_hh^T + b_hh`` of the three gates (``tl.dot``, the weights streaming from L2), then
+``r = Θ(x_r + h_r)``, ``z = Θ(x_z + h_z)``, ``n = Θ(x_n + r h_n)``, ``h_t = (1 - z) n + z h_{t-1}``
+written to ``y[t]``, where the next step reads it; ``hp`` is stored when backward needs it.
+Backward, per step from the end: phase 1 the input-side and hidden-side pre-activation gradients
+and the direct part ``z dh`` of the carried gradient, phase 2 adds ``dh_pre[t] W_hh``.
+Used for ``hidden <= PERSISTENT_MAX_HIDDEN``.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from .kernels import surrogate_derivative
+from .persistent import (BLOCK_B, BLOCK_H, BLOCK_K, as_stored, dot_add, last_outputs, previous_state, rows_valid,
+                         step_sizes)
+
+
+@triton.jit
+def _load_three(ptr, offset, H, mask):
+    """The three gate blocks ``r|z|n`` of ``[..., 3H]`` rows at ``ptr + offset`` (+ H, 2H), in fp32."""
+    return (tl.load(ptr + offset, mask=mask, other=0.0).to(tl.float32),
+            tl.load(ptr + offset + H, mask=mask, other=0.0).to(tl.float32),
+            tl.load(ptr + offset + 2 * H, mask=mask, other=0.0).to(tl.float32))
+
+
+@triton.jit
+def _store_three(ptr, offset, H, v_r, v_z, v_n, mask):
+    """Stores three gate blocks at ``ptr + offset`` (+ H, 2H) in ``ptr``'s dtype."""
+    ty = ptr.dtype.element_ty
+    tl.store(ptr + offset, v_r.to(ty), mask=mask)
+    tl.store(ptr + offset + H, v_z.to(ty), mask=mask)
+    tl.store(ptr + offset + 2 * H, v_n.to(ty), mask=mask)
+
+
+@triton.jit
+def _gru_persistent_forward(xp_ptr, w_ptr, b_ptr, h0_ptr, y_ptr, hp_ptr, sizes_ptr, steps, batch, H,
+                            HAS_BIAS: tl.constexpr, SAVE_HP: tl.constexpr, PACKED: tl.constexpr,
+                            BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr):
+    """Rows ``[pid * BLOCK_B, +BLOCK_B)`` for all steps. ``xp [T, B, 3H]`` (input projections with
+    ``b_ih``), ``w [H, 3H]`` (``W_hh^T``, contiguous), ``b [3H]`` (``b_hh``, read when ``HAS_BIAS``),
+    ``h0 [B, H]``; ``y [T, B, H]`` out, ``hp [T, B, 3H]`` out when saved; ``sizes [T]`` rows valid per
+    step when packed."""
+    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    three_h = 3 * H
+    for t in range(steps):
+        row_ok = rows_valid(rows, sizes_ptr, t, batch, PACKED)
+        for j0 in range(0, H, BLOCK_H):
+            cols = j0 + tl.arange(0, BLOCK_H)
+            col_ok = cols < H
+            a_r = tl.full((BLOCK_B, BLOCK_H), 0.0, tl.float32)
+            a_z = tl.full((BLOCK_B, BLOCK_H), 0.0, tl.float32)
+            a_n = tl.full((BLOCK_B, BLOCK_H), 0.0, tl.float32)
+            for k0 in range(0, H, BLOCK_K):
+                ks = k0 + tl.arange(0, BLOCK_K)
+                k_ok = ks < H
+                h = previous_state(h0_ptr, y_ptr, t, batch, H, rows, ks, row_ok[:, None] & k_ok[None, :])
+                w_rows = w_ptr + ks[:, None] * three_h + cols[None, :]
+                w_mask = k_ok[:, None] & col_ok[None, :]
+                a_r = dot_add(a_r, h, tl.load(w_rows, mask=w_mask, other=0.0), False)
+                a_z = dot_add(a_z, h, tl.load(w_rows + H, mask=w_mask, other=0.0), False)
+                a_n = dot_add(a_n, h, tl.load(w_rows + 2 * H, mask=w_mask, other=0.0), False)
+            if HAS_BIAS:
+                a_r += tl.load(b_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)[None, :]
+                a_z += tl.load(b_ptr + H + cols, mask=col_ok, other=0.0).to(tl.float32)[None, :]
+                a_n += tl.load(b_ptr + 2 * H + cols, mask=col_ok, other=0.0).to(tl.float32)[None, :]
+            # the projections as stored: backward recomputes the gates from them
+            a_r, a_z, a_n = as_stored(a_r, y_ptr), as_stored(a_z, y_ptr), as_stored(a_n, y_ptr)
+            mask = row_ok[:, None] & col_ok[None, :]
+            gate = t * batch * three_h + rows[:, None] * three_h + cols[None, :]
+            if SAVE_HP:
+                _store_three(hp_ptr, gate, H, a_r, a_z, a_n, mask)
+            x_r, x_z, x_n = _load_three(xp_ptr, gate, H, mask)
+            r = tl.where(x_r + a_r >= 0, 1.0, 0.0)
+            z = tl.where(x_z + a_z >= 0, 1.0, 0.0)
+            n = tl.where(x_n + r * a_n >= 0, 1.0, 0.0)
+            h_prev = previous_state(h0_ptr, y_ptr, t, batch, H, rows, cols, mask).to(tl.float32)
+            h_new = (1.0 - z) * n + z * h_prev
+            tl.store(y_ptr + t * batch * H + rows[:, None] * H + cols[None, :], h_new.to(y_ptr.dtype.element_ty),
+                     mask=mask)
+        tl.debug_barrier()  # y[t] complete before any thread of this program reads it as h_t
+
+
+def gru_persistent_forward(xp, h0, w_hh, b_hh, y, hp, batch_sizes):
+    """Run all steps: ``y [T, B, H]`` filled (zeros past each row's length when packed; they must be
+    there beforehand), the hidden-side projections ``hp [T, B, 3H]`` too when given. Returns ``h_n``."""
+    steps, batch, _ = xp.shape
+    hidden = h0.shape[1]
+    _gru_persistent_forward[(triton.cdiv(max(batch, 1), BLOCK_B),)](
+        xp, w_hh.t().contiguous(), b_hh if b_hh is not None else xp, h0.contiguous(), y,
+        hp if hp is not None else xp, step_sizes(batch_sizes, batch, xp.device), steps, batch, hidden,
+        HAS_BIAS=b_hh is not None, SAVE_HP=hp is not None, PACKED=batch_sizes is not None,
+        BLOCK_B=BLOCK_B, BLOCK_H=BLOCK_H, BLOCK_K=BLOCK_K)
+    return last_outputs(y, h0, batch_sizes)
+
+
+@triton.jit
+def _gru_persistent_backward(xp_ptr, hp_ptr, h0_ptr, y_ptr, dy_ptr, w_ptr, dh_ptr, dx_pre_ptr, dh_pre_ptr,
+                             sizes_ptr, steps, batch, H, alpha1, alpha2,
+                             KIND1: tl.constexpr, KIND2: tl.constexpr, PACKED: tl.constexpr, IEEE: tl.constexpr,
+                             BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr):
+    """Rows ``[pid * BLOCK_B, +BLOCK_B)`` for all steps, last first. ``xp``, ``hp [T, B, 3H]`` the
+    input-side and hidden-side projections, ``h0 [B, H]``, ``y [T, B, H]`` the outputs (``h_{t-1}``),
+    ``dy [T, B, H]``, ``w [3H, H]`` (``W_hh``, contiguous); ``dh [B, H]`` carried, updated in place
+    (rows past a step's length keep theirs); ``dx_pre``, ``dh_pre [T, B, 3H]`` out."""
+    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    three_h = 3 * H
+    for step in range(steps):
+        t = steps - 1 - step
+        row_ok = rows_valid(rows, sizes_ptr, t, batch, PACKED)
+        for j0 in range(0, H, BLOCK_H):  # phase 1: the pre-activation gradients, dh <- z dh
+            cols = j0 + tl.arange(0, BLOCK_H)
+            mask = row_ok[:, None] & (cols < H)[None, :]
+            unit = rows[:, None] * H + cols[None, :]
+            gate = t * batch * three_h + rows[:, None] * three_h + cols[None, :]
+            x_r, x_z, x_n = _load_three(xp_ptr, gate, H, mask)
+            h_r, h_z, h_n = _load_three(hp_ptr, gate, H, mask)
+            h_prev = previous_state(h0_ptr, y_ptr, t, batch, H, rows, cols, mask).to(tl.float32)
+            dh = (tl.load(dh_ptr + unit, mask=mask, other=0.0).to(tl.float32)
+                  + tl.load(dy_ptr + t * batch * H + unit, mask=mask, other=0.0).to(tl.float32))
+            u_r = x_r + h_r
+            u_z = x_z + h_z
+            r = tl.where(u_r >= 0, 1.0, 0.0)
+            z = tl.where(u_z >= 0, 1.0, 0.0)
+            u_n = x_n + r * h_n
+            n = tl.where(u_n >= 0, 1.0, 0.0)
+            d_n = dh * (1.0 - z) * surrogate_derivative(u_n, alpha2, KIND2)
+            d_z = dh * (h_prev - n) * surrogate_derivative(u_z, alpha1, KIND1)
+            d_r = d_n * h_n * surrogate_derivative(u_r, alpha1, KIND1)
+            _store_three(dx_pre_ptr, gate, H, d_r, d_z, d_n, mask)
+            _store_three(dh_pre_ptr, gate, H, d_r, d_z, d_n * r, mask)
+            tl.store(dh_ptr + unit, (dh * z).to(dh_ptr.dtype.element_ty), mask=mask)
+        tl.debug_barrier()  # dh_pre[t] and z dh complete before phase 2 reads them
+        for j0 in range(0, H, BLOCK_H):  # phase 2: dh += dh_pre[t] W_hh
+            cols = j0 + tl.arange(0, BLOCK_H)
+            col_ok = cols < H
+            out_mask = row_ok[:, None] & col_ok[None, :]
+            acc = tl.load(dh_ptr + rows[:, None] * H + cols[None, :], mask=out_mask, other=0.0).to(tl.float32)
+            for k0 in range(0, three_h, BLOCK_K):
+                ks = k0 + tl.arange(0, BLOCK_K)
+                k_ok = ks < three_h
+                d = tl.load(dh_pre_ptr + t * batch * three_h + rows[:, None] * three_h + ks[None, :],
+                            mask=row_ok[:, None] & k_ok[None, :], other=0.0)
+                w = tl.load(w_ptr + ks[:, None] * H + cols[None, :], mask=k_ok[:, None] & col_ok[None, :], other=0.0)
+                acc = dot_add(acc, d, w, IEEE)
+            tl.store(dh_ptr + rows[:, None] * H + cols[None, :], acc.to(dh_ptr.dtype.element_ty), mask=out_mask)
+        tl.debug_barrier()  # dh complete before the next step's phase 1 reads it
+
+
+def gru_persistent_backward(xp, hp, h0, y, dy, w_hh, dh, dx_pre, dh_pre, batch_sizes, alpha1: float, alpha2: float,
+                            kind1: int, kind2: int) -> None:
+    """Run the reverse loop over all steps: ``dx_pre``, ``dh_pre [T, B, 3H]`` filled (zeros past each
+    row's length must be there beforehand when packed), ``dh [B, H]`` carried in place down to
+    ``dh0``. float32 products in full precision (as torch.mm), half types with float32 accumulation."""
+    steps, batch, three_h = xp.shape
+    _gru_persistent_backward[(triton.cdiv(max(batch, 1), BLOCK_B),)](
+        xp, hp, h0.contiguous(), y, dy, w_hh.contiguous(), dh, dx_pre, dh_pre,
+        step_sizes(batch_sizes, batch, xp.device), steps, batch, three_h // 3, float(alpha1), float(alpha2),
+        KIND1=kind1, KIND2=kind2, PACKED=batch_sizes is not None, IEEE=xp.dtype == torch.float32,
+        BLOCK_B=BLOCK_B, BLOCK_H=BLOCK_H, BLOCK_K=BLOCK_K)
