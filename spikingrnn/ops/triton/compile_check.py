@@ -33,16 +33,17 @@ import torch
 
 # shared memory one program may use (opt-in maximum per block), by compute capability
 SHARED_LIMIT = {80: 163 * 1024, 86: 99 * 1024, 89: 99 * 1024, 90: 227 * 1024}
-POINTER_TYPES = {torch.float32: "*fp32", torch.bfloat16: "*bf16", torch.float16: "*fp16", torch.uint8: "*u8",
-                 torch.int32: "*i32", torch.int64: "*i64"}
 
 
 class Launch(NamedTuple):
-    """One recorded kernel launch: the JIT function, its signature and its constexpr values."""
+    """One recorded kernel launch, specialized as Triton's launcher would on a GPU: the JIT function,
+    its signature (argument types), its constexpr values and the attributes of the other arguments
+    (pointer alignment and integers divisible by 16, which let the compiler vectorize)."""
 
     kernel: object
     signature: tuple[tuple[str, str], ...]
     constexprs: tuple[tuple[str, object], ...]
+    attrs: tuple[tuple[tuple[int, ...], tuple], ...] = ()
 
     @property
     def name(self) -> str:
@@ -57,31 +58,21 @@ class Resources(NamedTuple):
     shared_bytes: int  # static + dynamic shared memory
 
 
-def _argument_type(value) -> str:
-    if isinstance(value, torch.Tensor):
-        if value.dtype not in POINTER_TYPES:
-            raise TypeError(f"kernel argument of dtype {value.dtype}: no Triton pointer type known")
-        return POINTER_TYPES[value.dtype]
-    if isinstance(value, bool):
-        return "i1"
-    if isinstance(value, int):
-        return "i32" if -2**31 <= value < 2**31 else "i64"
-    if isinstance(value, float):
-        return "fp32"
-    raise TypeError(f"kernel argument {value!r}: no Triton type known")
-
-
 def _launch_of(kernel, args, kwargs) -> Launch:
+    """The specialization Triton's launcher (``JITFunction.run``) computes for these arguments, for
+    an sm_90 target (alignment and divisibility do not depend on the architecture)."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler.compiler import make_backend
+    from triton.runtime.jit import create_function_from_signature
+
+    backend = make_backend(GPUTarget("cuda", 90, 32))
+    binder = create_function_from_signature(kernel.signature, kernel.params, backend)
+    bound, specialization, options = binder(*args, **kwargs)
+    _, signature, constexprs, attrs = kernel._pack_args(backend, dict(kwargs), bound, specialization, options)
     names = kernel.arg_names
-    bound = dict(zip(names, args))
-    bound.update(kwargs)
-    missing = [n for n in names if n not in bound]
-    if missing:
-        raise TypeError(f"{kernel.__name__}: arguments {missing} not given (defaults are not recorded)")
-    constexpr = {p.name for p in kernel.params if p.is_constexpr}
-    signature = tuple((n, "constexpr" if n in constexpr else _argument_type(bound[n])) for n in names)
-    constexprs = tuple((n, bound[n]) for n in names if n in constexpr)
-    return Launch(kernel, signature, constexprs)
+    return Launch(kernel, tuple(signature.items()),
+                  tuple((names[path[0]], value) for path, value in sorted(constexprs.items())),
+                  tuple(sorted((path, tuple(tuple(a) for a in value)) for path, value in attrs.items())))
 
 
 @contextmanager
@@ -128,7 +119,8 @@ def compile_launch(launch: Launch, arch: int) -> Resources:
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    source = ASTSource(launch.kernel, dict(launch.signature), dict(launch.constexprs))
+    attrs = {path: [list(a) for a in value] for path, value in launch.attrs}
+    source = ASTSource(launch.kernel, dict(launch.signature), dict(launch.constexprs), attrs)
     compiled = triton.compile(source, target=GPUTarget("cuda", arch, 32))
     used = resources(compiled.asm["cubin"], compiled.metadata.name)
     return used._replace(shared_bytes=used.shared_bytes + compiled.metadata.shared)
@@ -149,19 +141,22 @@ def backend_workload(dtypes=(torch.float32, torch.bfloat16, torch.float16)) -> N
     limit = persistent.PERSISTENT_MAX_HIDDEN
     try:
         for persistent.PERSISTENT_MAX_HIDDEN in (limit, 0):  # persistent loops, then per-step ones
-            _run_cells(dtypes)
+            _run_cells(dtypes, steps=3, batch=4, hidden=32)
+            # sizes divisible by 16 or not: Triton specializes integer arguments on that
+            _run_cells(dtypes[:1], steps=16, batch=16, hidden=20)
     finally:
         persistent.PERSISTENT_MAX_HIDDEN = limit
 
 
-def _run_cells(dtypes) -> None:
+def _run_cells(dtypes, steps: int, batch: int, hidden: int) -> None:
     from . import TritonConfig
     from .gru import GRUSequence
     from .kernels import surrogate_id
     from .lstm import LSTMSequence
     from .rnn import RNNSequence
 
-    steps, batch, features, hidden, proj = 3, 4, 5, 32, 8
+    features, proj = 5, 8
+    packed_sizes = [batch - t * (batch - 1) // max(steps - 1, 1) for t in range(steps)]  # batch down to 1
     spikes = _surrogates()
     generator = torch.Generator().manual_seed(0)
     case = 0
@@ -174,7 +169,7 @@ def _run_cells(dtypes) -> None:
                 for cell_state in ("clamp", "accumulate", "spike"):
                     first, second = spikes[case % len(spikes)], spikes[(case + 3) % len(spikes)]
                     case += 1
-                    config = TritonConfig([3, 2, 1] if packed else None, surrogate_id(first), first.alpha,
+                    config = TritonConfig(packed_sizes if packed else None, surrogate_id(first), first.alpha,
                                           surrogate_id(second), second.alpha, cell_state, 1.0, True, low_memory)
                     x = tensor(steps, batch, features)
                     for w_hr in (None, tensor(proj, hidden)):
@@ -194,7 +189,7 @@ def distinct(launches) -> list[Launch]:
     """The launches with duplicates (same kernel, signature and constexprs) removed, in order."""
     seen, kept = set(), []
     for launch in launches:
-        key = (id(launch.kernel), launch.signature, launch.constexprs)
+        key = (id(launch.kernel), launch.signature, launch.constexprs, launch.attrs)
         if key not in seen:
             seen.add(key)
             kept.append(launch)
@@ -208,7 +203,7 @@ def covering(launches) -> list[Launch]:
     branches (surrogate formulas, cell rules) compute in float32 whatever the pointers' dtype."""
     covered, kept = set(), []
     for launch in distinct(launches):
-        keys = {(id(launch.kernel), launch.signature)}
+        keys = {(id(launch.kernel), launch.signature, launch.attrs)}
         keys |= {(id(launch.kernel), name, repr(value)) for name, value in launch.constexprs}
         if not keys <= covered:
             covered |= keys
@@ -218,7 +213,12 @@ def covering(launches) -> list[Launch]:
 
 def _describe(launch: Launch) -> str:
     pointers = sorted({t[1:] for _, t in launch.signature if t.startswith("*")})
-    return "/".join(pointers) + " " + " ".join(f"{n}={v}" for n, v in launch.constexprs)
+    types = dict(launch.signature)
+    names = [name for name, _ in launch.signature]
+    divisible = [names[path[0]] for path, value in launch.attrs
+                 if value and not types[names[path[0]]].startswith("*")]
+    return ("/".join(pointers) + " " + " ".join(f"{n}={v}" for n, v in launch.constexprs)
+            + (f" (16 divides {','.join(divisible)})" if divisible else ""))
 
 
 def launched_kernels() -> set[str]:
@@ -269,6 +269,16 @@ def main(argv=None) -> int:
     if os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes"):
         print("unset TRITON_INTERPRET: the kernels must be built for the GPU, not the interpreter", file=sys.stderr)
         return 2
+    import datetime
+
+    import triton
+    print("# Triton kernels compiled without a GPU\n")
+    print(f"`python -m spikingrnn.ops.triton.compile_check --arch {' '.join(map(str, args.arch))}"
+          f"{' --every' if args.every else ''}` (Triton {triton.__version__}, torch {torch.__version__}, "
+          f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d}): every specialization the triton backend "
+          "launches (the launchers run on CPU tensors with each launch recorded, specialized as on a GPU), "
+          "compiled to a cubin with Triton's bundled ptxas; registers and spilled bytes per thread, shared "
+          "memory per program. No GPU ran these kernels.\n")
     print("| arch | kernel | pointer dtypes, constexprs | registers | spill B/thread | shared B |")
     print("|---|---|---|---|---|---|")
     problems = []
