@@ -64,6 +64,19 @@ def dot_add(acc, a, b, IEEE: tl.constexpr):
 
 
 @triton.jit
+def row_products(acc, a_ptr, rows, row_ok, K, w_ptr, N, cols, col_ok, IEEE: tl.constexpr, BLOCK_K: tl.constexpr):
+    """``acc + a[rows, :] @ w[:, cols]`` for ``a [*, K]`` and ``w [K, N]`` (row-major, contiguous), over
+    tiles of ``BLOCK_K`` (0 where rows or columns are masked)."""
+    for k0 in range(0, K, BLOCK_K):
+        ks = k0 + tl.arange(0, BLOCK_K)
+        k_ok = ks < K
+        a = tl.load(a_ptr + rows[:, None] * K + ks[None, :], mask=row_ok[:, None] & k_ok[None, :], other=0.0)
+        w = tl.load(w_ptr + ks[:, None] * N + cols[None, :], mask=k_ok[:, None] & col_ok[None, :], other=0.0)
+        acc = dot_add(acc, a, w, IEEE)
+    return acc
+
+
+@triton.jit
 def rows_valid(rows, sizes_ptr, t, batch, PACKED: tl.constexpr):
     """Which of ``rows`` run step ``t``: those below ``sizes[t]`` when packed, else below ``batch``."""
     if PACKED:
@@ -194,14 +207,8 @@ def _lstm_persistent_backward(pre_ptr, c_all_ptr, c0_ptr, dy_ptr, w_ptr, dh_ptr,
         for j0 in range(0, H, BLOCK_H):
             cols = j0 + tl.arange(0, BLOCK_H)
             col_ok = cols < H
-            acc = tl.full((BLOCK_B, BLOCK_H), 0.0, tl.float32)
-            for k0 in range(0, four_h, BLOCK_K):
-                ks = k0 + tl.arange(0, BLOCK_K)
-                k_ok = ks < four_h
-                d = tl.load(d_pre_ptr + t * batch * four_h + rows[:, None] * four_h + ks[None, :],
-                            mask=row_ok[:, None] & k_ok[None, :], other=0.0)
-                w = tl.load(w_ptr + ks[:, None] * H + cols[None, :], mask=k_ok[:, None] & col_ok[None, :], other=0.0)
-                acc = dot_add(acc, d, w, IEEE)
+            acc = row_products(tl.full((BLOCK_B, BLOCK_H), 0.0, tl.float32), d_pre_ptr + t * batch * four_h, rows,
+                               row_ok, four_h, w_ptr, H, cols, col_ok, IEEE, BLOCK_K)
             tl.store(dh_ptr + rows[:, None] * H + cols[None, :], acc.to(dh_ptr.dtype.element_ty),
                      mask=row_ok[:, None] & col_ok[None, :])
         tl.debug_barrier()  # dh complete before the next step's phase 1 reads it

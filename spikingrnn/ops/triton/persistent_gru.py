@@ -16,8 +16,8 @@ import triton
 import triton.language as tl
 
 from .kernels import surrogate_derivative
-from .persistent import (BLOCK_B, BLOCK_H, BLOCK_K, as_stored, dot_add, last_outputs, previous_state, rows_valid,
-                         step_sizes)
+from .persistent import (BLOCK_B, BLOCK_H, BLOCK_K, as_stored, dot_add, last_outputs, previous_state, row_products,
+                         rows_valid, step_sizes)
 
 
 @triton.jit
@@ -140,13 +140,8 @@ def _gru_persistent_backward(xp_ptr, hp_ptr, h0_ptr, y_ptr, dy_ptr, w_ptr, dh_pt
             col_ok = cols < H
             out_mask = row_ok[:, None] & col_ok[None, :]
             acc = tl.load(dh_ptr + rows[:, None] * H + cols[None, :], mask=out_mask, other=0.0).to(tl.float32)
-            for k0 in range(0, three_h, BLOCK_K):
-                ks = k0 + tl.arange(0, BLOCK_K)
-                k_ok = ks < three_h
-                d = tl.load(dh_pre_ptr + t * batch * three_h + rows[:, None] * three_h + ks[None, :],
-                            mask=row_ok[:, None] & k_ok[None, :], other=0.0)
-                w = tl.load(w_ptr + ks[:, None] * H + cols[None, :], mask=k_ok[:, None] & col_ok[None, :], other=0.0)
-                acc = dot_add(acc, d, w, IEEE)
+            acc = row_products(acc, dh_pre_ptr + t * batch * three_h, rows, row_ok, three_h, w_ptr, H, cols, col_ok,
+                               IEEE, BLOCK_K)
             tl.store(dh_ptr + rows[:, None] * H + cols[None, :], acc.to(dh_ptr.dtype.element_ty), mask=out_mask)
         tl.debug_barrier()  # dh complete before the next step's phase 1 reads it
 

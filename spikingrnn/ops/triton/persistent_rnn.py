@@ -13,8 +13,7 @@ import triton
 import triton.language as tl
 
 from .kernels import surrogate_derivative
-from .persistent import (BLOCK_B, BLOCK_H, BLOCK_K, as_stored, dot_add, last_outputs, previous_state, rows_valid,
-                         step_sizes)
+from .persistent import BLOCK_B, BLOCK_H, BLOCK_K, as_stored, last_outputs, row_products, rows_valid, step_sizes
 
 
 @triton.jit
@@ -30,13 +29,10 @@ def _rnn_persistent_forward(xp_ptr, w_ptr, h0_ptr, y_ptr, pre_ptr, sizes_ptr, st
         for j0 in range(0, H, BLOCK_H):
             cols = j0 + tl.arange(0, BLOCK_H)
             col_ok = cols < H
-            u = tl.full((BLOCK_B, BLOCK_H), 0.0, tl.float32)
-            for k0 in range(0, H, BLOCK_K):
-                ks = k0 + tl.arange(0, BLOCK_K)
-                k_ok = ks < H
-                h = previous_state(h0_ptr, y_ptr, t, batch, H, rows, ks, row_ok[:, None] & k_ok[None, :])
-                w = tl.load(w_ptr + ks[:, None] * H + cols[None, :], mask=k_ok[:, None] & col_ok[None, :], other=0.0)
-                u = dot_add(u, h, w, False)
+            # h_{t-1}: h0 at step 0, else the previous output, written by this program
+            h_ptr = h0_ptr if t == 0 else y_ptr + (t - 1) * batch * H
+            u = row_products(tl.full((BLOCK_B, BLOCK_H), 0.0, tl.float32), h_ptr, rows, row_ok, H, w_ptr, H, cols,
+                             col_ok, False, BLOCK_K)
             mask = row_ok[:, None] & col_ok[None, :]
             unit = t * batch * H + rows[:, None] * H + cols[None, :]
             u = as_stored(u + tl.load(xp_ptr + unit, mask=mask, other=0.0).to(tl.float32), y_ptr)
@@ -82,14 +78,8 @@ def _rnn_persistent_backward(pre_ptr, dy_ptr, w_ptr, dh_ptr, d_pre_ptr, sizes_pt
         for j0 in range(0, H, BLOCK_H):  # phase 2: dh = d_pre[t] W_hh
             cols = j0 + tl.arange(0, BLOCK_H)
             col_ok = cols < H
-            acc = tl.full((BLOCK_B, BLOCK_H), 0.0, tl.float32)
-            for k0 in range(0, H, BLOCK_K):
-                ks = k0 + tl.arange(0, BLOCK_K)
-                k_ok = ks < H
-                d = tl.load(d_pre_ptr + t * batch * H + rows[:, None] * H + ks[None, :],
-                            mask=row_ok[:, None] & k_ok[None, :], other=0.0)
-                w = tl.load(w_ptr + ks[:, None] * H + cols[None, :], mask=k_ok[:, None] & col_ok[None, :], other=0.0)
-                acc = dot_add(acc, d, w, IEEE)
+            acc = row_products(tl.full((BLOCK_B, BLOCK_H), 0.0, tl.float32), d_pre_ptr + t * batch * H, rows, row_ok,
+                               H, w_ptr, H, cols, col_ok, IEEE, BLOCK_K)
             tl.store(dh_ptr + rows[:, None] * H + cols[None, :], acc.to(dh_ptr.dtype.element_ty),
                      mask=row_ok[:, None] & col_ok[None, :])
         tl.debug_barrier()  # dh complete before the next step's phase 1 reads it
