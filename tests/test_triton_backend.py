@@ -273,6 +273,52 @@ def test_low_memory_replays_the_persistent_forward_exactly(case, lstm_forward_pa
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("shape", [(1, 1, 1), (5, 7, 3), (70, 33, 65), (64, 64, 64), (3, 0, 4)])
+def test_triton_mm_matches_torch(shape):
+    """The Triton GEMM the backend uses for TF32: transposed operands, bias, an added matrix, in place."""
+    from spikingrnn.ops.triton.matmul import mm, triton_mm
+    m, k, n = shape
+    generator = torch.Generator().manual_seed(m * 100 + k)
+    a = dyadic((m, k), generator, 1 / 4, -4, 5)
+    b_t = dyadic((n, k), generator, 1 / 8, -8, 9)  # b as a transposed view
+    bias = dyadic((n,), generator, 1 / 8, -8, 9)
+    add = dyadic((m, n), generator, 1 / 4, -4, 5)
+    assert torch.equal(triton_mm(a, b_t.t()), a @ b_t.t())
+    assert torch.equal(triton_mm(a, b_t.t(), bias=bias, add=add), add + bias + a @ b_t.t())
+    out = add.clone()
+    triton_mm(a, b_t.t(), add=out, out=out)  # accumulate in place
+    assert torch.equal(out, add + a @ b_t.t())
+    columns = torch.zeros(n, m).t()  # a strided output
+    triton_mm(a, b_t.t(), out=columns)
+    assert torch.equal(columns, a @ b_t.t())
+    for tf32 in (False, True):  # the backend's dispatch: torch's GEMM or this one, same sums here
+        assert torch.equal(mm(a, b_t.t(), add=add, bias=bias, tf32=tf32), add + bias + a @ b_t.t())
+
+
+@pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[3], CASES[7], CASES[10]],
+                         ids=["lstm", "lstm-spike-proj", "lstm-2-layers-bidirectional", "gru-2-layers", "rnn-no-bias"])
+def test_tf32_path_matches_reference(case, monkeypatch):
+    """With TF32 allowed (as on a GPU by default) every float32 GEMM of the backend runs in the Triton
+    GEMM and the persistent kernels take their TF32 branch; the interpreter multiplies exactly, so the
+    results must equal the reference's, also in low-memory mode and packed."""
+    from spikingrnn.ops.triton import matmul
+    used = {"triton_mm": 0}
+    real = matmul.triton_mm
+
+    def counted(*args, **kwargs):
+        used["triton_mm"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(matmul, "tf32_allowed", lambda x: True)
+    monkeypatch.setattr(matmul, "triton_mm", counted)
+    model = build(**case)
+    check(model)
+    check(model, steps=5, batch=4, lengths=torch.tensor([5, 4, 2, 1]))
+    model.low_memory = True
+    check(model)
+    assert used["triton_mm"] > 0
+
+
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
 def test_zero_batch(mode):
     model = build(mode, layers=2, bidirectional=True, proj=(2 if mode == "LSTM" else 0))

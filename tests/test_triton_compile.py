@@ -43,6 +43,7 @@ def test_every_launched_kernel_is_compiled(compiled):
         assert {f"_{cell}_persistent_forward", f"_{cell}_persistent_backward", f"_{cell}_forward_step",
                 f"_{cell}_backward_step"} <= launched
     assert {row["kernel"] for row in compiled["rows"]} == launched
+    assert "_matmul" in launched  # the TF32 GEMM
 
 
 def test_every_dtype_and_variant_is_compiled(compiled):
@@ -50,12 +51,18 @@ def test_every_dtype_and_variant_is_compiled(compiled):
     for kernel in compiled["launched"]:
         mine = [row for row in rows if row["kernel"] == kernel]
         pointers = {t for row in mine for t in row["signature"].values() if t.startswith("*")}
+        if kernel == "_matmul":  # the GEMM for float32 in TF32; half types take torch's
+            assert pointers == {"*fp32"}
+            assert {row["constexprs"]["TF32"] for row in mine} == {True}
+            continue
         assert {"*fp32", "*bf16", "*fp16"} <= pointers, kernel
         for name in mine[0]["constexprs"]:
             if name.startswith("KIND"):  # every built-in surrogate's derivative
                 assert {row["constexprs"][name] for row in mine} == set(range(8)), (kernel, name)
             if name == "CELL":  # clamp, accumulate, spike
                 assert {row["constexprs"][name] for row in mine} == {0, 1, 2}, kernel
+            if name == "IEEE":  # float32 in full precision, or TF32 / half types
+                assert {row["constexprs"][name] for row in mine} == {False, True}, kernel
     for kernel, flags in (("_lstm_persistent_forward", ("SAVE_PRE", "PACKED")),
                           ("_gru_persistent_forward", ("SAVE_HP", "PACKED", "HAS_BIAS")),
                           ("_rnn_persistent_forward", ("SAVE_PRE", "PACKED"))):

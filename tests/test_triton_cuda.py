@@ -5,7 +5,9 @@ builds the kernels for the Triton interpreter, and a process keeps the first bui
 
 float32: weights, inputs and states are small dyadic rationals, so every forward sum is exact
 (also through TF32 products: 0/1 spikes times multiples of 1/8), outputs and final states must be
-identical and gradients agree within 1e-4 relative, as under the interpreter. bfloat16 / float16
+identical and gradients agree within 1e-4 relative, as under the interpreter: these tests run with
+cuDNN's RNN precision set to full float32 (``torch.backends.cudnn.rnn.fp32_precision = "ieee"``),
+which the backend follows; with TF32 (its default, as cuDNN's) see test_tf32_tracks_the_reference. bfloat16 / float16
 (float32 accumulation): against the float32 reference run on the same rounded values, a spike may
 flip where a pre-activation lies within rounding of 0, so at most 2 % of the outputs may differ and
 every gradient must keep a cosine similarity of at least 0.98 with the reference.
@@ -27,6 +29,12 @@ if kernels_interpreted():
                 allow_module_level=True)
 
 CUDA = torch.device("cuda")
+
+
+@pytest.fixture(autouse=True)
+def full_float32(monkeypatch):
+    """Float32 products in full precision (the backend follows cuDNN's RNN setting), restored after."""
+    monkeypatch.setattr(torch.backends.cudnn.rnn, "fp32_precision", "ieee")
 CASES = [
     dict(mode="LSTM"),
     dict(mode="LSTM", cell_state="accumulate", s1="sigmoid", s2="atan", layers=2, bidirectional=True),
@@ -134,6 +142,27 @@ def test_autocast_runs_the_whole_recurrence_in_the_autocast_dtype(dtype, case):
     for a, b in zip(autocast[2], converted[2]):  # float32 grads of the cast, the half model's own
         assert a.dtype == torch.float32
         assert torch.equal(a.to(dtype).float(), b)
+
+
+@pytest.mark.parametrize("case", [CASES[0], CASES[3], CASES[4], CASES[6]],
+                         ids=["lstm", "lstm-per-step", "gru", "rnn"])
+def test_tf32_tracks_the_reference(case, monkeypatch):
+    """With cuDNN's default RNN precision (TF32) every float32 product of the backend is TF32 (the
+    persistent kernels' tl.dot and the Triton GEMM): outputs agree with the float32 reference except
+    for spikes within TF32 rounding of the threshold, gradients keep their direction; low memory
+    recomputes exactly what forward computed."""
+    monkeypatch.setattr(torch.backends.cudnn.rnn, "fp32_precision", "tf32")
+    model = build(**case, exact=False)
+    x = torch.randn(30, 33, model.input_size, device=CUDA)
+    ref, tri = run(model, "reference", x), run(model, "triton", x)
+    assert (ref[0] != tri[0]).float().mean() <= 0.02
+    for a, b in zip(ref[2], tri[2]):
+        cosine = torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0)
+        assert cosine >= 0.99 or a.abs().max() == 0
+    model.low_memory = True
+    low = run(model, "triton", x)
+    assert torch.equal(low[0], tri[0])
+    assert all(torch.equal(a, b) for a, b in zip(low[2], tri[2]))
 
 
 def test_backend_auto_picks_triton_on_cuda():

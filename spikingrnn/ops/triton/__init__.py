@@ -135,6 +135,7 @@ class TritonConfig(NamedTuple):
     threshold: float
     save: bool
     low_memory: bool = False
+    tf32: bool = False  # float32 products in TF32 (decided once: forward and backward must agree)
 
 
 def _batch_sizes(lengths: Tensor | None, steps: int) -> list[int] | None:
@@ -169,6 +170,7 @@ def triton_rnn(x: Tensor, states: tuple[Tensor, ...], weights: list[tuple], spec
     from .gru import GRUSequence
     from .kernels import surrogate_id
     from .lstm import LSTMSequence
+    from .matmul import tf32_allowed
     from .rnn import RNNSequence
 
     batch_sizes = _batch_sizes(lengths, x.shape[0])
@@ -178,7 +180,7 @@ def triton_rnn(x: Tensor, states: tuple[Tensor, ...], weights: list[tuple], spec
     def run_cell(k, y, state, reverse):
         first, second = surrogates[k]
         config = TritonConfig(batch_sizes, surrogate_id(first), first.alpha, surrogate_id(second), second.alpha,
-                              spec.cell_state, spec.cell_threshold, save, spec.low_memory)
+                              spec.cell_state, spec.cell_threshold, save, spec.low_memory, tf32_allowed(x))
         if reverse:
             y = _reverse_each(y, lengths)
         y = y.contiguous()

@@ -134,8 +134,8 @@ def _surrogates():
 def backend_workload(dtypes=(torch.float32, torch.bfloat16, torch.float16)) -> None:
     """Run forward and backward of every cell through the triton backend's launchers on small CPU
     tensors, covering each kernel's constexpr variants: every ``cell_state``, every surrogate in both
-    surrogate slots, packed and padded batches, low memory or not, the persistent loops and the
-    per-step ones. Meant to run inside :func:`record_launches` (the kernels would need a GPU or the
+    surrogate slots, packed and padded batches, low memory or not, TF32 or not, the persistent loops
+    and the per-step ones. Meant to run inside :func:`record_launches` (the kernels would need a GPU or the
     interpreter)."""
     from . import persistent
     limit = persistent.PERSISTENT_MAX_HIDDEN
@@ -169,8 +169,10 @@ def _run_cells(dtypes, steps: int, batch: int, hidden: int) -> None:
                 for cell_state in ("clamp", "accumulate", "spike"):
                     first, second = spikes[case % len(spikes)], spikes[(case + 3) % len(spikes)]
                     case += 1
+                    # float32 products in TF32 (as on a GPU by default) with the packed batches
                     config = TritonConfig(packed_sizes if packed else None, surrogate_id(first), first.alpha,
-                                          surrogate_id(second), second.alpha, cell_state, 1.0, True, low_memory)
+                                          surrogate_id(second), second.alpha, cell_state, 1.0, True, low_memory,
+                                          tf32=packed and dtype == torch.float32)
                     x = tensor(steps, batch, features)
                     for w_hr in (None, tensor(proj, hidden)):
                         out = hidden if w_hr is None else proj
@@ -228,9 +230,9 @@ def launched_kernels() -> set[str]:
 
     from triton.runtime.jit import JITFunction
 
-    from . import gru, lstm, persistent, persistent_gru, persistent_rnn, rnn
+    from . import gru, lstm, matmul, persistent, persistent_gru, persistent_rnn, rnn
     names = set()
-    for module in (lstm, persistent, gru, persistent_gru, rnn, persistent_rnn):
+    for module in (lstm, persistent, gru, persistent_gru, rnn, persistent_rnn, matmul):
         source = inspect.getsource(module)
         names |= {name for name, value in vars(module).items()
                   if isinstance(value, JITFunction) and re.search(rf"\b{re.escape(name)}\[", source)}

@@ -18,10 +18,10 @@ import torch
 import triton
 import triton.language as tl
 
-from ..gemm import projection
 from ..cpu.storage import restore_zero, zero_or_kept
 from . import persistent, persistent_gru
 from .kernels import BLOCK, grid, rows, surrogate_derivative
+from .matmul import mm, project
 from .saved import compact, restore
 
 
@@ -88,13 +88,13 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config):
     bs = config.batch_sizes
     new = torch.empty if bs is None else torch.zeros
     like = dict(dtype=x.dtype, device=x.device)
-    xp = projection(x, w_ih, b_ih)
+    xp = project(x, w_ih, b_ih, tf32=config.tf32)
     y = new(steps, batch, hidden, **like)
     h = h0.contiguous().clone()
     keep = config.save and not config.low_memory
     hp_all = new(steps, batch, 3 * hidden, **like) if keep else None
     if hidden <= persistent.PERSISTENT_MAX_HIDDEN:  # the whole loop in one launch
-        h = persistent_gru.gru_persistent_forward(xp.contiguous(), h0, w_hh, b_hh, y, hp_all, bs)
+        h = persistent_gru.gru_persistent_forward(xp.contiguous(), h0, w_hh, b_hh, y, hp_all, bs, config.tf32)
         return y, h, (xp if keep else None), hp_all
     scratch = None if keep else torch.empty(batch, 3 * hidden, **like)
     w_hh_t = w_hh.t()
@@ -103,10 +103,7 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config):
         if n == 0:
             continue
         hp = hp_all[t, :n] if hp_all is not None else scratch[:n]
-        if b_hh is None:
-            torch.mm(h[:n], w_hh_t, out=hp)
-        else:
-            torch.addmm(b_hh, h[:n], w_hh_t, out=hp)
+        mm(h[:n], w_hh_t, bias=b_hh, out=hp, tf32=config.tf32)
         _gru_forward_step[grid(n * hidden)](xp[t, :n], hp, h, y[t, :n], n * hidden, hidden, BLOCK=BLOCK)
     return y, h, (xp if keep else None), hp_all
 
@@ -129,14 +126,15 @@ def gru_backward(saved, dy, dh_n, needs, config):
     steps_left = range(steps - 1, -1, -1)
     if hidden <= persistent.PERSISTENT_MAX_HIDDEN:
         if hp_all is None:  # low memory after a persistent forward: replay that kernel (see lstm.py)
-            xp = projection(x, w_ih, b_ih).contiguous()
+            xp = project(x, w_ih, b_ih, tf32=config.tf32).contiguous()
             hp_all = new(steps, batch, 3 * hidden, **like)
-            persistent_gru.gru_persistent_forward(xp, h0_c, w_hh, b_hh, new(steps, batch, hidden, **like), hp_all, bs)
+            persistent_gru.gru_persistent_forward(xp, h0_c, w_hh, b_hh, new(steps, batch, hidden, **like), hp_all, bs,
+                                                  config.tf32)
         persistent_gru.gru_persistent_backward(xp, hp_all, h0_c, y, dy, w_hh_c, dh, dx_pre, dh_pre, bs, config.alpha1,
-                                               config.alpha2, config.kind1, config.kind2)
+                                               config.alpha2, config.kind1, config.kind2, config.tf32)
         steps_left = range(0)  # the reverse loop ran in one launch
     elif hp_all is None:  # low memory: recompute the projections (all input ones, the hidden ones per step)
-        xp = projection(x, w_ih, b_ih)
+        xp = project(x, w_ih, b_ih, tf32=config.tf32)
         hp_step = torch.empty(batch, 3 * hidden, **like)
         h_step = torch.empty_like(h0_c)  # h[t-1] as in forward's state buffer (see lstm.py)
     for t in steps_left:
@@ -150,23 +148,20 @@ def gru_backward(saved, dy, dh_n, needs, config):
             hp = hp_step[:n]
             h_step[:n] = h_prev
             h_prev = h_step[:n]
-            if b_hh is None:
-                torch.mm(h_prev, w_hh.t(), out=hp)
-            else:
-                torch.addmm(b_hh, h_prev, w_hh.t(), out=hp)
+            mm(h_prev, w_hh.t(), bias=b_hh, out=hp, tf32=config.tf32)
         _gru_backward_step[grid(n * hidden)](xp[t, :n], hp, h_prev, dh, dy[t, :n], dx_pre[t, :n],
                                              dh_pre[t, :n], n * hidden, hidden, float(config.alpha1),
                                              float(config.alpha2), KIND1=config.kind1, KIND2=config.kind2,
                                              BLOCK=BLOCK)
-        dh[:n].addmm_(dh_pre[t, :n], w_hh_c)
+        mm(dh_pre[t, :n], w_hh_c, add=dh[:n], out=dh[:n], tf32=config.tf32)
     flat_x = dx_pre.view(-1, 3 * hidden)
     flat_h = dh_pre.view(-1, 3 * hidden)
-    dx = torch.mm(flat_x, w_ih).view(steps, batch, w_ih.shape[1]) if needs[0] else None
-    dw_ih = torch.mm(flat_x.t(), x.reshape(-1, x.shape[2])) if needs[2] else None
+    dx = mm(flat_x, w_ih, tf32=config.tf32).view(steps, batch, w_ih.shape[1]) if needs[0] else None
+    dw_ih = mm(flat_x.t(), x.reshape(-1, x.shape[2]), tf32=config.tf32) if needs[2] else None
     dw_hh = None
     if needs[3]:
         h_prev = torch.cat([h0.unsqueeze(0), y[:-1]])  # rows past their length meet zero gradients
-        dw_hh = torch.mm(flat_h.t(), h_prev.reshape(-1, hidden))
+        dw_hh = mm(flat_h.t(), h_prev.reshape(-1, hidden), tf32=config.tf32)
     db_ih = flat_x.sum(0) if needs[4] and b_ih is not None else None
     db_hh = flat_h.sum(0) if needs[5] and b_hh is not None else None
     return dx, dh if needs[1] else None, dw_ih, dw_hh, db_ih, db_hh

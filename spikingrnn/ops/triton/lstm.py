@@ -24,10 +24,10 @@ import torch
 import triton
 import triton.language as tl
 
-from ..gemm import projection
 from . import persistent
 from ..cpu.storage import restore_zero, zero_or_kept
 from .kernels import BLOCK, grid, load_gates, lstm_cell, lstm_cell_backward, rows, store_gates
+from .matmul import mm, project
 from .saved import compact, restore
 
 CELL_MODES = {"clamp": 0, "accumulate": 1, "spike": 2}
@@ -77,7 +77,7 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, config):
     bs = config.batch_sizes
     new = torch.empty if bs is None else torch.zeros  # rows past their length must read as zero
     like = dict(dtype=x.dtype, device=x.device)
-    xp = projection(x, w_ih, b_ih, b_hh)
+    xp = project(x, w_ih, b_ih, b_hh, tf32=config.tf32)
     y = new(steps, batch, h0.shape[1], **like)
     h, c = h0.contiguous().clone(), c0.contiguous().clone()
     keep_pre = config.save and not config.low_memory
@@ -90,7 +90,7 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, config):
     scratch = None if keep_pre else torch.empty(batch, 4 * hidden, **like)
     if w_hr is None and hidden <= persistent.PERSISTENT_MAX_HIDDEN:  # the whole loop in one launch
         h = persistent.lstm_persistent_forward(xp.contiguous(), h0, c, w_hh, y, pre, c_all, bs,
-                                               CELL_MODES[config.cell_state], config.threshold)
+                                               CELL_MODES[config.cell_state], config.threshold, config.tf32)
         return y, h, c, pre, c_all, m_all
     w_hh_t = w_hh.t()
     w_hr_t = None if w_hr is None else w_hr.t()
@@ -99,13 +99,13 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, config):
         if n == 0:
             continue
         u = pre[t, :n] if pre is not None else scratch[:n]
-        torch.addmm(xp[t, :n], h[:n], w_hh_t, out=u)
+        mm(h[:n], w_hh_t, add=xp[t, :n], out=u, tf32=config.tf32)
         c_out = c_all[t, :n] if c_all is not None else c[:n]
         m = m_all[t, :n] if m_all is not None else y[t, :n]
         _lstm_forward_step[grid(n * hidden)](u, c, c_out, m, n * hidden, hidden, float(config.threshold),
                                              CELL=CELL_MODES[config.cell_state], BLOCK=BLOCK)
         if w_hr_t is not None:
-            torch.mm(m, w_hr_t, out=y[t, :n])
+            mm(m, w_hr_t, out=y[t, :n], tf32=config.tf32)
         h[:n] = y[t, :n]
     return y, h, c, pre, c_all, m_all
 
@@ -131,22 +131,22 @@ def lstm_backward(saved, dy, dh_n, dc_n, needs, config):
     c0_c = c0.contiguous()  # float even where the kept states are uint8 (the kernel reads either)
     xp = u_step = w_hh_t = None
     if pre is None and w_hr is None and hidden <= persistent.PERSISTENT_MAX_HIDDEN:
-        # low memory after a persistent forward: replay that kernel (its products, TF32 on a GPU, are
-        # not torch.mm's), so that the recomputed u fire exactly the forward's gates; it writes u over
+        # low memory after a persistent forward: replay that kernel (its products are not those of
+        # a torch GEMM), so that the recomputed u fire exactly the forward's gates; it writes u over
         # the input projections, which it reads first
-        pre = projection(x, w_ih, b_ih, b_hh).contiguous()
+        pre = project(x, w_ih, b_ih, b_hh, tf32=config.tf32).contiguous()
         replayed_y = new(steps, batch, hidden, **like)
         persistent.lstm_persistent_forward(pre, h0, c0_c.clone(), w_hh, replayed_y, pre, None, bs,
-                                           CELL_MODES[config.cell_state], config.threshold)
+                                           CELL_MODES[config.cell_state], config.threshold, config.tf32)
     if pre is not None and w_hr is None and hidden <= persistent.PERSISTENT_MAX_HIDDEN:  # one launch
         persistent.lstm_persistent_backward(pre, c_all, c0_c, dy, w_hh_c, dh, dc, d_pre, bs,
                                             CELL_MODES[config.cell_state], config.threshold, config.alpha1,
-                                            config.alpha2, config.kind1, config.kind2)
+                                            config.alpha2, config.kind1, config.kind2, config.tf32)
         steps_left = range(0)
     else:
         steps_left = range(steps - 1, -1, -1)
     if pre is None:  # low memory: recompute u[t] = x[t] W_ih^T + b + h[t-1] W_hh^T step by step
-        xp = projection(x, w_ih, b_ih, b_hh)
+        xp = project(x, w_ih, b_ih, b_hh, tf32=config.tf32)
         u_step = torch.empty(batch, 4 * hidden, **like)
         # h[t-1] copied into a buffer like the forward's running state: the very GEMM call of forward
         # (operands alike down to their alignment, which a GEMM library may choose its kernel by)
@@ -159,13 +159,13 @@ def lstm_backward(saved, dy, dh_n, dc_n, needs, config):
         if pre is None:
             u = u_step[:n]
             h_step[:n] = (h0 if t == 0 else y[t - 1])[:n]
-            torch.addmm(xp[t, :n], h_step[:n], w_hh_t, out=u)
+            mm(h_step[:n], w_hh_t, add=xp[t, :n], out=u, tf32=config.tf32)
         else:
             u = pre[t, :n]
         dh_t = dh[:n].add_(dy[t, :n])
         if w_hr is not None:
             dh_all[t, :n] = dh_t
-            dm = torch.mm(dh_t, w_hr)
+            dm = mm(dh_t, w_hr, tf32=config.tf32)
         else:
             dm = dh_t
         c_prev = c0_c[:n] if t == 0 else c_all[t - 1, :n]
@@ -173,18 +173,18 @@ def lstm_backward(saved, dy, dh_n, dc_n, needs, config):
                                               hidden, float(config.threshold), float(config.alpha1),
                                               float(config.alpha2), CELL=CELL_MODES[config.cell_state],
                                               KIND1=config.kind1, KIND2=config.kind2, BLOCK=BLOCK)
-        torch.mm(d_pre[t, :n], w_hh_c, out=dh[:n])
+        mm(d_pre[t, :n], w_hh_c, out=dh[:n], tf32=config.tf32)
     flat = d_pre.view(-1, 4 * hidden)
-    dx = torch.mm(flat, w_ih).view(steps, batch, w_ih.shape[1]) if needs[0] else None
-    dw_ih = torch.mm(flat.t(), x.reshape(-1, x.shape[2])) if needs[3] else None
+    dx = mm(flat, w_ih, tf32=config.tf32).view(steps, batch, w_ih.shape[1]) if needs[0] else None
+    dw_ih = mm(flat.t(), x.reshape(-1, x.shape[2]), tf32=config.tf32) if needs[3] else None
     dw_hh = None
     if needs[4]:
         h_prev = torch.cat([h0.unsqueeze(0), y[:-1]])  # rows past their length meet d_pre == 0
-        dw_hh = torch.mm(flat.t(), h_prev.reshape(-1, h0.shape[1]))
+        dw_hh = mm(flat.t(), h_prev.reshape(-1, h0.shape[1]), tf32=config.tf32)
     db = flat.sum(0) if (needs[5] and b_ih is not None) or (needs[6] and b_hh is not None) else None
     dw_hr = None
     if w_hr is not None and needs[7]:
-        dw_hr = torch.mm(dh_all.view(-1, h0.shape[1]).t(), m_all.view(-1, hidden))
+        dw_hr = mm(dh_all.view(-1, h0.shape[1]).t(), m_all.view(-1, hidden), tf32=config.tf32)
     return (dx, dh if needs[1] else None, dc if needs[2] else None, dw_ih, dw_hh,
             db if needs[5] and b_ih is not None else None, db if needs[6] and b_hh is not None else None, dw_hr)
 

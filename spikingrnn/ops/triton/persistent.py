@@ -90,7 +90,7 @@ def rows_valid(rows, sizes_ptr, t, batch, PACKED: tl.constexpr):
 def _lstm_persistent_forward(xp_ptr, w_ptr, h0_ptr, c_ptr, y_ptr, pre_ptr, c_all_ptr, sizes_ptr,
                              steps, batch, H, threshold,
                              CELL: tl.constexpr, SAVE_PRE: tl.constexpr, SAVE_C: tl.constexpr,
-                             PACKED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
+                             PACKED: tl.constexpr, IEEE: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
                              BLOCK_K: tl.constexpr):
     """Rows ``[pid * BLOCK_B, +BLOCK_B)`` for all steps. ``xp [T, B, 4H]`` (input projections and
     biases), ``w [H, 4H]`` (``W_hh^T``, contiguous), ``h0 [B, H]``, ``c [B, H]`` (updated in place),
@@ -113,10 +113,10 @@ def _lstm_persistent_forward(xp_ptr, w_ptr, h0_ptr, c_ptr, y_ptr, pre_ptr, c_all
                 h = previous_state(h0_ptr, y_ptr, t, batch, H, rows, ks, row_ok[:, None] & k_ok[None, :])
                 w_rows = w_ptr + ks[:, None] * four_h + cols[None, :]
                 w_mask = k_ok[:, None] & col_ok[None, :]
-                u_i += tl.dot(h, tl.load(w_rows, mask=w_mask, other=0.0))
-                u_f += tl.dot(h, tl.load(w_rows + H, mask=w_mask, other=0.0))
-                u_g += tl.dot(h, tl.load(w_rows + 2 * H, mask=w_mask, other=0.0))
-                u_o += tl.dot(h, tl.load(w_rows + 3 * H, mask=w_mask, other=0.0))
+                u_i = dot_add(u_i, h, tl.load(w_rows, mask=w_mask, other=0.0), IEEE)
+                u_f = dot_add(u_f, h, tl.load(w_rows + H, mask=w_mask, other=0.0), IEEE)
+                u_g = dot_add(u_g, h, tl.load(w_rows + 2 * H, mask=w_mask, other=0.0), IEEE)
+                u_o = dot_add(u_o, h, tl.load(w_rows + 3 * H, mask=w_mask, other=0.0), IEEE)
             mask = row_ok[:, None] & col_ok[None, :]
             gate = t * batch * four_h + rows[:, None] * four_h + cols[None, :]
             x_i, x_f, x_g, x_o = load_gates(xp_ptr, gate, H, mask)
@@ -154,16 +154,25 @@ def last_outputs(y, h0, batch_sizes):
     return y[lengths - 1, torch.arange(batch, device=y.device)].clone()
 
 
-def lstm_persistent_forward(xp, h0, c, w_hh, y, pre, c_all, batch_sizes, cell_mode: int, threshold: float):
+def full_precision(dtype: torch.dtype, tf32: bool) -> bool:
+    """The kernels' ``IEEE`` flag: float32 products in full precision unless TF32 is allowed (half
+    types multiply exactly either way)."""
+    return dtype == torch.float32 and not tf32
+
+
+def lstm_persistent_forward(xp, h0, c, w_hh, y, pre, c_all, batch_sizes, cell_mode: int, threshold: float,
+                            tf32: bool = False):
     """Run all steps; ``c`` is updated in place, ``y [T, B, H]`` (zeros past each row's length when
-    packed) filled, ``pre``/``c_all`` filled when given. Returns ``h_n [B, H]``."""
+    packed) filled, ``pre``/``c_all`` filled when given; float32 products in TF32 when ``tf32``.
+    Returns ``h_n [B, H]``."""
     steps, batch, _ = xp.shape
     hidden = h0.shape[1]
     _lstm_persistent_forward[(triton.cdiv(max(batch, 1), BLOCK_B),)](
         xp, w_hh.t().contiguous(), h0.contiguous(), c, y, pre if pre is not None else y,
         c_all if c_all is not None else c, step_sizes(batch_sizes, batch, xp.device), steps, batch, hidden,
         float(threshold), CELL=cell_mode, SAVE_PRE=pre is not None, SAVE_C=c_all is not None,
-        PACKED=batch_sizes is not None, BLOCK_B=BLOCK_B, BLOCK_H=BLOCK_H, BLOCK_K=BLOCK_K)
+        PACKED=batch_sizes is not None, IEEE=full_precision(xp.dtype, tf32), BLOCK_B=BLOCK_B, BLOCK_H=BLOCK_H,
+        BLOCK_K=BLOCK_K)
     return last_outputs(y, h0, batch_sizes)
 
 
@@ -215,13 +224,13 @@ def _lstm_persistent_backward(pre_ptr, c_all_ptr, c0_ptr, dy_ptr, w_ptr, dh_ptr,
 
 
 def lstm_persistent_backward(pre, c_all, c0, dy, w_hh, dh, dc, d_pre, batch_sizes, cell_mode: int, threshold: float,
-                             alpha1: float, alpha2: float, kind1: int, kind2: int) -> None:
+                             alpha1: float, alpha2: float, kind1: int, kind2: int, tf32: bool = False) -> None:
     """Run the reverse loop over all steps: ``d_pre [T, B, 4H]`` filled (zeros past each row's length
     must be there beforehand when packed), ``dh``/``dc [B, H]`` carried in place down to ``dh0``/``dc0``.
-    float32 products in full precision (as torch.mm), half types with float32 accumulation."""
+    float32 products in full precision (as torch.mm) unless ``tf32``, half types with float32 sums."""
     steps, batch, four_h = pre.shape
     _lstm_persistent_backward[(triton.cdiv(max(batch, 1), BLOCK_B),)](
         pre, c_all, c0.contiguous(), dy, w_hh.contiguous(), dh, dc, d_pre, step_sizes(batch_sizes, batch, pre.device),
         steps, batch, four_h // 4, float(threshold), float(alpha1), float(alpha2), CELL=cell_mode, KIND1=kind1,
         KIND2=kind2, PACKED=batch_sizes is not None,
-        IEEE=pre.dtype == torch.float32, BLOCK_B=BLOCK_B, BLOCK_H=BLOCK_H, BLOCK_K=BLOCK_K)
+        IEEE=full_precision(pre.dtype, tf32), BLOCK_B=BLOCK_B, BLOCK_H=BLOCK_H, BLOCK_K=BLOCK_K)

@@ -11,13 +11,12 @@ Used for ``hidden <= PERSISTENT_MAX_HIDDEN``.
 """
 from __future__ import annotations
 
-import torch
 import triton
 import triton.language as tl
 
 from .kernels import surrogate_derivative
-from .persistent import (BLOCK_B, BLOCK_H, BLOCK_K, as_stored, dot_add, last_outputs, previous_state, row_products,
-                         rows_valid, step_sizes)
+from .persistent import (BLOCK_B, BLOCK_H, BLOCK_K, as_stored, dot_add, full_precision, last_outputs, previous_state,
+                         row_products, rows_valid, step_sizes)
 
 
 @triton.jit
@@ -39,7 +38,7 @@ def _store_three(ptr, offset, H, v_r, v_z, v_n, mask):
 
 @triton.jit
 def _gru_persistent_forward(xp_ptr, w_ptr, b_ptr, h0_ptr, y_ptr, hp_ptr, sizes_ptr, steps, batch, H,
-                            HAS_BIAS: tl.constexpr, SAVE_HP: tl.constexpr, PACKED: tl.constexpr,
+                            HAS_BIAS: tl.constexpr, SAVE_HP: tl.constexpr, PACKED: tl.constexpr, IEEE: tl.constexpr,
                             BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr):
     """Rows ``[pid * BLOCK_B, +BLOCK_B)`` for all steps. ``xp [T, B, 3H]`` (input projections with
     ``b_ih``), ``w [H, 3H]`` (``W_hh^T``, contiguous), ``b [3H]`` (``b_hh``, read when ``HAS_BIAS``),
@@ -61,9 +60,9 @@ def _gru_persistent_forward(xp_ptr, w_ptr, b_ptr, h0_ptr, y_ptr, hp_ptr, sizes_p
                 h = previous_state(h0_ptr, y_ptr, t, batch, H, rows, ks, row_ok[:, None] & k_ok[None, :])
                 w_rows = w_ptr + ks[:, None] * three_h + cols[None, :]
                 w_mask = k_ok[:, None] & col_ok[None, :]
-                a_r = dot_add(a_r, h, tl.load(w_rows, mask=w_mask, other=0.0), False)
-                a_z = dot_add(a_z, h, tl.load(w_rows + H, mask=w_mask, other=0.0), False)
-                a_n = dot_add(a_n, h, tl.load(w_rows + 2 * H, mask=w_mask, other=0.0), False)
+                a_r = dot_add(a_r, h, tl.load(w_rows, mask=w_mask, other=0.0), IEEE)
+                a_z = dot_add(a_z, h, tl.load(w_rows + H, mask=w_mask, other=0.0), IEEE)
+                a_n = dot_add(a_n, h, tl.load(w_rows + 2 * H, mask=w_mask, other=0.0), IEEE)
             if HAS_BIAS:
                 a_r += tl.load(b_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)[None, :]
                 a_z += tl.load(b_ptr + H + cols, mask=col_ok, other=0.0).to(tl.float32)[None, :]
@@ -85,16 +84,17 @@ def _gru_persistent_forward(xp_ptr, w_ptr, b_ptr, h0_ptr, y_ptr, hp_ptr, sizes_p
         tl.debug_barrier()  # y[t] complete before any thread of this program reads it as h_t
 
 
-def gru_persistent_forward(xp, h0, w_hh, b_hh, y, hp, batch_sizes):
+def gru_persistent_forward(xp, h0, w_hh, b_hh, y, hp, batch_sizes, tf32: bool = False):
     """Run all steps: ``y [T, B, H]`` filled (zeros past each row's length when packed; they must be
-    there beforehand), the hidden-side projections ``hp [T, B, 3H]`` too when given. Returns ``h_n``."""
+    there beforehand), the hidden-side projections ``hp [T, B, 3H]`` too when given; float32 products
+    in TF32 when ``tf32``. Returns ``h_n``."""
     steps, batch, _ = xp.shape
     hidden = h0.shape[1]
     _gru_persistent_forward[(triton.cdiv(max(batch, 1), BLOCK_B),)](
         xp, w_hh.t().contiguous(), b_hh if b_hh is not None else xp, h0.contiguous(), y,
         hp if hp is not None else xp, step_sizes(batch_sizes, batch, xp.device), steps, batch, hidden,
         HAS_BIAS=b_hh is not None, SAVE_HP=hp is not None, PACKED=batch_sizes is not None,
-        BLOCK_B=BLOCK_B, BLOCK_H=BLOCK_H, BLOCK_K=BLOCK_K)
+        IEEE=full_precision(xp.dtype, tf32), BLOCK_B=BLOCK_B, BLOCK_H=BLOCK_H, BLOCK_K=BLOCK_K)
     return last_outputs(y, h0, batch_sizes)
 
 
@@ -147,13 +147,14 @@ def _gru_persistent_backward(xp_ptr, hp_ptr, h0_ptr, y_ptr, dy_ptr, w_ptr, dh_pt
 
 
 def gru_persistent_backward(xp, hp, h0, y, dy, w_hh, dh, dx_pre, dh_pre, batch_sizes, alpha1: float, alpha2: float,
-                            kind1: int, kind2: int) -> None:
+                            kind1: int, kind2: int, tf32: bool = False) -> None:
     """Run the reverse loop over all steps: ``dx_pre``, ``dh_pre [T, B, 3H]`` filled (zeros past each
     row's length must be there beforehand when packed), ``dh [B, H]`` carried in place down to
-    ``dh0``. float32 products in full precision (as torch.mm), half types with float32 accumulation."""
+    ``dh0``. float32 products in full precision (as torch.mm) unless ``tf32``, half types with float32
+    sums."""
     steps, batch, three_h = xp.shape
     _gru_persistent_backward[(triton.cdiv(max(batch, 1), BLOCK_B),)](
         xp, hp, h0.contiguous(), y, dy, w_hh.contiguous(), dh, dx_pre, dh_pre,
         step_sizes(batch_sizes, batch, xp.device), steps, batch, three_h // 3, float(alpha1), float(alpha2),
-        KIND1=kind1, KIND2=kind2, PACKED=batch_sizes is not None, IEEE=xp.dtype == torch.float32,
+        KIND1=kind1, KIND2=kind2, PACKED=batch_sizes is not None, IEEE=full_precision(xp.dtype, tf32),
         BLOCK_B=BLOCK_B, BLOCK_H=BLOCK_H, BLOCK_K=BLOCK_K)

@@ -8,17 +8,17 @@ carried ``dh = d_pre[t] W_hh``. Used for ``hidden <= PERSISTENT_MAX_HIDDEN``.
 """
 from __future__ import annotations
 
-import torch
 import triton
 import triton.language as tl
 
 from .kernels import surrogate_derivative
-from .persistent import BLOCK_B, BLOCK_H, BLOCK_K, as_stored, last_outputs, row_products, rows_valid, step_sizes
+from .persistent import (BLOCK_B, BLOCK_H, BLOCK_K, as_stored, full_precision, last_outputs, row_products, rows_valid,
+                         step_sizes)
 
 
 @triton.jit
 def _rnn_persistent_forward(xp_ptr, w_ptr, h0_ptr, y_ptr, pre_ptr, sizes_ptr, steps, batch, H,
-                            SAVE_PRE: tl.constexpr, PACKED: tl.constexpr, BLOCK_B: tl.constexpr,
+                            SAVE_PRE: tl.constexpr, PACKED: tl.constexpr, IEEE: tl.constexpr, BLOCK_B: tl.constexpr,
                             BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr):
     """Rows ``[pid * BLOCK_B, +BLOCK_B)`` for all steps. ``xp [T, B, H]`` (input projections and both
     biases), ``w [H, H]`` (``W_hh^T``, contiguous), ``h0 [B, H]``; ``y [T, B, H]`` out, ``pre [T, B, H]``
@@ -32,7 +32,7 @@ def _rnn_persistent_forward(xp_ptr, w_ptr, h0_ptr, y_ptr, pre_ptr, sizes_ptr, st
             # h_{t-1}: h0 at step 0, else the previous output, written by this program
             h_ptr = h0_ptr if t == 0 else y_ptr + (t - 1) * batch * H
             u = row_products(tl.full((BLOCK_B, BLOCK_H), 0.0, tl.float32), h_ptr, rows, row_ok, H, w_ptr, H, cols,
-                             col_ok, False, BLOCK_K)
+                             col_ok, IEEE, BLOCK_K)
             mask = row_ok[:, None] & col_ok[None, :]
             unit = t * batch * H + rows[:, None] * H + cols[None, :]
             u = as_stored(u + tl.load(xp_ptr + unit, mask=mask, other=0.0).to(tl.float32), y_ptr)
@@ -42,15 +42,16 @@ def _rnn_persistent_forward(xp_ptr, w_ptr, h0_ptr, y_ptr, pre_ptr, sizes_ptr, st
         tl.debug_barrier()  # y[t] complete before any thread of this program reads it as h_t
 
 
-def rnn_persistent_forward(xp, h0, w_hh, y, pre, batch_sizes):
+def rnn_persistent_forward(xp, h0, w_hh, y, pre, batch_sizes, tf32: bool = False):
     """Run all steps: ``y [T, B, H]`` filled (zeros past each row's length when packed; they must be
     there beforehand), ``pre`` too when given (may be ``xp`` itself: each value is read before it is
-    overwritten). Returns ``h_n [B, H]``."""
+    overwritten); float32 products in TF32 when ``tf32``. Returns ``h_n [B, H]``."""
     steps, batch, hidden = xp.shape
     _rnn_persistent_forward[(triton.cdiv(max(batch, 1), BLOCK_B),)](
         xp, w_hh.t().contiguous(), h0.contiguous(), y, pre if pre is not None else y,
         step_sizes(batch_sizes, batch, xp.device), steps, batch, hidden, SAVE_PRE=pre is not None,
-        PACKED=batch_sizes is not None, BLOCK_B=BLOCK_B, BLOCK_H=BLOCK_H, BLOCK_K=BLOCK_K)
+        PACKED=batch_sizes is not None, IEEE=full_precision(xp.dtype, tf32), BLOCK_B=BLOCK_B, BLOCK_H=BLOCK_H,
+        BLOCK_K=BLOCK_K)
     return last_outputs(y, h0, batch_sizes)
 
 
@@ -85,12 +86,12 @@ def _rnn_persistent_backward(pre_ptr, dy_ptr, w_ptr, dh_ptr, d_pre_ptr, sizes_pt
         tl.debug_barrier()  # dh complete before the next step's phase 1 reads it
 
 
-def rnn_persistent_backward(pre, dy, w_hh, dh, d_pre, batch_sizes, alpha: float, kind: int) -> None:
+def rnn_persistent_backward(pre, dy, w_hh, dh, d_pre, batch_sizes, alpha: float, kind: int, tf32: bool = False) -> None:
     """Run the reverse loop over all steps: ``d_pre [T, B, H]`` filled (zeros past each row's length
     must be there beforehand when packed), ``dh [B, H]`` carried in place down to ``dh0``. float32
-    products in full precision (as torch.mm), half types with float32 accumulation."""
+    products in full precision (as torch.mm) unless ``tf32``, half types with float32 sums."""
     steps, batch, hidden = pre.shape
     _rnn_persistent_backward[(triton.cdiv(max(batch, 1), BLOCK_B),)](
         pre, dy, w_hh.contiguous(), dh, d_pre, step_sizes(batch_sizes, batch, pre.device), steps, batch, hidden,
-        float(alpha), KIND=kind, PACKED=batch_sizes is not None, IEEE=pre.dtype == torch.float32,
+        float(alpha), KIND=kind, PACKED=batch_sizes is not None, IEEE=full_precision(pre.dtype, tf32),
         BLOCK_B=BLOCK_B, BLOCK_H=BLOCK_H, BLOCK_K=BLOCK_K)

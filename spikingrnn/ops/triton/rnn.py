@@ -15,10 +15,10 @@ import torch
 import triton
 import triton.language as tl
 
-from ..gemm import projection
 from ..cpu.storage import restore_zero, zero_or_kept
 from . import persistent, persistent_rnn
 from .kernels import BLOCK, grid, rows, surrogate_derivative
+from .matmul import mm, project
 from .saved import compact, restore
 
 
@@ -48,13 +48,13 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config):
     bs = config.batch_sizes
     new = torch.empty if bs is None else torch.zeros
     like = dict(dtype=x.dtype, device=x.device)
-    xp = projection(x, w_ih, b_ih, b_hh)
+    xp = project(x, w_ih, b_ih, b_hh, tf32=config.tf32)
     y = new(steps, batch, hidden, **like)
     h = h0.contiguous().clone()
     keep = config.save and not config.low_memory
     pre = new(steps, batch, hidden, **like) if keep else None
     if hidden <= persistent.PERSISTENT_MAX_HIDDEN:  # the whole loop in one launch
-        return y, persistent_rnn.rnn_persistent_forward(xp.contiguous(), h0, w_hh, y, pre, bs), pre
+        return y, persistent_rnn.rnn_persistent_forward(xp.contiguous(), h0, w_hh, y, pre, bs, config.tf32), pre
     scratch = None if keep else torch.empty(batch, hidden, **like)
     w_hh_t = w_hh.t()
     for t in range(steps):
@@ -62,7 +62,7 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config):
         if n == 0:
             continue
         u = pre[t, :n] if pre is not None else scratch[:n]
-        torch.addmm(xp[t, :n], h[:n], w_hh_t, out=u)
+        mm(h[:n], w_hh_t, add=xp[t, :n], out=u, tf32=config.tf32)
         _rnn_forward_step[grid(n * hidden)](u, h, y[t, :n], n * hidden, BLOCK=BLOCK)
     return y, h, pre
 
@@ -82,15 +82,15 @@ def rnn_backward(saved, dy, dh_n, needs, config):
     persistent_loop = hidden <= persistent.PERSISTENT_MAX_HIDDEN
     if pre is None and persistent_loop:
         # low memory after a persistent forward: replay that kernel (see lstm.py), u written over xp
-        pre = projection(x, w_ih, b_ih, b_hh).contiguous()
+        pre = project(x, w_ih, b_ih, b_hh, tf32=config.tf32).contiguous()
         persistent_rnn.rnn_persistent_forward(pre, h0, w_hh, new(steps, batch, hidden, dtype=x.dtype, device=x.device),
-                                              pre, bs)
+                                              pre, bs, config.tf32)
     steps_left = range(steps - 1, -1, -1)
     if persistent_loop:  # the reverse loop in one launch
-        persistent_rnn.rnn_persistent_backward(pre, dy, w_hh_c, dh, d_pre, bs, config.alpha1, config.kind1)
+        persistent_rnn.rnn_persistent_backward(pre, dy, w_hh_c, dh, d_pre, bs, config.alpha1, config.kind1, config.tf32)
         steps_left = range(0)
     elif pre is None:  # low memory: recompute u[t] = x[t] W_ih^T + b + h[t-1] W_hh^T step by step
-        xp = projection(x, w_ih, b_ih, b_hh)
+        xp = project(x, w_ih, b_ih, b_hh, tf32=config.tf32)
         u_step = torch.empty(batch, hidden, dtype=x.dtype, device=x.device)
         h_step = torch.empty_like(h0, memory_format=torch.contiguous_format)  # as forward's state (see lstm.py)
     for t in steps_left:
@@ -100,19 +100,19 @@ def rnn_backward(saved, dy, dh_n, needs, config):
         if pre is None:
             u = u_step[:n]
             h_step[:n] = (h0 if t == 0 else y[t - 1])[:n]
-            torch.addmm(xp[t, :n], h_step[:n], w_hh.t(), out=u)
+            mm(h_step[:n], w_hh.t(), add=xp[t, :n], out=u, tf32=config.tf32)
         else:
             u = pre[t, :n]
         _rnn_backward_step[grid(n * hidden)](u, dh, dy[t, :n], d_pre[t, :n], n * hidden,
                                              float(config.alpha1), KIND=config.kind1, BLOCK=BLOCK)
-        torch.mm(d_pre[t, :n], w_hh_c, out=dh[:n])
+        mm(d_pre[t, :n], w_hh_c, out=dh[:n], tf32=config.tf32)
     flat = d_pre.view(-1, hidden)
-    dx = torch.mm(flat, w_ih).view(steps, batch, w_ih.shape[1]) if needs[0] else None
-    dw_ih = torch.mm(flat.t(), x.reshape(-1, x.shape[2])) if needs[2] else None
+    dx = mm(flat, w_ih, tf32=config.tf32).view(steps, batch, w_ih.shape[1]) if needs[0] else None
+    dw_ih = mm(flat.t(), x.reshape(-1, x.shape[2]), tf32=config.tf32) if needs[2] else None
     dw_hh = None
     if needs[3]:
         h_prev = torch.cat([h0.unsqueeze(0), y[:-1]])  # rows past their length meet d_pre == 0
-        dw_hh = torch.mm(flat.t(), h_prev.reshape(-1, hidden))
+        dw_hh = mm(flat.t(), h_prev.reshape(-1, hidden), tf32=config.tf32)
     db = flat.sum(0) if needs[4] or needs[5] else None
     return (dx, dh if needs[1] else None, dw_ih, dw_hh, db if needs[4] and b_ih is not None else None,
             db if needs[5] and b_hh is not None else None)

@@ -1,0 +1,111 @@
+"""The triton backend's matrix products, with TF32 where cuDNN's RNNs would use it.
+
+``torch.nn.LSTM`` on CUDA runs cuDNN, whose float32 RNNs multiply in TF32 unless the user turns
+that off (``torch.backends.cudnn.rnn.fp32_precision``, default ``"tf32"``; the older
+``torch.backends.cudnn.allow_tf32``). torch's own GEMMs follow another switch, off by default, that
+this backend must not flip (a process-wide setting, and torch refuses mixes of its old and new
+APIs). So float32 products on CUDA with TF32 allowed run in a Triton GEMM with ``tl.dot`` in TF32
+(:func:`mm`); every other case (half types, TF32 off, the CPU) runs ``torch.mm``. Forward and
+backward of a Function decide once (``TritonConfig.tf32``), so that a low-memory backward
+recomputes exactly what forward computed.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+BLOCK_M, BLOCK_N, BLOCK_K = 64, 64, 32
+
+
+def tf32_allowed(x: Tensor) -> bool:
+    """Whether a float32 recurrence on ``x``'s device multiplies in TF32, as cuDNN's RNNs would."""
+    if not x.is_cuda or x.dtype != torch.float32:
+        return False
+    rnn = getattr(torch.backends.cudnn, "rnn", None)
+    if rnn is not None and hasattr(rnn, "fp32_precision"):
+        return rnn.fp32_precision == "tf32"
+    return bool(torch.backends.cudnn.allow_tf32)
+
+
+@triton.jit
+def _matmul(a_ptr, b_ptr, c_ptr, add_ptr, bias_ptr, M, N, K, stride_am, stride_ak, stride_bk, stride_bn,
+            stride_cm, stride_cn, stride_addm, stride_addn,
+            HAS_ADD: tl.constexpr, HAS_BIAS: tl.constexpr, TF32: tl.constexpr,
+            BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """``c = a @ b (+ add) (+ bias)`` for ``a [M, K]``, ``b [K, N]``, ``c``, ``add [M, N]`` (any strides),
+    ``bias [N]``; float32 sums, products in TF32 when ``TF32`` else in full precision."""
+    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    row_ok, col_ok = rows < M, cols < N
+    acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        ks = k0 + tl.arange(0, BLOCK_K)
+        k_ok = ks < K
+        a = tl.load(a_ptr + rows[:, None] * stride_am + ks[None, :] * stride_ak, mask=row_ok[:, None] & k_ok[None, :],
+                    other=0.0)
+        b = tl.load(b_ptr + ks[:, None] * stride_bk + cols[None, :] * stride_bn, mask=k_ok[:, None] & col_ok[None, :],
+                    other=0.0)
+        if TF32:
+            acc += tl.dot(a, b, input_precision="tf32")
+        else:
+            acc += tl.dot(a, b, input_precision="ieee")
+    mask = row_ok[:, None] & col_ok[None, :]
+    if HAS_ADD:
+        acc += tl.load(add_ptr + rows[:, None] * stride_addm + cols[None, :] * stride_addn, mask=mask,
+                       other=0.0).to(tl.float32)
+    if HAS_BIAS:
+        acc += tl.load(bias_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)[None, :]
+    tl.store(c_ptr + rows[:, None] * stride_cm + cols[None, :] * stride_cn, acc.to(c_ptr.dtype.element_ty), mask=mask)
+
+
+def triton_mm(a: Tensor, b: Tensor, *, out: Tensor | None = None, add: Tensor | None = None,
+              bias: Tensor | None = None, tf32: bool = True) -> Tensor:
+    """``a [M, K] @ b [K, N] (+ add [M, N]) (+ bias [N])`` in one Triton launch, into ``out`` when
+    given (``out`` may be ``add``: each value is read before it is written)."""
+    (m, k), n = a.shape, b.shape[1]
+    if b.shape[0] != k:
+        raise ValueError(f"triton_mm: a is [{m}, {k}] but b has {b.shape[0]} rows")
+    if out is None:
+        out = torch.empty(m, n, dtype=a.dtype, device=a.device)
+    if m == 0 or n == 0:
+        return out
+    if k == 0:  # no products: the sum of nothing
+        out.copy_(torch.zeros_like(out) if add is None else add)
+        if bias is not None:
+            out.add_(bias)
+        return out
+    extra = add if add is not None else out
+    _matmul[(triton.cdiv(m, BLOCK_M), triton.cdiv(n, BLOCK_N))](
+        a, b, out, extra, bias if bias is not None else out, m, n, k, a.stride(0), a.stride(1), b.stride(0),
+        b.stride(1), out.stride(0), out.stride(1), extra.stride(0), extra.stride(1),
+        HAS_ADD=add is not None, HAS_BIAS=bias is not None, TF32=tf32, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N,
+        BLOCK_K=BLOCK_K)
+    return out
+
+
+def mm(a: Tensor, b: Tensor, *, out: Tensor | None = None, add: Tensor | None = None, bias: Tensor | None = None,
+       tf32: bool = False) -> Tensor:
+    """``a @ b (+ add) (+ bias)``: the Triton GEMM in TF32 when ``tf32``, else torch's GEMM
+    (``torch.mm``/``torch.addmm``, whose float32 products are full precision by default)."""
+    if tf32:
+        return triton_mm(a, b, out=out, add=add, bias=bias, tf32=True)
+    if add is None and bias is None:
+        return torch.mm(a, b, out=out)
+    if add is not None and bias is not None:
+        add = add + bias
+    base = add if add is not None else bias
+    if out is not None and add is not None and out.data_ptr() == add.data_ptr() and out.stride() == add.stride():
+        return out.addmm_(a, b)
+    return torch.addmm(base, a, b, out=out)
+
+
+def project(x: Tensor, weight: Tensor, *biases: Tensor | None, tf32: bool = False) -> Tensor:
+    """``x [..., I] @ weight.T + sum(biases)`` as one GEMM: ``[..., G]`` (all steps' input projections)."""
+    bias = None
+    for b in biases:
+        if b is not None:
+            bias = b if bias is None else bias + b
+    flat = x.reshape(-1, x.shape[-1])
+    return mm(flat, weight.t(), bias=bias, tf32=tf32).view(*x.shape[:-1], weight.shape[0])
