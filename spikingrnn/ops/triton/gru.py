@@ -1,12 +1,13 @@
 """Spiking GRU over a whole sequence on Triton (one layer, one direction), design v0.
 
 ``r = Θ(x_r + h_r)``, ``z = Θ(x_z + h_z)``, ``n = Θ(x_n + r * h_n)``, ``h' = (1 - z) * n + z * h`` with
-``x_* = x W_i*^T + b_i*`` (one torch GEMM for all steps) and ``h_* = h W_h*^T + b_h*``. For
+``x_* = x W_i*^T + b_i*`` (one GEMM for all steps) and ``h_* = h W_h*^T + b_h*``. For
 ``hidden <= PERSISTENT_MAX_HIDDEN`` the whole forward loop is one persistent kernel, and so is the
-backward's reverse loop (:mod:`.persistent_gru`); otherwise per step ``torch.addmm`` gives ``h_*`` and
+backward's reverse loop (:mod:`.persistent_gru`); otherwise per step one GEMM gives ``h_*`` and
 one Triton kernel does the pointwise work, and backward per step one Triton kernel gives the
 input-side and hidden-side pre-activation gradients and the direct ``z * dh`` part of the carried
-``dh``, one torch GEMM adds the recurrent part. Weight gradients are torch GEMMs after the loop.
+``dh``, one GEMM adds the recurrent part. Weight gradients are GEMMs after the loop. Every GEMM is
+:func:`.matmul.mm` (torch's, or in TF32 a Triton GEMM).
 Kept for backward: the input-side and hidden-side projections ``[T, B, 3H]`` and the outputs (with
 ``low_memory`` the outputs only, as bit rows: backward recomputes the projections the way forward
 computed them, one GEMM for the input side, then the persistent forward kernel replayed or one GEMM

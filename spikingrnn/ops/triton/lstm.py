@@ -3,14 +3,14 @@
 Without ``proj_size`` and for ``hidden <= persistent.PERSISTENT_MAX_HIDDEN`` the forward runs as one
 persistent kernel (:mod:`spikingrnn.ops.triton.persistent`), and so does the backward's reverse loop;
 otherwise "GEMM + fused pointwise": the input projections of all
-steps are one torch GEMM; per step the recurrent GEMM is ``torch.addmm`` (written straight into the
-saved pre-activations) and ONE Triton kernel does the step's pointwise work (gates ``u >= 0``, the
-``cell_state`` rule, ``m = o * c``). With ``proj_size`` the projection ``h = m W_hr^T`` is a torch
-GEMM. Kept for backward: the pre-activations ``[T, B, 4H]``, ``c`` after every step, the output and
+steps are one GEMM; per step the recurrent GEMM (written straight into the saved pre-activations)
+and ONE Triton kernel doing the step's pointwise work (gates ``u >= 0``, the ``cell_state`` rule,
+``m = o * c``). With ``proj_size`` the projection ``h = m W_hr^T`` is a GEMM. Every GEMM is
+:func:`.matmul.mm`: torch's, or in TF32 a Triton GEMM (see :mod:`.matmul`). Kept for backward: the pre-activations ``[T, B, 4H]``, ``c`` after every step, the output and
 (with ``proj_size``) ``m``. Backward per step (where not persistent), from the end: one Triton
 kernel turns the saved pre-activations into the pre-activation gradients (surrogate derivative
-selected by a constexpr id) and the carried cell gradient, then one torch GEMM gives the carried
-``dh``; the weight gradients are single large torch GEMMs after the loop. With ``low_memory`` the
+selected by a constexpr id) and the carried cell gradient, then one GEMM gives the carried
+``dh``; the weight gradients are single large GEMMs after the loop. With ``low_memory`` the
 pre-activations are not kept; ``c`` (computed as uint8 when it is 0/1: clamp from a 0/1 ``c0``, or the
 spiking cell), the input and the output are kept as bit rows when 0/1 (:mod:`.saved`), and backward
 recomputes the pre-activations the way forward computed them, so that they fire the same gates: the

@@ -1,11 +1,11 @@
 """Spiking vanilla RNN over a whole sequence on Triton (one layer, one direction), design v0.
 
-``h' = Θ(u)``, ``u = x W_ih^T + b_ih + h W_hh^T + b_hh``: the input projections are one torch GEMM,
+``h' = Θ(u)``, ``u = x W_ih^T + b_ih + h W_hh^T + b_hh``: the input projections are one GEMM;
 for ``hidden <= PERSISTENT_MAX_HIDDEN`` the whole forward loop is one persistent kernel, and so is the
-backward's reverse loop (:mod:`.persistent_rnn`); otherwise per step ``torch.addmm`` writes ``u`` into
+backward's reverse loop (:mod:`.persistent_rnn`); otherwise per step one GEMM writes ``u`` into
 the saved pre-activations and one Triton kernel fires the spikes, and backward per step one Triton
-kernel ``d_u = (dh + dy) * derivative(u)`` and one torch GEMM for the carried ``dh``. Weight gradients
-are single torch GEMMs after the loop. With ``low_memory`` ``u`` is not kept: backward recomputes it
+kernel ``d_u = (dh + dy) * derivative(u)`` and one GEMM for the carried ``dh``. Weight gradients
+are single GEMMs after the loop. Every GEMM is :func:`.matmul.mm` (torch's, or in TF32 a Triton GEMM). With ``low_memory`` ``u`` is not kept: backward recomputes it
 the way forward computed it (one GEMM for the input projections, then the persistent forward kernel
 replayed, or one GEMM per step), so that the same spikes fire.
 """
