@@ -75,6 +75,7 @@ def test_every_dtype_and_variant_is_compiled(compiled):
 
 
 def test_every_specialization_compiles_within_the_gpu(compiled):
+    """Also: every offset into a whole-sequence tensor is 64-bit (compile_check.narrow_offsets)."""
     problems = [f"{row['kernel']} {row['constexprs']}: {row['problem']}" for row in compiled["rows"] if row["problem"]]
     assert not problems, "\n".join(problems)
     for row in compiled["rows"]:
@@ -108,15 +109,39 @@ try:
     compile_check.compile_launch(mixed, 90)
 except Exception as error:
     print("mixed rejected", type(error).__name__)
+
+
+@triton.jit
+def step_rows(xp_ptr, y_ptr, t, batch, H, WIDE: tl.constexpr):
+    rows = tl.arange(0, 16)
+    if WIDE:
+        rows = rows.to(tl.int64)
+        offsets = (t * batch + rows)[:, None] * H + tl.arange(0, 16)[None, :]
+    else:  # t * batch * H in 32 bits
+        offsets = t * batch * H + rows[:, None] * H + tl.arange(0, 16)[None, :]
+    tl.store(y_ptr + offsets, tl.load(xp_ptr + offsets))
+
+
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+for wide in (False, True):
+    signature = {"xp_ptr": "*fp32", "y_ptr": "*fp32", "t": "i32", "batch": "i32", "H": "i32", "WIDE": "constexpr"}
+    ttir = triton.compile(ASTSource(step_rows, signature, {"WIDE": wide}), target=GPUTarget("cuda", 90, 32)).asm["ttir"]
+    print("wide" if wide else "narrow", len(compile_check.narrow_offsets(ttir, compile_check.SEQUENCE_POINTERS)))
 """
 
 
 def test_what_only_the_gpu_compiler_sees_is_caught(tmp_path):
-    """A block too big for shared memory (and registers), and a dot of mixed dtypes: the checks see
-    both (the interpreter would run them)."""
+    """A block too big for shared memory (and registers), a dot of mixed dtypes, and offsets into a
+    [T, B, H] tensor computed in 32 bits (they wrap past 2^31 elements): the checks see all three (the
+    interpreter would run them)."""
     script = tmp_path / "bad_kernels.py"  # @triton.jit needs its source in a file
     script.write_text(BAD_KERNELS)
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
-    assert done.stdout.strip().splitlines()[-2:] == ["big True True", "mixed rejected CompilationError"], done.stdout
+    lines = done.stdout.strip().splitlines()
+    assert lines[-4:-2] == ["big True True", "mixed rejected CompilationError"], done.stdout
+    narrow, wide = lines[-2:]
+    assert narrow.startswith("narrow ") and int(narrow.split()[1]) >= 2, done.stdout  # xp and y, 32-bit
+    assert wide == "wide 0", done.stdout

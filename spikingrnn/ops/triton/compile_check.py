@@ -56,6 +56,7 @@ class Resources(NamedTuple):
     registers: int
     spill_bytes: int  # local memory per thread (register spills, local arrays)
     shared_bytes: int  # static + dynamic shared memory
+    narrow_offsets: tuple[str, ...] = ()  # 32-bit offsets into whole-sequence tensors (see narrow_offsets)
 
 
 def _launch_of(kernel, args, kwargs) -> Launch:
@@ -113,6 +114,27 @@ def resources(cubin: bytes, kernel_name: str) -> Resources:
     return Resources(registers, max(stack, local), shared)
 
 
+# pointer arguments into whole-sequence tensors ([T, B, *] or, for the GEMM, [T * B, *] operands): their
+# offsets can pass 2^31 elements on a large GPU, so the kernels must compute them in int64
+SEQUENCE_POINTERS = {"xp_ptr", "y_ptr", "pre_ptr", "c_all_ptr", "dy_ptr", "d_pre_ptr", "hp_ptr", "dx_pre_ptr",
+                     "dh_pre_ptr"}
+GEMM_POINTERS = {"a_ptr", "b_ptr", "c_ptr", "add_ptr"}
+
+
+def narrow_offsets(ttir: str, pointers) -> list[str]:
+    """The ``tt.addptr`` operations of a kernel's TTIR that move one of the ``pointers`` arguments (or a
+    block of copies of it) by 32-bit offsets; ``[]`` when all of them are 64-bit."""
+    blocks = {m.group(1): m.group(2) for m in re.finditer(r"(%[\w.]+) = tt\.splat %(\w+) : !tt\.ptr", ttir)
+              if m.group(2) in pointers}
+    problems = []
+    for m in re.finditer(r"(%[\w.]+) = tt\.addptr %([\w.]+), %[\w.]+ : ([^,\n]+), ([^\s]+)", ttir):
+        base, offset_type = m.group(2), m.group(4)
+        moved = blocks.get("%" + base) or (base if base in pointers else None)
+        if moved is not None and (offset_type == "i32" or offset_type.endswith("xi32>")):
+            problems.append(f"{moved}: {m.group(0)}")
+    return problems
+
+
 def compile_launch(launch: Launch, arch: int) -> Resources:
     """Compile one specialization for ``sm_<arch>`` (no GPU needed); returns what it needs per program."""
     import triton
@@ -123,7 +145,9 @@ def compile_launch(launch: Launch, arch: int) -> Resources:
     source = ASTSource(launch.kernel, dict(launch.signature), dict(launch.constexprs), attrs)
     compiled = triton.compile(source, target=GPUTarget("cuda", arch, 32))
     used = resources(compiled.asm["cubin"], compiled.metadata.name)
-    return used._replace(shared_bytes=used.shared_bytes + compiled.metadata.shared)
+    pointers = GEMM_POINTERS if launch.name == "_matmul" else SEQUENCE_POINTERS if "persistent" in launch.name else ()
+    return used._replace(shared_bytes=used.shared_bytes + compiled.metadata.shared,
+                         narrow_offsets=tuple(narrow_offsets(compiled.asm["ttir"], pointers)))
 
 
 def _surrogates():
@@ -242,7 +266,8 @@ def launched_kernels() -> set[str]:
 def check(arches, every: bool = False):
     """Record the backend's launches, compile the :func:`covering` set (``every``: all distinct
     specializations) for each of ``arches``. Yields ``(arch, launch, Resources or None, problem or None)``;
-    a problem is a compile error or more shared memory than the architecture has."""
+    a problem is a compile error, more shared memory than the architecture has, or 32-bit offsets into a
+    whole-sequence tensor (:func:`narrow_offsets`: T * B * 4H passes 2^31 at T = 8192, B = H = 256)."""
     from . import load_kernels
     load_kernels()
     with record_launches() as launches:
@@ -259,6 +284,8 @@ def check(arches, every: bool = False):
             problem = None
             if limit is not None and used.shared_bytes > limit:
                 problem = f"needs {used.shared_bytes} B of shared memory, sm_{arch} has {limit}"
+            elif used.narrow_offsets:
+                problem = "32-bit offsets into a whole-sequence tensor: " + "; ".join(used.narrow_offsets[:3])
             yield arch, launch, used, problem
 
 

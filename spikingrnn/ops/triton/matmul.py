@@ -36,12 +36,13 @@ def _matmul(a_ptr, b_ptr, c_ptr, add_ptr, bias_ptr, M, N, K, stride_am, stride_a
             BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     """``c = a @ b (+ add) (+ bias)`` for ``a [M, K]``, ``b [K, N]``, ``c``, ``add [M, N]`` (any strides),
     ``bias [N]``; float32 sums, products in TF32 when ``TF32`` else in full precision."""
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    # int64 offsets: a weight gradient's K runs over all T * B rows, times a stride of 4H
+    rows = (tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
+    cols = (tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
     row_ok, col_ok = rows < M, cols < N
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
     for k0 in range(0, K, BLOCK_K):
-        ks = k0 + tl.arange(0, BLOCK_K)
+        ks = (k0 + tl.arange(0, BLOCK_K)).to(tl.int64)
         k_ok = ks < K
         a = tl.load(a_ptr + rows[:, None] * stride_am + ks[None, :] * stride_ak, mask=row_ok[:, None] & k_ok[None, :],
                     other=0.0)
@@ -67,8 +68,13 @@ def triton_mm(a: Tensor, b: Tensor, *, out: Tensor | None = None, add: Tensor | 
     (m, k), n = a.shape, b.shape[1]
     if b.shape[0] != k:
         raise ValueError(f"triton_mm: a is [{m}, {k}] but b has {b.shape[0]} rows")
+    for name, t in (("out", out), ("add", add)):
+        if t is not None and tuple(t.shape) != (m, n):
+            raise ValueError(f"triton_mm: {name} must be [{m}, {n}], got {list(t.shape)}")
     if out is None:
         out = torch.empty(m, n, dtype=a.dtype, device=a.device)
+    if bias is not None:
+        bias = bias.contiguous()
     if m == 0 or n == 0:
         return out
     if k == 0:  # no products: the sum of nothing
@@ -85,11 +91,22 @@ def triton_mm(a: Tensor, b: Tensor, *, out: Tensor | None = None, add: Tensor | 
     return out
 
 
+def _few_long_tiles(a: Tensor, m: int, n: int, k: int) -> bool:
+    """Whether ``[m, n]`` has too few output tiles to fill the GPU while ``k`` is long (a weight gradient,
+    ``k = T * B``): one program per tile would loop over all of ``k``; torch's GEMM splits ``k``."""
+    if not a.is_cuda:
+        return False
+    tiles = triton.cdiv(m, BLOCK_M) * triton.cdiv(n, BLOCK_N)
+    return k >= 16 * max(m, n) and 4 * tiles < torch.cuda.get_device_properties(a.device).multi_processor_count
+
+
 def mm(a: Tensor, b: Tensor, *, out: Tensor | None = None, add: Tensor | None = None, bias: Tensor | None = None,
        tf32: bool = False) -> Tensor:
     """``a @ b (+ add) (+ bias)``: the Triton GEMM in TF32 when ``tf32``, else torch's GEMM
-    (``torch.mm``/``torch.addmm``, whose float32 products are full precision by default)."""
-    if tf32:
+    (``torch.mm``/``torch.addmm``, whose float32 products are full precision by default). A product
+    with few output tiles and a long ``k`` takes torch's GEMM either way (untuned: no GPU has timed
+    the choice yet). Same operands, same choice: a recomputation gives the same values."""
+    if tf32 and not _few_long_tiles(a, a.shape[0], b.shape[1], a.shape[1]):
         return triton_mm(a, b, out=out, add=add, bias=bias, tf32=True)
     if add is None and bias is None:
         return torch.mm(a, b, out=out)

@@ -44,11 +44,11 @@ def as_stored(v, ptr):
 @triton.jit
 def previous_state(h0_ptr, y_ptr, t, batch, H, rows, units, mask):
     """``h_{t-1}[rows, units]``: ``h0`` at step 0, else the previous step's output, written by this
-    program (0 where masked)."""
+    program (0 where masked). ``rows`` are int64 (offsets into ``[T, B, H]`` may pass 2^31)."""
     if t == 0:
         h = tl.load(h0_ptr + rows[:, None] * H + units[None, :], mask=mask, other=0.0)
     else:
-        h = tl.load(y_ptr + (t - 1) * batch * H + rows[:, None] * H + units[None, :], mask=mask, other=0.0)
+        h = tl.load(y_ptr + ((t - 1) * batch + rows)[:, None] * H + units[None, :], mask=mask, other=0.0)
     return h
 
 
@@ -66,7 +66,7 @@ def dot_add(acc, a, b, IEEE: tl.constexpr):
 @triton.jit
 def row_products(acc, a_ptr, rows, row_ok, K, w_ptr, N, cols, col_ok, IEEE: tl.constexpr, BLOCK_K: tl.constexpr):
     """``acc + a[rows, :] @ w[:, cols]`` for ``a [*, K]`` and ``w [K, N]`` (row-major, contiguous), over
-    tiles of ``BLOCK_K`` (0 where rows or columns are masked)."""
+    tiles of ``BLOCK_K`` (0 where rows or columns are masked); ``rows`` int64, e.g. ``t * B + b``."""
     for k0 in range(0, K, BLOCK_K):
         ks = k0 + tl.arange(0, BLOCK_K)
         k_ok = ks < K
@@ -96,7 +96,7 @@ def _lstm_persistent_forward(xp_ptr, w_ptr, h0_ptr, c_ptr, y_ptr, pre_ptr, c_all
     biases), ``w [H, 4H]`` (``W_hh^T``, contiguous), ``h0 [B, H]``, ``c [B, H]`` (updated in place),
     ``y [T, B, H]`` out; ``pre [T, B, 4H]`` and ``c_all [T, B, H]`` out when saved; ``sizes [T]``
     rows valid per step when packed."""
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    rows = (tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)).to(tl.int64)  # offsets may pass 2^31
     four_h = 4 * H
     for t in range(steps):
         row_ok = rows_valid(rows, sizes_ptr, t, batch, PACKED)
@@ -118,7 +118,7 @@ def _lstm_persistent_forward(xp_ptr, w_ptr, h0_ptr, c_ptr, y_ptr, pre_ptr, c_all
                 u_g = dot_add(u_g, h, tl.load(w_rows + 2 * H, mask=w_mask, other=0.0), IEEE)
                 u_o = dot_add(u_o, h, tl.load(w_rows + 3 * H, mask=w_mask, other=0.0), IEEE)
             mask = row_ok[:, None] & col_ok[None, :]
-            gate = t * batch * four_h + rows[:, None] * four_h + cols[None, :]
+            gate = (t * batch + rows)[:, None] * four_h + cols[None, :]
             x_i, x_f, x_g, x_o = load_gates(xp_ptr, gate, H, mask)
             u_i = as_stored(u_i + x_i, y_ptr)
             u_f = as_stored(u_f + x_f, y_ptr)
@@ -127,12 +127,13 @@ def _lstm_persistent_forward(xp_ptr, w_ptr, h0_ptr, c_ptr, y_ptr, pre_ptr, c_all
             if SAVE_PRE:
                 store_gates(pre_ptr, gate, H, u_i, u_f, u_g, u_o, mask)
             unit = rows[:, None] * H + cols[None, :]
+            at_t = (t * batch + rows)[:, None] * H + cols[None, :]  # [T, B, H] offsets of step t
             c = tl.load(c_ptr + unit, mask=mask, other=0.0).to(tl.float32)
             c, h_new = lstm_cell(u_i, u_f, u_g, u_o, c, threshold, CELL)
             tl.store(c_ptr + unit, c.to(c_ptr.dtype.element_ty), mask=mask)
             if SAVE_C:
-                tl.store(c_all_ptr + t * batch * H + unit, c.to(c_all_ptr.dtype.element_ty), mask=mask)
-            tl.store(y_ptr + t * batch * H + unit, h_new.to(y_ptr.dtype.element_ty), mask=mask)
+                tl.store(c_all_ptr + at_t, c.to(c_all_ptr.dtype.element_ty), mask=mask)
+            tl.store(y_ptr + at_t, h_new.to(y_ptr.dtype.element_ty), mask=mask)
         tl.debug_barrier()  # y[t] complete before any thread of this program reads it as h_t
 
 
@@ -187,7 +188,7 @@ def _lstm_persistent_backward(pre_ptr, c_all_ptr, c0_ptr, dy_ptr, w_ptr, dh_ptr,
     ``w [4H, H]`` (``W_hh``, contiguous); ``dh``, ``dc [B, H]`` carried gradients, updated in place
     (rows past a step's length keep theirs); ``d_pre [T, B, 4H]`` out (left untouched past each
     row's length)."""
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    rows = (tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)).to(tl.int64)  # offsets may pass 2^31
     four_h = 4 * H
     for step in range(steps):
         t = steps - 1 - step
@@ -197,15 +198,17 @@ def _lstm_persistent_backward(pre_ptr, c_all_ptr, c0_ptr, dy_ptr, w_ptr, dh_ptr,
             cols = j0 + tl.arange(0, BLOCK_H)
             mask = row_ok[:, None] & (cols < H)[None, :]
             unit = rows[:, None] * H + cols[None, :]
-            gate = t * batch * four_h + rows[:, None] * four_h + cols[None, :]
+            gate = (t * batch + rows)[:, None] * four_h + cols[None, :]
             u_i, u_f, u_g, u_o = load_gates(pre_ptr, gate, H, mask)
             if t == 0:
                 c_prev = tl.load(c0_ptr + unit, mask=mask, other=0.0).to(tl.float32)
             else:
-                c_prev = tl.load(c_all_ptr + (t - 1) * batch * H + unit, mask=mask, other=0.0).to(tl.float32)
-            c_after = tl.load(c_all_ptr + t * batch * H + unit, mask=mask, other=0.0).to(tl.float32)
+                c_prev = tl.load(c_all_ptr + ((t - 1) * batch + rows)[:, None] * H + cols[None, :], mask=mask,
+                                 other=0.0).to(tl.float32)
+            at_t = (t * batch + rows)[:, None] * H + cols[None, :]  # [T, B, H] offsets of step t
+            c_after = tl.load(c_all_ptr + at_t, mask=mask, other=0.0).to(tl.float32)
             dm = (tl.load(dh_ptr + unit, mask=mask, other=0.0).to(tl.float32)
-                  + tl.load(dy_ptr + t * batch * H + unit, mask=mask, other=0.0).to(tl.float32))
+                  + tl.load(dy_ptr + at_t, mask=mask, other=0.0).to(tl.float32))
             dc = tl.load(dc_ptr + unit, mask=mask, other=0.0).to(tl.float32)
             d_i, d_f, d_g, d_o, dc = lstm_cell_backward(u_i, u_f, u_g, u_o, c_prev, c_after, dm, dc, threshold,
                                                         alpha1, alpha2, CELL, KIND1, KIND2)
@@ -216,8 +219,8 @@ def _lstm_persistent_backward(pre_ptr, c_all_ptr, c0_ptr, dy_ptr, w_ptr, dh_ptr,
         for j0 in range(0, H, BLOCK_H):
             cols = j0 + tl.arange(0, BLOCK_H)
             col_ok = cols < H
-            acc = row_products(tl.full((BLOCK_B, BLOCK_H), 0.0, tl.float32), d_pre_ptr + t * batch * four_h, rows,
-                               row_ok, four_h, w_ptr, H, cols, col_ok, IEEE, BLOCK_K)
+            acc = row_products(tl.full((BLOCK_B, BLOCK_H), 0.0, tl.float32), d_pre_ptr, t * batch + rows, row_ok,
+                               four_h, w_ptr, H, cols, col_ok, IEEE, BLOCK_K)
             tl.store(dh_ptr + rows[:, None] * H + cols[None, :], acc.to(dh_ptr.dtype.element_ty),
                      mask=row_ok[:, None] & col_ok[None, :])
         tl.debug_barrier()  # dh complete before the next step's phase 1 reads it

@@ -44,7 +44,7 @@ def _gru_persistent_forward(xp_ptr, w_ptr, b_ptr, h0_ptr, y_ptr, hp_ptr, sizes_p
     ``b_ih``), ``w [H, 3H]`` (``W_hh^T``, contiguous), ``b [3H]`` (``b_hh``, read when ``HAS_BIAS``),
     ``h0 [B, H]``; ``y [T, B, H]`` out, ``hp [T, B, 3H]`` out when saved; ``sizes [T]`` rows valid per
     step when packed."""
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    rows = (tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)).to(tl.int64)  # offsets may pass 2^31
     three_h = 3 * H
     for t in range(steps):
         row_ok = rows_valid(rows, sizes_ptr, t, batch, PACKED)
@@ -70,7 +70,7 @@ def _gru_persistent_forward(xp_ptr, w_ptr, b_ptr, h0_ptr, y_ptr, hp_ptr, sizes_p
             # the projections as stored: backward recomputes the gates from them
             a_r, a_z, a_n = as_stored(a_r, y_ptr), as_stored(a_z, y_ptr), as_stored(a_n, y_ptr)
             mask = row_ok[:, None] & col_ok[None, :]
-            gate = t * batch * three_h + rows[:, None] * three_h + cols[None, :]
+            gate = (t * batch + rows)[:, None] * three_h + cols[None, :]
             if SAVE_HP:
                 _store_three(hp_ptr, gate, H, a_r, a_z, a_n, mask)
             x_r, x_z, x_n = _load_three(xp_ptr, gate, H, mask)
@@ -79,7 +79,7 @@ def _gru_persistent_forward(xp_ptr, w_ptr, b_ptr, h0_ptr, y_ptr, hp_ptr, sizes_p
             n = tl.where(x_n + r * a_n >= 0, 1.0, 0.0)
             h_prev = previous_state(h0_ptr, y_ptr, t, batch, H, rows, cols, mask).to(tl.float32)
             h_new = (1.0 - z) * n + z * h_prev
-            tl.store(y_ptr + t * batch * H + rows[:, None] * H + cols[None, :], h_new.to(y_ptr.dtype.element_ty),
+            tl.store(y_ptr + (t * batch + rows)[:, None] * H + cols[None, :], h_new.to(y_ptr.dtype.element_ty),
                      mask=mask)
         tl.debug_barrier()  # y[t] complete before any thread of this program reads it as h_t
 
@@ -91,7 +91,7 @@ def gru_persistent_forward(xp, h0, w_hh, b_hh, y, hp, batch_sizes, tf32: bool = 
     steps, batch, _ = xp.shape
     hidden = h0.shape[1]
     _gru_persistent_forward[(triton.cdiv(max(batch, 1), BLOCK_B),)](
-        xp, w_hh.t().contiguous(), b_hh if b_hh is not None else xp, h0.contiguous(), y,
+        xp, w_hh.t().contiguous(), b_hh.contiguous() if b_hh is not None else xp, h0.contiguous(), y,
         hp if hp is not None else xp, step_sizes(batch_sizes, batch, xp.device), steps, batch, hidden,
         HAS_BIAS=b_hh is not None, SAVE_HP=hp is not None, PACKED=batch_sizes is not None,
         IEEE=full_precision(xp.dtype, tf32), BLOCK_B=BLOCK_B, BLOCK_H=BLOCK_H, BLOCK_K=BLOCK_K)
@@ -107,7 +107,7 @@ def _gru_persistent_backward(xp_ptr, hp_ptr, h0_ptr, y_ptr, dy_ptr, w_ptr, dh_pt
     input-side and hidden-side projections, ``h0 [B, H]``, ``y [T, B, H]`` the outputs (``h_{t-1}``),
     ``dy [T, B, H]``, ``w [3H, H]`` (``W_hh``, contiguous); ``dh [B, H]`` carried, updated in place
     (rows past a step's length keep theirs); ``dx_pre``, ``dh_pre [T, B, 3H]`` out."""
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    rows = (tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)).to(tl.int64)  # offsets may pass 2^31
     three_h = 3 * H
     for step in range(steps):
         t = steps - 1 - step
@@ -116,12 +116,13 @@ def _gru_persistent_backward(xp_ptr, hp_ptr, h0_ptr, y_ptr, dy_ptr, w_ptr, dh_pt
             cols = j0 + tl.arange(0, BLOCK_H)
             mask = row_ok[:, None] & (cols < H)[None, :]
             unit = rows[:, None] * H + cols[None, :]
-            gate = t * batch * three_h + rows[:, None] * three_h + cols[None, :]
+            gate = (t * batch + rows)[:, None] * three_h + cols[None, :]
             x_r, x_z, x_n = _load_three(xp_ptr, gate, H, mask)
             h_r, h_z, h_n = _load_three(hp_ptr, gate, H, mask)
             h_prev = previous_state(h0_ptr, y_ptr, t, batch, H, rows, cols, mask).to(tl.float32)
             dh = (tl.load(dh_ptr + unit, mask=mask, other=0.0).to(tl.float32)
-                  + tl.load(dy_ptr + t * batch * H + unit, mask=mask, other=0.0).to(tl.float32))
+                  + tl.load(dy_ptr + (t * batch + rows)[:, None] * H + cols[None, :], mask=mask, other=0.0).to(
+                      tl.float32))
             u_r = x_r + h_r
             u_z = x_z + h_z
             r = tl.where(u_r >= 0, 1.0, 0.0)
@@ -140,8 +141,8 @@ def _gru_persistent_backward(xp_ptr, hp_ptr, h0_ptr, y_ptr, dy_ptr, w_ptr, dh_pt
             col_ok = cols < H
             out_mask = row_ok[:, None] & col_ok[None, :]
             acc = tl.load(dh_ptr + rows[:, None] * H + cols[None, :], mask=out_mask, other=0.0).to(tl.float32)
-            acc = row_products(acc, dh_pre_ptr + t * batch * three_h, rows, row_ok, three_h, w_ptr, H, cols, col_ok,
-                               IEEE, BLOCK_K)
+            acc = row_products(acc, dh_pre_ptr, t * batch + rows, row_ok, three_h, w_ptr, H, cols, col_ok, IEEE,
+                               BLOCK_K)
             tl.store(dh_ptr + rows[:, None] * H + cols[None, :], acc.to(dh_ptr.dtype.element_ty), mask=out_mask)
         tl.debug_barrier()  # dh complete before the next step's phase 1 reads it
 

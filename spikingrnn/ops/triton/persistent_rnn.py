@@ -12,8 +12,8 @@ import triton
 import triton.language as tl
 
 from .kernels import surrogate_derivative
-from .persistent import (BLOCK_B, BLOCK_H, BLOCK_K, as_stored, full_precision, last_outputs, row_products, rows_valid,
-                         step_sizes)
+from .persistent import (BLOCK_B, BLOCK_H, BLOCK_K, as_stored, dot_add, full_precision, last_outputs, previous_state,
+                         row_products, rows_valid, step_sizes)
 
 
 @triton.jit
@@ -23,18 +23,21 @@ def _rnn_persistent_forward(xp_ptr, w_ptr, h0_ptr, y_ptr, pre_ptr, sizes_ptr, st
     """Rows ``[pid * BLOCK_B, +BLOCK_B)`` for all steps. ``xp [T, B, H]`` (input projections and both
     biases), ``w [H, H]`` (``W_hh^T``, contiguous), ``h0 [B, H]``; ``y [T, B, H]`` out, ``pre [T, B, H]``
     out when saved; ``sizes [T]`` rows valid per step when packed."""
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    rows = (tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)).to(tl.int64)  # offsets may pass 2^31
     for t in range(steps):
         row_ok = rows_valid(rows, sizes_ptr, t, batch, PACKED)
         for j0 in range(0, H, BLOCK_H):
             cols = j0 + tl.arange(0, BLOCK_H)
             col_ok = cols < H
-            # h_{t-1}: h0 at step 0, else the previous output, written by this program
-            h_ptr = h0_ptr if t == 0 else y_ptr + (t - 1) * batch * H
-            u = row_products(tl.full((BLOCK_B, BLOCK_H), 0.0, tl.float32), h_ptr, rows, row_ok, H, w_ptr, H, cols,
-                             col_ok, IEEE, BLOCK_K)
+            u = tl.full((BLOCK_B, BLOCK_H), 0.0, tl.float32)
+            for k0 in range(0, H, BLOCK_K):
+                ks = k0 + tl.arange(0, BLOCK_K)
+                k_ok = ks < H
+                h = previous_state(h0_ptr, y_ptr, t, batch, H, rows, ks, row_ok[:, None] & k_ok[None, :])
+                w = tl.load(w_ptr + ks[:, None] * H + cols[None, :], mask=k_ok[:, None] & col_ok[None, :], other=0.0)
+                u = dot_add(u, h, w, IEEE)
             mask = row_ok[:, None] & col_ok[None, :]
-            unit = t * batch * H + rows[:, None] * H + cols[None, :]
+            unit = (t * batch + rows)[:, None] * H + cols[None, :]
             u = as_stored(u + tl.load(xp_ptr + unit, mask=mask, other=0.0).to(tl.float32), y_ptr)
             if SAVE_PRE:
                 tl.store(pre_ptr + unit, u.to(pre_ptr.dtype.element_ty), mask=mask)
@@ -62,7 +65,7 @@ def _rnn_persistent_backward(pre_ptr, dy_ptr, w_ptr, dh_ptr, d_pre_ptr, sizes_pt
     """Rows ``[pid * BLOCK_B, +BLOCK_B)`` for all steps, last first. ``pre [T, B, H]`` the
     pre-activations, ``dy [T, B, H]``, ``w [H, H]`` (``W_hh``, contiguous); ``dh [B, H]`` carried,
     updated in place (rows past a step's length keep theirs); ``d_pre [T, B, H]`` out."""
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    rows = (tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)).to(tl.int64)  # offsets may pass 2^31
     for step in range(steps):
         t = steps - 1 - step
         row_ok = rows_valid(rows, sizes_ptr, t, batch, PACKED)
@@ -70,17 +73,18 @@ def _rnn_persistent_backward(pre_ptr, dy_ptr, w_ptr, dh_ptr, d_pre_ptr, sizes_pt
             cols = j0 + tl.arange(0, BLOCK_H)
             mask = row_ok[:, None] & (cols < H)[None, :]
             unit = rows[:, None] * H + cols[None, :]
-            u = tl.load(pre_ptr + t * batch * H + unit, mask=mask, other=0.0).to(tl.float32)
+            at_t = (t * batch + rows)[:, None] * H + cols[None, :]  # [T, B, H] offsets of step t
+            u = tl.load(pre_ptr + at_t, mask=mask, other=0.0).to(tl.float32)
             dm = (tl.load(dh_ptr + unit, mask=mask, other=0.0).to(tl.float32)
-                  + tl.load(dy_ptr + t * batch * H + unit, mask=mask, other=0.0).to(tl.float32))
+                  + tl.load(dy_ptr + at_t, mask=mask, other=0.0).to(tl.float32))
             d = dm * surrogate_derivative(u, alpha, KIND)
-            tl.store(d_pre_ptr + t * batch * H + unit, d.to(d_pre_ptr.dtype.element_ty), mask=mask)
+            tl.store(d_pre_ptr + at_t, d.to(d_pre_ptr.dtype.element_ty), mask=mask)
         tl.debug_barrier()  # d_pre[t] complete (and dh read) before phase 2 reads d_pre and writes dh
         for j0 in range(0, H, BLOCK_H):  # phase 2: dh = d_pre[t] W_hh
             cols = j0 + tl.arange(0, BLOCK_H)
             col_ok = cols < H
-            acc = row_products(tl.full((BLOCK_B, BLOCK_H), 0.0, tl.float32), d_pre_ptr + t * batch * H, rows, row_ok,
-                               H, w_ptr, H, cols, col_ok, IEEE, BLOCK_K)
+            acc = row_products(tl.full((BLOCK_B, BLOCK_H), 0.0, tl.float32), d_pre_ptr, t * batch + rows, row_ok, H,
+                               w_ptr, H, cols, col_ok, IEEE, BLOCK_K)
             tl.store(dh_ptr + rows[:, None] * H + cols[None, :], acc.to(dh_ptr.dtype.element_ty),
                      mask=row_ok[:, None] & col_ok[None, :])
         tl.debug_barrier()  # dh complete before the next step's phase 1 reads it
