@@ -35,7 +35,8 @@ def _matmul(a_ptr, b_ptr, c_ptr, add_ptr, bias_ptr, M, N, K, stride_am, stride_a
             HAS_ADD: tl.constexpr, HAS_BIAS: tl.constexpr, TF32: tl.constexpr,
             BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     """``c = a @ b (+ add) (+ bias)`` for ``a [M, K]``, ``b [K, N]``, ``c``, ``add [M, N]`` (any strides),
-    ``bias [N]``; float32 sums, products in TF32 when ``TF32`` else in full precision."""
+    ``bias [N]``; float32 sums; float32 products in TF32 when ``TF32`` else in full precision (half
+    types: pass ``TF32``, their products are exact either way)."""
     # int64 offsets: a weight gradient's K runs over all T * B rows, times a stride of 4H
     rows = (tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
     cols = (tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
@@ -86,7 +87,8 @@ def triton_mm(a: Tensor, b: Tensor, *, out: Tensor | None = None, add: Tensor | 
     _matmul[(triton.cdiv(m, BLOCK_M), triton.cdiv(n, BLOCK_N))](
         a, b, out, extra, bias if bias is not None else out, m, n, k, a.stride(0), a.stride(1), b.stride(0),
         b.stride(1), out.stride(0), out.stride(1), extra.stride(0), extra.stride(1),
-        HAS_ADD=add is not None, HAS_BIAS=bias is not None, TF32=tf32, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N,
+        HAS_ADD=add is not None, HAS_BIAS=bias is not None,
+        TF32=tf32 or a.dtype != torch.float32, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N,
         BLOCK_K=BLOCK_K)
     return out
 
