@@ -176,11 +176,12 @@ def triton_rnn(x: Tensor, states: tuple[Tensor, ...], weights: list[tuple], spec
     batch_sizes = _batch_sizes(lengths, x.shape[0])
     save = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, *states, *(w for ws in weights for w in ws)))
+    tf32 = tf32_allowed(x)
 
     def run_cell(k, y, state, reverse):
         first, second = surrogates[k]
         config = TritonConfig(batch_sizes, surrogate_id(first), first.alpha, surrogate_id(second), second.alpha,
-                              spec.cell_state, spec.cell_threshold, save, spec.low_memory, tf32_allowed(x))
+                              spec.cell_state, spec.cell_threshold, save, spec.low_memory, tf32)
         if reverse:
             y = _reverse_each(y, lengths)
         y = y.contiguous()

@@ -21,7 +21,7 @@ import triton.language as tl
 
 from ..cpu.storage import restore_zero, zero_or_kept
 from . import persistent, persistent_gru
-from .kernels import BLOCK, grid, rows, surrogate_derivative
+from .kernels import BLOCK, grid, gru_cell, gru_cell_backward, load_three, rows, store_three
 from .matmul import mm, project
 from .saved import compact, restore
 
@@ -32,17 +32,9 @@ def _gru_forward_step(xp_ptr, hp_ptr, h_ptr, y_ptr, n_elem, H, BLOCK: tl.constex
     mask = e < n_elem
     row = e // H
     base = row * (3 * H) + (e - row * H)
-    x_r = tl.load(xp_ptr + base, mask=mask, other=0.0).to(tl.float32)
-    x_z = tl.load(xp_ptr + base + H, mask=mask, other=0.0).to(tl.float32)
-    x_n = tl.load(xp_ptr + base + 2 * H, mask=mask, other=0.0).to(tl.float32)
-    h_r = tl.load(hp_ptr + base, mask=mask, other=0.0).to(tl.float32)
-    h_z = tl.load(hp_ptr + base + H, mask=mask, other=0.0).to(tl.float32)
-    h_n = tl.load(hp_ptr + base + 2 * H, mask=mask, other=0.0).to(tl.float32)
-    h = tl.load(h_ptr + e, mask=mask, other=0.0).to(tl.float32)
-    r = tl.where(x_r + h_r >= 0, 1.0, 0.0)
-    z = tl.where(x_z + h_z >= 0, 1.0, 0.0)
-    n = tl.where(x_n + r * h_n >= 0, 1.0, 0.0)
-    h = (1.0 - z) * n + z * h
+    x_r, x_z, x_n = load_three(xp_ptr, base, H, mask)
+    h_r, h_z, h_n = load_three(hp_ptr, base, H, mask)
+    h = gru_cell(x_r, x_z, x_n, h_r, h_z, h_n, tl.load(h_ptr + e, mask=mask, other=0.0).to(tl.float32))
     tl.store(h_ptr + e, h.to(h_ptr.dtype.element_ty), mask=mask)
     tl.store(y_ptr + e, h.to(y_ptr.dtype.element_ty), mask=mask)
 
@@ -54,31 +46,14 @@ def _gru_backward_step(xp_ptr, hp_ptr, h_prev_ptr, dh_ptr, dy_ptr, dx_pre_ptr, d
     mask = e < n_elem
     row = e // H
     base = row * (3 * H) + (e - row * H)
-    x_r = tl.load(xp_ptr + base, mask=mask, other=0.0).to(tl.float32)
-    x_z = tl.load(xp_ptr + base + H, mask=mask, other=0.0).to(tl.float32)
-    x_n = tl.load(xp_ptr + base + 2 * H, mask=mask, other=0.0).to(tl.float32)
-    h_r = tl.load(hp_ptr + base, mask=mask, other=0.0).to(tl.float32)
-    h_z = tl.load(hp_ptr + base + H, mask=mask, other=0.0).to(tl.float32)
-    h_n = tl.load(hp_ptr + base + 2 * H, mask=mask, other=0.0).to(tl.float32)
+    x_r, x_z, x_n = load_three(xp_ptr, base, H, mask)
+    h_r, h_z, h_n = load_three(hp_ptr, base, H, mask)
     h_prev = tl.load(h_prev_ptr + e, mask=mask, other=0.0).to(tl.float32)
     dh = tl.load(dh_ptr + e, mask=mask, other=0.0).to(tl.float32) + tl.load(dy_ptr + e, mask=mask, other=0.0).to(
         tl.float32)
-    u_r = x_r + h_r
-    u_z = x_z + h_z
-    r = tl.where(u_r >= 0, 1.0, 0.0)
-    z = tl.where(u_z >= 0, 1.0, 0.0)
-    u_n = x_n + r * h_n
-    n = tl.where(u_n >= 0, 1.0, 0.0)
-    d_n = dh * (1.0 - z) * surrogate_derivative(u_n, alpha2, KIND2)
-    d_z = dh * (h_prev - n) * surrogate_derivative(u_z, alpha1, KIND1)
-    d_r = d_n * h_n * surrogate_derivative(u_r, alpha1, KIND1)
-    ty = dx_pre_ptr.dtype.element_ty
-    tl.store(dx_pre_ptr + base, d_r.to(ty), mask=mask)
-    tl.store(dx_pre_ptr + base + H, d_z.to(ty), mask=mask)
-    tl.store(dx_pre_ptr + base + 2 * H, d_n.to(ty), mask=mask)
-    tl.store(dh_pre_ptr + base, d_r.to(ty), mask=mask)
-    tl.store(dh_pre_ptr + base + H, d_z.to(ty), mask=mask)
-    tl.store(dh_pre_ptr + base + 2 * H, (d_n * r).to(ty), mask=mask)
+    d_r, d_z, d_n, r, z = gru_cell_backward(x_r, x_z, x_n, h_r, h_z, h_n, h_prev, dh, alpha1, alpha2, KIND1, KIND2)
+    store_three(dx_pre_ptr, base, H, d_r, d_z, d_n, mask)
+    store_three(dh_pre_ptr, base, H, d_r, d_z, d_n * r, mask)
     tl.store(dh_ptr + e, (dh * z).to(dh_ptr.dtype.element_ty), mask=mask)
 
 

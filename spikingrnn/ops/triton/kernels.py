@@ -1,5 +1,5 @@
-"""Triton pieces shared by the cells: surrogate derivatives selected by a constexpr id, the LSTM's pointwise
-step and its backward (per-step and persistent kernels alike), launch helpers."""
+"""Triton pieces shared by the cells: surrogate derivatives selected by a constexpr id, the LSTM's and the
+GRU's pointwise step and its backward (per-step and persistent kernels alike), launch helpers."""
 from __future__ import annotations
 
 import triton
@@ -97,6 +97,53 @@ def lstm_cell_backward(u_i, u_f, u_g, u_o, c_prev, c_after, dm, dc, threshold, a
     return (dc * g * surrogate_derivative(u_i, alpha1, KIND1), dc * c_prev * surrogate_derivative(u_f, alpha1, KIND1),
             dc * i * surrogate_derivative(u_g, alpha2, KIND2), dm * c_after * surrogate_derivative(u_o, alpha1, KIND1),
             dc * f)
+
+
+@triton.jit
+def load_three(ptr, offset, H, mask):
+    """The three gate blocks ``r|z|n`` of ``[..., 3H]`` rows at ``ptr + offset`` (+ H, 2H), in fp32
+    (0 where masked)."""
+    return (tl.load(ptr + offset, mask=mask, other=0.0).to(tl.float32),
+            tl.load(ptr + offset + H, mask=mask, other=0.0).to(tl.float32),
+            tl.load(ptr + offset + 2 * H, mask=mask, other=0.0).to(tl.float32))
+
+
+@triton.jit
+def store_three(ptr, offset, H, v_r, v_z, v_n, mask):
+    """Stores three gate blocks at ``ptr + offset`` (+ H, 2H) in ``ptr``'s dtype: the inverse of
+    :func:`load_three`."""
+    ty = ptr.dtype.element_ty
+    tl.store(ptr + offset, v_r.to(ty), mask=mask)
+    tl.store(ptr + offset + H, v_z.to(ty), mask=mask)
+    tl.store(ptr + offset + 2 * H, v_n.to(ty), mask=mask)
+
+
+@triton.jit
+def gru_cell(x_r, x_z, x_n, h_r, h_z, h_n, h_prev):
+    """One GRU step's pointwise work in fp32 from the input-side ``x_*`` and hidden-side ``h_*``
+    projections: ``r``, ``z``, ``n`` fired, returns ``h' = (1 - z) n + z h_prev``."""
+    r = tl.where(x_r + h_r >= 0, 1.0, 0.0)
+    z = tl.where(x_z + h_z >= 0, 1.0, 0.0)
+    n = tl.where(x_n + r * h_n >= 0, 1.0, 0.0)
+    return (1.0 - z) * n + z * h_prev
+
+
+@triton.jit
+def gru_cell_backward(x_r, x_z, x_n, h_r, h_z, h_n, h_prev, dh, alpha1, alpha2,
+                      KIND1: tl.constexpr, KIND2: tl.constexpr):
+    """Backward of :func:`gru_cell` in fp32 from the projections, ``h_prev`` and ``dh = dL/dh'``.
+    Returns ``(d_r, d_z, d_n, r, z)``: the input-side pre-activation gradients (the hidden side's n
+    gradient is ``d_n * r``) and the gates the caller needs for it and for the direct ``z * dh``."""
+    u_r = x_r + h_r
+    u_z = x_z + h_z
+    r = tl.where(u_r >= 0, 1.0, 0.0)
+    z = tl.where(u_z >= 0, 1.0, 0.0)
+    u_n = x_n + r * h_n
+    n = tl.where(u_n >= 0, 1.0, 0.0)
+    d_n = dh * (1.0 - z) * surrogate_derivative(u_n, alpha2, KIND2)
+    d_z = dh * (h_prev - n) * surrogate_derivative(u_z, alpha1, KIND1)
+    d_r = d_n * h_n * surrogate_derivative(u_r, alpha1, KIND1)
+    return d_r, d_z, d_n, r, z
 
 
 def rows(batch_sizes, t: int, batch: int) -> int:

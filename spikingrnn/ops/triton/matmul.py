@@ -11,10 +11,14 @@ recomputes exactly what forward computed.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import triton
 import triton.language as tl
 from torch import Tensor
+
+from ..gemm import projection, summed_bias
 
 BLOCK_M, BLOCK_N, BLOCK_K = 64, 64, 32
 
@@ -99,7 +103,14 @@ def _few_long_tiles(a: Tensor, m: int, n: int, k: int) -> bool:
     if not a.is_cuda:
         return False
     tiles = triton.cdiv(m, BLOCK_M) * triton.cdiv(n, BLOCK_N)
-    return k >= 16 * max(m, n) and 4 * tiles < torch.cuda.get_device_properties(a.device).multi_processor_count
+    return k >= 16 * max(m, n) and 4 * tiles < _multiprocessors(a.device.index)
+
+
+@functools.lru_cache(maxsize=None)
+def _multiprocessors(index: int | None) -> int:
+    """The streaming multiprocessors of CUDA device ``index`` (asked once: the per-step GEMMs ask too)."""
+    return torch.cuda.get_device_properties(index if index is not None else torch.cuda.current_device()
+                                            ).multi_processor_count
 
 
 def mm(a: Tensor, b: Tensor, *, out: Tensor | None = None, add: Tensor | None = None, bias: Tensor | None = None,
@@ -121,10 +132,9 @@ def mm(a: Tensor, b: Tensor, *, out: Tensor | None = None, add: Tensor | None = 
 
 
 def project(x: Tensor, weight: Tensor, *biases: Tensor | None, tf32: bool = False) -> Tensor:
-    """``x [..., I] @ weight.T + sum(biases)`` as one GEMM: ``[..., G]`` (all steps' input projections)."""
-    bias = None
-    for b in biases:
-        if b is not None:
-            bias = b if bias is None else bias + b
+    """:func:`spikingrnn.ops.gemm.projection` (``x [..., I] @ weight.T + sum(biases)``, all steps'
+    input projections in one GEMM) through :func:`mm`."""
+    if not tf32:
+        return projection(x, weight, *biases)
     flat = x.reshape(-1, x.shape[-1])
-    return mm(flat, weight.t(), bias=bias, tf32=tf32).view(*x.shape[:-1], weight.shape[0])
+    return mm(flat, weight.t(), bias=summed_bias(*biases), tf32=True).view(*x.shape[:-1], weight.shape[0])

@@ -14,26 +14,9 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .kernels import surrogate_derivative
+from .kernels import gru_cell, gru_cell_backward, load_three, store_three
 from .persistent import (BLOCK_B, BLOCK_H, BLOCK_K, as_stored, dot_add, full_precision, last_outputs, previous_state,
                          row_products, rows_valid, step_sizes)
-
-
-@triton.jit
-def _load_three(ptr, offset, H, mask):
-    """The three gate blocks ``r|z|n`` of ``[..., 3H]`` rows at ``ptr + offset`` (+ H, 2H), in fp32."""
-    return (tl.load(ptr + offset, mask=mask, other=0.0).to(tl.float32),
-            tl.load(ptr + offset + H, mask=mask, other=0.0).to(tl.float32),
-            tl.load(ptr + offset + 2 * H, mask=mask, other=0.0).to(tl.float32))
-
-
-@triton.jit
-def _store_three(ptr, offset, H, v_r, v_z, v_n, mask):
-    """Stores three gate blocks at ``ptr + offset`` (+ H, 2H) in ``ptr``'s dtype."""
-    ty = ptr.dtype.element_ty
-    tl.store(ptr + offset, v_r.to(ty), mask=mask)
-    tl.store(ptr + offset + H, v_z.to(ty), mask=mask)
-    tl.store(ptr + offset + 2 * H, v_n.to(ty), mask=mask)
 
 
 @triton.jit
@@ -64,21 +47,19 @@ def _gru_persistent_forward(xp_ptr, w_ptr, b_ptr, h0_ptr, y_ptr, hp_ptr, sizes_p
                 a_z = dot_add(a_z, h, tl.load(w_rows + H, mask=w_mask, other=0.0), IEEE)
                 a_n = dot_add(a_n, h, tl.load(w_rows + 2 * H, mask=w_mask, other=0.0), IEEE)
             if HAS_BIAS:
-                a_r += tl.load(b_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)[None, :]
-                a_z += tl.load(b_ptr + H + cols, mask=col_ok, other=0.0).to(tl.float32)[None, :]
-                a_n += tl.load(b_ptr + 2 * H + cols, mask=col_ok, other=0.0).to(tl.float32)[None, :]
+                b_r, b_z, b_n = load_three(b_ptr, cols, H, col_ok)
+                a_r += b_r[None, :]
+                a_z += b_z[None, :]
+                a_n += b_n[None, :]
             # the projections as stored: backward recomputes the gates from them
             a_r, a_z, a_n = as_stored(a_r, y_ptr), as_stored(a_z, y_ptr), as_stored(a_n, y_ptr)
             mask = row_ok[:, None] & col_ok[None, :]
             gate = (t * batch + rows)[:, None] * three_h + cols[None, :]
             if SAVE_HP:
-                _store_three(hp_ptr, gate, H, a_r, a_z, a_n, mask)
-            x_r, x_z, x_n = _load_three(xp_ptr, gate, H, mask)
-            r = tl.where(x_r + a_r >= 0, 1.0, 0.0)
-            z = tl.where(x_z + a_z >= 0, 1.0, 0.0)
-            n = tl.where(x_n + r * a_n >= 0, 1.0, 0.0)
+                store_three(hp_ptr, gate, H, a_r, a_z, a_n, mask)
+            x_r, x_z, x_n = load_three(xp_ptr, gate, H, mask)
             h_prev = previous_state(h0_ptr, y_ptr, t, batch, H, rows, cols, mask).to(tl.float32)
-            h_new = (1.0 - z) * n + z * h_prev
+            h_new = gru_cell(x_r, x_z, x_n, a_r, a_z, a_n, h_prev)
             tl.store(y_ptr + (t * batch + rows)[:, None] * H + cols[None, :], h_new.to(y_ptr.dtype.element_ty),
                      mask=mask)
         tl.debug_barrier()  # y[t] complete before any thread of this program reads it as h_t
@@ -117,23 +98,16 @@ def _gru_persistent_backward(xp_ptr, hp_ptr, h0_ptr, y_ptr, dy_ptr, w_ptr, dh_pt
             mask = row_ok[:, None] & (cols < H)[None, :]
             unit = rows[:, None] * H + cols[None, :]
             gate = (t * batch + rows)[:, None] * three_h + cols[None, :]
-            x_r, x_z, x_n = _load_three(xp_ptr, gate, H, mask)
-            h_r, h_z, h_n = _load_three(hp_ptr, gate, H, mask)
+            x_r, x_z, x_n = load_three(xp_ptr, gate, H, mask)
+            h_r, h_z, h_n = load_three(hp_ptr, gate, H, mask)
             h_prev = previous_state(h0_ptr, y_ptr, t, batch, H, rows, cols, mask).to(tl.float32)
             dh = (tl.load(dh_ptr + unit, mask=mask, other=0.0).to(tl.float32)
                   + tl.load(dy_ptr + (t * batch + rows)[:, None] * H + cols[None, :], mask=mask, other=0.0).to(
                       tl.float32))
-            u_r = x_r + h_r
-            u_z = x_z + h_z
-            r = tl.where(u_r >= 0, 1.0, 0.0)
-            z = tl.where(u_z >= 0, 1.0, 0.0)
-            u_n = x_n + r * h_n
-            n = tl.where(u_n >= 0, 1.0, 0.0)
-            d_n = dh * (1.0 - z) * surrogate_derivative(u_n, alpha2, KIND2)
-            d_z = dh * (h_prev - n) * surrogate_derivative(u_z, alpha1, KIND1)
-            d_r = d_n * h_n * surrogate_derivative(u_r, alpha1, KIND1)
-            _store_three(dx_pre_ptr, gate, H, d_r, d_z, d_n, mask)
-            _store_three(dh_pre_ptr, gate, H, d_r, d_z, d_n * r, mask)
+            d_r, d_z, d_n, r, z = gru_cell_backward(x_r, x_z, x_n, h_r, h_z, h_n, h_prev, dh, alpha1, alpha2, KIND1,
+                                                    KIND2)
+            store_three(dx_pre_ptr, gate, H, d_r, d_z, d_n, mask)
+            store_three(dh_pre_ptr, gate, H, d_r, d_z, d_n * r, mask)
             tl.store(dh_ptr + unit, (dh * z).to(dh_ptr.dtype.element_ty), mask=mask)
         tl.debug_barrier()  # dh_pre[t] and z dh complete before phase 2 reads them
         for j0 in range(0, H, BLOCK_H):  # phase 2: dh += dh_pre[t] W_hh
