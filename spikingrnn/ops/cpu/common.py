@@ -18,9 +18,10 @@ MIN_CHUNK_ROWS = 512
 # GEMM on this project's benchmark shapes (``python -m spikingrnn.bench.events --threads 1|2``):
 # products with the hidden state or a spiking input take 0.5-0.65 of the GEMM's time at 0.3 of
 # ones and 0.75-0.96 at 0.5 (where GRU and vanilla-RNN states usually are); weight gradients
-# (scattered adds) take 0.4-0.7 at 0.1 and break even at ~0.2 with 2 threads, ~0.3 with 1.
+# (sums of the rows of d listed by each column of x) take 0.45-0.55 at 0.1, 0.6-0.8 at 0.2 and
+# break even at ~0.3, with 1 or 2 threads.
 EVENT_DENSITY = 0.5
-WEIGHT_GRAD_EVENT_DENSITY = 0.1
+WEIGHT_GRAD_EVENT_DENSITY = 0.25
 # The built-in surrogates' derivatives, which the C++ LSTM and GRU backward loops evaluate themselves
 # (csrc/surrogates.h) instead of receiving a [K, B, 4H] or [K, B, 3H] tensor of them; by kind id. A
 # subclass that overrides ``derivative`` is not in here and gets the PyTorch path.

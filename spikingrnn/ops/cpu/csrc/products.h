@@ -299,76 +299,103 @@ bool binary_matmul(const T* x, int64_t n, int64_t K, const T* packed, int64_t N,
   return true;
 }
 
-// acc rows [F, kVectors * lanes] += row m of d's block (from column c0) for every row j that the
-// ones of x's row m pick: the block of d is loaded once into registers, each picked acc row is
-// read, added to and written back.
-template <typename T, int kVectors>
-void accumulate_block(const T* d, int64_t G, int64_t c0, const int32_t* index, int64_t F, const int64_t* counts,
-                      int64_t M, T* acc) {
-  using V = typename Vector<T>::type;
-  constexpr int64_t L = lanes<T>(), width = kVectors * lanes<T>();
-  for (int64_t m = 0; m < M; ++m) {
-    const int64_t count = counts[m];
-    if (count == 0) continue;
-    V src[kVectors];
-    for (int v = 0; v < kVectors; ++v) src[v] = load<V>(d + m * G + c0 + v * L);
-    const int32_t* picked = index + m * F;
-    for (int64_t q = 0; q < count; ++q) {
-      T* row = acc + picked[q] * width;
-      for (int v = 0; v < kVectors; ++v) store(row + v * L, V(load<V>(row + v * L) + src[v]));
+// The ones of x [M, F] by column, chunk by chunk of chunk_rows rows: for chunk c and column j, the
+// rows (relative to the chunk, ascending) x[c * chunk_rows + r, j] == 1 are
+// rows[starts[c * (F + 1) + j], starts[c * (F + 1) + j + 1]). Built from the row lists of gather_rows
+// by a counting sort per chunk.
+inline void ones_by_column(const std::vector<int32_t>& index, const std::vector<int64_t>& counts, int64_t M, int64_t F,
+                           int64_t chunk_rows, std::vector<int64_t>& starts, std::vector<int32_t>& rows) {
+  const int64_t chunks = (M + chunk_rows - 1) / chunk_rows;
+  starts.assign(static_cast<size_t>(chunks * (F + 1)), 0);
+  int64_t total = 0;
+  for (int64_t m = 0; m < M; ++m) total += counts[m];
+  rows.resize(static_cast<size_t>(total));
+  std::vector<int64_t> next(static_cast<size_t>(F));
+  int64_t offset = 0;
+  for (int64_t c = 0; c < chunks; ++c) {
+    int64_t* start = starts.data() + c * (F + 1);
+    const int64_t m0 = c * chunk_rows, m1 = M - m0 < chunk_rows ? M : m0 + chunk_rows;
+    std::fill(next.begin(), next.end(), 0);
+    for (int64_t m = m0; m < m1; ++m) {
+      const int32_t* picked = index.data() + m * F;
+      for (int64_t q = 0; q < counts[m]; ++q) ++next[picked[q]];
+    }
+    for (int64_t j = 0; j < F; ++j) {
+      start[j] = offset;
+      const int64_t count = next[j];
+      next[j] = offset;
+      offset += count;
+    }
+    start[F] = offset;
+    for (int64_t m = m0; m < m1; ++m) {
+      const int32_t* picked = index.data() + m * F;
+      for (int64_t q = 0; q < counts[m]; ++q) rows[next[picked[q]]++] = static_cast<int32_t>(m - m0);
     }
   }
 }
-// The same for a block narrower than its storage (the last columns of d): plain loops.
+
+// dest[0, kBlock) += the sum of the block rows listed in rows[q0, q1) of block (rows kBlock values
+// apart, kBlock = 4 vectors): two sets of 4 accumulators in registers (8 independent addition
+// chains), one load per vector added and no store until the end.
 template <typename T>
-void accumulate_block_tail(const T* d, int64_t G, int64_t c0, int64_t width, int64_t stride, const int32_t* index,
-                           int64_t F, const int64_t* counts, int64_t M, T* acc) {
-  for (int64_t m = 0; m < M; ++m) {
-    const T* __restrict__ src = d + m * G + c0;
-    const int32_t* picked = index + m * F;
-    for (int64_t q = 0; q < counts[m]; ++q) {
-      T* __restrict__ row = acc + picked[q] * stride;
-      for (int64_t c = 0; c < width; ++c) row[c] += src[c];
-    }
+inline void add_listed_rows(const T* block, const int32_t* rows, int64_t q0, int64_t q1, T* dest) {
+  using V = V_of<T>;
+  constexpr int64_t L = lanes<T>(), kBlock = 4 * L;
+  V a[4] = {}, b[4] = {};
+  int64_t q = q0;
+  for (; q + 1 < q1; q += 2) {
+    const T* p = block + rows[q] * kBlock;
+    const T* r = block + rows[q + 1] * kBlock;
+    for (int v = 0; v < 4; ++v) a[v] += load<V>(p + v * L);
+    for (int v = 0; v < 4; ++v) b[v] += load<V>(r + v * L);
   }
+  if (q < q1) {
+    const T* p = block + rows[q] * kBlock;
+    for (int v = 0; v < 4; ++v) a[v] += load<V>(p + v * L);
+  }
+  for (int v = 0; v < 4; ++v) store(dest + v * L, V(load<V>(dest + v * L) + a[v] + b[v]));
 }
+
 // grad_t [F, G] += x [M, F]^T @ d [M, G] for 0/1 x (each one x[m, j] adds row m of d to row j of
 // grad_t), when x is 0/1 with at most max_density * M * F ones; false (grad_t untouched) otherwise.
-// The G columns are cut into blocks narrow enough that a block of all F rows, kept in a contiguous
-// scratch (grad_t's own row stride aliases to a few cache sets), stays in L1 while d is streamed;
-// threads split the blocks.
+// The ones are listed by column (ones_by_column); threads split the columns of d into blocks of 4
+// vectors; for each chunk of rows, the chunk's block of d is copied into a contiguous scratch that
+// stays in L1 (d's own rows lie 4G bytes apart and alias to a few cache sets), then each column j
+// of x adds the sum of the scratch rows its ones list (accumulated in registers) to row j of a
+// contiguous [F, block] sum, added to grad_t once the block is done: a one costs 4 vector loads
+// and 4 additions, where the GEMM spends 64 multiply-adds on it and on every zero alike.
 template <typename T>
 bool binary_weight_grad(const T* d, const T* x, int64_t M, int64_t F, int64_t G, T* grad_t, double max_density) {
   std::vector<int32_t> index;
   std::vector<int64_t> counts;
   const int64_t total = gather_rows(x, M, F, max_density, index, counts);
   if (total < 0) return false;
-  constexpr int64_t L = lanes<T>();
-  constexpr int64_t kL1Bytes = 32 << 10;
-  int vectors = 8;
-  while (vectors > 1 && (F * vectors * L * static_cast<int64_t>(sizeof(T)) > kL1Bytes || (vectors / 2) * L >= G)) {
-    vectors /= 2;
-  }
-  const int64_t block = vectors * L, blocks = (G + block - 1) / block;
+  constexpr int64_t kBlock = 4 * lanes<T>();
+  constexpr int64_t kChunkRows = (32 << 10) / (kBlock * static_cast<int64_t>(sizeof(T)));  // 32 KiB of scratch
+  std::vector<int64_t> starts;
+  std::vector<int32_t> rows;
+  ones_by_column(index, counts, M, F, kChunkRows, starts, rows);
+  const int64_t blocks = (G + kBlock - 1) / kBlock, chunks = (M + kChunkRows - 1) / kChunkRows;
   at::parallel_for(0, blocks, grain_for(blocks, total * G), [&](int64_t begin, int64_t end) {
-    std::vector<T> acc(static_cast<size_t>(F * block));
+    std::vector<T> scratch(static_cast<size_t>(kChunkRows * kBlock), T(0)), sums(static_cast<size_t>(F * kBlock));
     for (int64_t b = begin; b < end; ++b) {
-      const int64_t c0 = b * block, width = G - c0 < block ? G - c0 : block;
-      std::fill(acc.begin(), acc.end(), T(0));
-      if (width < block) {
-        accumulate_block_tail<T>(d, G, c0, width, block, index.data(), F, counts.data(), M, acc.data());
-      } else if (vectors == 8) {
-        accumulate_block<T, 8>(d, G, c0, index.data(), F, counts.data(), M, acc.data());
-      } else if (vectors == 4) {
-        accumulate_block<T, 4>(d, G, c0, index.data(), F, counts.data(), M, acc.data());
-      } else if (vectors == 2) {
-        accumulate_block<T, 2>(d, G, c0, index.data(), F, counts.data(), M, acc.data());
-      } else {
-        accumulate_block<T, 1>(d, G, c0, index.data(), F, counts.data(), M, acc.data());
+      const int64_t c0 = b * kBlock, width = G - c0 < kBlock ? G - c0 : kBlock;
+      std::fill(sums.begin(), sums.end(), T(0));
+      for (int64_t c = 0; c < chunks; ++c) {
+        const int64_t m0 = c * kChunkRows, n = M - m0 < kChunkRows ? M - m0 : kChunkRows;
+        for (int64_t r = 0; r < n; ++r) {  // past width the scratch stays zero
+          std::memcpy(scratch.data() + r * kBlock, d + (m0 + r) * G + c0, sizeof(T) * width);
+        }
+        const int64_t* start = starts.data() + c * (F + 1);
+        for (int64_t j = 0; j < F; ++j) {
+          if (start[j + 1] > start[j]) {
+            add_listed_rows<T>(scratch.data(), rows.data(), start[j], start[j + 1], sums.data() + j * kBlock);
+          }
+        }
       }
       for (int64_t j = 0; j < F; ++j) {
         T* __restrict__ dest = grad_t + j * G + c0;
-        const T* __restrict__ src = acc.data() + j * block;
+        const T* __restrict__ src = sums.data() + j * kBlock;
         for (int64_t c = 0; c < width; ++c) dest[c] += src[c];
       }
     }
