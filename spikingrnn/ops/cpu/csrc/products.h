@@ -383,7 +383,7 @@ bool binary_weight_grad(const T* d, const T* x, int64_t M, int64_t F, int64_t G,
       std::fill(sums.begin(), sums.end(), T(0));
       for (int64_t c = 0; c < chunks; ++c) {
         const int64_t m0 = c * kChunkRows, n = M - m0 < kChunkRows ? M - m0 : kChunkRows;
-        for (int64_t r = 0; r < n; ++r) {  // past width the scratch stays zero
+        for (int64_t r = 0; r < n; ++r) {  // columns past width (last block) are summed but never stored
           std::memcpy(scratch.data() + r * kBlock, d + (m0 + r) * G + c0, sizeof(T) * width);
         }
         const int64_t* start = starts.data() + c * (F + 1);
