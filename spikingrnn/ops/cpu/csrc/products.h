@@ -302,13 +302,12 @@ bool binary_matmul(const T* x, int64_t n, int64_t K, const T* packed, int64_t N,
 // The ones of x [M, F] by column, chunk by chunk of chunk_rows rows: for chunk c and column j, the
 // rows (relative to the chunk, ascending) x[c * chunk_rows + r, j] == 1 are
 // rows[starts[c * (F + 1) + j], starts[c * (F + 1) + j + 1]). Built from the row lists of gather_rows
-// by a counting sort per chunk.
+// (total ones in all) by a counting sort per chunk.
 inline void ones_by_column(const std::vector<int32_t>& index, const std::vector<int64_t>& counts, int64_t M, int64_t F,
-                           int64_t chunk_rows, std::vector<int64_t>& starts, std::vector<int32_t>& rows) {
+                           int64_t total, int64_t chunk_rows, std::vector<int64_t>& starts,
+                           std::vector<int32_t>& rows) {
   const int64_t chunks = (M + chunk_rows - 1) / chunk_rows;
   starts.assign(static_cast<size_t>(chunks * (F + 1)), 0);
-  int64_t total = 0;
-  for (int64_t m = 0; m < M; ++m) total += counts[m];
   rows.resize(static_cast<size_t>(total));
   std::vector<int64_t> next(static_cast<size_t>(F));
   int64_t offset = 0;
@@ -374,7 +373,7 @@ bool binary_weight_grad(const T* d, const T* x, int64_t M, int64_t F, int64_t G,
   constexpr int64_t kChunkRows = (32 << 10) / (kBlock * static_cast<int64_t>(sizeof(T)));  // 32 KiB of scratch
   std::vector<int64_t> starts;
   std::vector<int32_t> rows;
-  ones_by_column(index, counts, M, F, kChunkRows, starts, rows);
+  ones_by_column(index, counts, M, F, total, kChunkRows, starts, rows);
   const int64_t blocks = (G + kBlock - 1) / kBlock, chunks = (M + kChunkRows - 1) / kChunkRows;
   at::parallel_for(0, blocks, grain_for(blocks, total * G), [&](int64_t begin, int64_t end) {
     std::vector<T> scratch(static_cast<size_t>(kChunkRows * kBlock), T(0)), sums(static_cast<size_t>(F * kBlock));
