@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 import torch
 from torch.utils.data import TensorDataset
 
+from .lazy import LazySpikeSequences, describe
+
 
 @dataclass(repr=False)
 class SequenceDataset:
@@ -16,8 +18,14 @@ class SequenceDataset:
     ``batch_first=True`` takes ``x[i:j]`` directly; :func:`spikingrnn.data.batches` yields time-major
     ``[T, B, F]`` batches for the default ``batch_first=False``.
 
+    ``x_train`` and ``x_test`` may be :class:`~spikingrnn.data.lazy.LazySpikeSequences` (SHD/SSC,
+    :func:`~spikingrnn.data.from_events`): same ``shape``, ``len`` and indexing (``x[index]``, ``x[a:b]``
+    give dense float32 tensors), but the samples are read and binned only when indexed, so their memory
+    does not grow with the data set. Use :func:`~spikingrnn.data.head` / :func:`~spikingrnn.data.take`
+    to select samples of either kind without densifying.
+
     Attributes:
-        x_train: ``[N_train, T, F]`` float32.
+        x_train: ``[N_train, T, F]`` float32 (tensor or ``LazySpikeSequences``).
         y_train: ``[N_train]`` int64.
         x_test: ``[N_test, T, F]`` float32.
         y_test: ``[N_test]`` int64.
@@ -26,9 +34,9 @@ class SequenceDataset:
         info: extra facts a loader records (e.g. the pixel ``permutation`` or the ``seed``).
     """
 
-    x_train: torch.Tensor
+    x_train: torch.Tensor | LazySpikeSequences
     y_train: torch.Tensor
-    x_test: torch.Tensor
+    x_test: torch.Tensor | LazySpikeSequences
     y_test: torch.Tensor
     num_classes: int
     description: str
@@ -37,10 +45,11 @@ class SequenceDataset:
     def __post_init__(self):
         for part in ("train", "test"):
             x, y = getattr(self, f"x_{part}"), getattr(self, f"y_{part}")
-            if not isinstance(x, torch.Tensor) or x.dtype != torch.float32 or x.dim() != 3:
-                raise ValueError(f"x_{part} must be a float32 tensor [N, T, F], got {_describe(x)}")
+            if not isinstance(x, (torch.Tensor, LazySpikeSequences)) or x.dtype != torch.float32 or x.dim() != 3:
+                raise ValueError(f"x_{part} must be a float32 tensor [N, T, F] (or a LazySpikeSequences), "
+                                 f"got {describe(x)}")
             if not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or y.dim() != 1:
-                raise ValueError(f"y_{part} must be an int64 tensor [N], got {_describe(y)}")
+                raise ValueError(f"y_{part} must be an int64 tensor [N], got {describe(y)}")
             if len(x) != len(y):
                 raise ValueError(f"x_{part} and y_{part} must have the same length N, got {len(x)} and {len(y)}")
             if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
@@ -61,15 +70,14 @@ class SequenceDataset:
         return self.x_train.shape[2]
 
     def tensor_datasets(self) -> tuple[TensorDataset, TensorDataset]:
-        """``(train, test)`` as ``torch.utils.data.TensorDataset`` for a ``DataLoader`` (batch-first samples)."""
+        """``(train, test)`` as ``torch.utils.data.TensorDataset`` for a ``DataLoader`` (batch-first samples).
+
+        With lazy inputs each item is read and binned when the ``DataLoader`` asks for it (also in worker
+        processes: the file is reopened in each).
+        """
         return TensorDataset(self.x_train, self.y_train), TensorDataset(self.x_test, self.y_test)
 
     def __repr__(self) -> str:
         return (f"SequenceDataset(train={len(self.y_train)}, test={len(self.y_test)}, T={self.num_steps}, "
                 f"F={self.num_features}, num_classes={self.num_classes}, description={self.description!r})")
 
-
-def _describe(value) -> str:
-    if isinstance(value, torch.Tensor):
-        return f"{value.dtype} tensor of shape {list(value.shape)}"
-    return type(value).__name__

