@@ -23,6 +23,7 @@ class SpikingClassifier(nn.Module):
 
     def __init__(self, input_size: int, num_classes: int, config: TrainConfig):
         super().__init__()
+        self.config, self.input_size, self.num_classes = config, input_size, num_classes
         self.spiking = not config.model.startswith("torch_")
         kwargs = {}
         if self.spiking:
@@ -35,6 +36,23 @@ class SpikingClassifier(nn.Module):
         self.rnn = RNN_CLASSES[config.model](config.hidden, config.hidden, num_layers=config.layers,
                                              bidirectional=config.bidirectional, **kwargs)
         self.readout = nn.Linear(config.hidden * (2 if config.bidirectional else 1), num_classes)
+
+    def checkpoint_config(self) -> dict:
+        """What :func:`spikingrnn.io.save_checkpoint` records to rebuild this classifier (JSON)."""
+        return {"input_size": self.input_size, "num_classes": self.num_classes, "train": self.config.to_dict()}
+
+    @classmethod
+    def from_checkpoint_config(cls, saved: dict, **overrides) -> "SpikingClassifier":
+        """The classifier of :meth:`checkpoint_config`'s ``saved``, with ``overrides`` (fields of
+        :class:`TrainConfig`, e.g. ``backend="cpu"``) replacing the saved training settings."""
+        unknown = sorted(set(overrides) - set(TrainConfig.__dataclass_fields__))
+        if unknown:
+            raise TypeError(f"SpikingClassifier: overrides must be TrainConfig fields, got {unknown}")
+        for key in ("input_size", "num_classes"):
+            value = saved.get(key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"SpikingClassifier: {key} must be an integer >= 1, got {value!r}")
+        return cls(saved["input_size"], saved["num_classes"], TrainConfig.from_dict({**saved["train"], **overrides}))
 
     def spikes(self, x: torch.Tensor) -> torch.Tensor:
         """Spikes of the last layer, ``[T, B, D*hidden]`` (the baselines' real-valued outputs)."""
