@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh train
 # the training defaults of docs/TRAINING.md (accumulating cell state, wide surrogate, Adam 1e-2, cosine)
 .venv/bin/spikingrnn train --task digits_rows --model lstm --hidden 128 --epochs 30 --threads 2 \
-    --out runs/demo "$@"
+    --out runs/demo --overwrite "$@"

@@ -40,7 +40,7 @@ for seed in 0 1 2; do
 done
 run_one() {
   local name=$1; shift
-  "$PY" -m spikingrnn train "$@" $COMMON --out "$OUT/$name" > "$OUT/$name.log" 2>&1 && echo "done $name" || echo "FAILED $name"
+  "$PY" -m spikingrnn train "$@" $COMMON --out "$OUT/$name" --overwrite > "$OUT/$name.log" 2>&1 && echo "done $name" || echo "FAILED $name"
 }
 export -f run_one
 export PY OUT COMMON

@@ -34,7 +34,7 @@ runs=(
 )
 run_one() {
   local name=$1; shift
-  "$PY" -m spikingrnn train $BASE "$@" --out "$OUT/$name" > "$OUT/$name.log" 2>&1 && echo "done $name" || echo "FAILED $name"
+  "$PY" -m spikingrnn train $BASE "$@" --out "$OUT/$name" --overwrite > "$OUT/$name.log" 2>&1 && echo "done $name" || echo "FAILED $name"
 }
 export -f run_one
 export PY OUT BASE

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
+import sys
 from dataclasses import fields
 
 from .demo import DemoConfig, run_demo
@@ -34,30 +36,72 @@ def _field_help(cls) -> dict[str, str]:
 
 
 def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    from .train.config import TrainConfig
+    """One flag per TrainConfig field, defaulting to nothing (``SUPPRESS``): the flags given on the
+    command line are then told apart from the defaults, which ``--resume`` takes from the run."""
+    from .train.config import TrainConfig, choices
 
     descriptions = _field_help(TrainConfig)
+    allowed = choices()
     for field in fields(TrainConfig):
         flag = f"--{field.name.replace('_', '-')}"
         names = [flag, "--out"] if field.name == "out_dir" else [flag]
         text = f"{descriptions.get(field.name, '')} (default: {field.default})".strip()
         if isinstance(field.default, bool):
             parser.add_argument(*names, dest=field.name, action=argparse.BooleanOptionalAction,
-                                default=field.default, help=text)
+                                default=argparse.SUPPRESS, help=text)
         else:
-            parser.add_argument(*names, dest=field.name, type=type(field.default), default=field.default,
-                                help=text)
+            parser.add_argument(*names, dest=field.name, type=type(field.default), default=argparse.SUPPRESS,
+                                choices=allowed.get(field.name), help=text)
     parser.add_argument("--resume", action="store_true",
-                        help="continue from OUT/checkpoint.pt (to the same weights as an uninterrupted run)")
+                        help="continue the run in OUT from its checkpoint.pt, with its saved settings (config.json); "
+                             "flags given again must match them, except "
+                             "--epochs (more epochs extend the run; a cosine schedule is re-laid over the new "
+                             "total), --out, --threads, --plots, --device, --data-path and --test-data-path. The "
+                             "weights are bit for bit those of an uninterrupted run on CPU, also after Ctrl-C")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run already in OUT (without it, and without --resume, an OUT holding a "
+                             "run is refused)")
+
+
+def _train_config(args: argparse.Namespace):
+    """The run's TrainConfig: the flags given, over the resumed run's saved settings (``--resume``),
+    over the defaults."""
+    from .train import TrainConfig
+    from .train.errors import TrainError
+    from .train.loop import CONFIG, saved_config
+
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    values = {f.name: f.default for f in fields(TrainConfig)}
+    out_dir = given.get("out_dir", values["out_dir"])
+    saved_path = os.path.join(out_dir, CONFIG)
+    if args.resume and os.path.exists(saved_path):
+        try:
+            with open(saved_path) as handle:
+                saved = saved_config(json.load(handle))
+        except (OSError, ValueError) as error:
+            raise TrainError(f"cannot resume: {saved_path} is unreadable ({error})") from None
+        unknown = sorted(set(saved) - set(values))
+        if unknown or not isinstance(saved, dict):
+            raise TrainError(f"cannot resume: {saved_path} has settings this spikingrnn does not know: {unknown}")
+        values.update(saved)
+        values["out_dir"] = out_dir
+    values.update(given)
+    return TrainConfig(**values)
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from .train import TrainConfig, train
+    from .io import CheckpointError
+    from .train import train
+    from .train.errors import TrainError, TrainingInterrupted
+
+    def fail(message: str, code: int = 1) -> int:
+        print(f"spikingrnn train: {message}", file=sys.stderr, flush=True)
+        return code
 
     try:
-        config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
-    except ValueError as error:
-        raise SystemExit(f"spikingrnn train: {error}")
+        config = _train_config(args)
+    except (TrainError, ValueError) as error:
+        return fail(f"error: {error}")
     # under torchrun only rank 0 reports (train() calls on_epoch on rank 0 only, too)
     main_process = int(os.environ.get("RANK", "0") or "0") == 0
     try:
@@ -79,11 +123,25 @@ def _run_train(args: argparse.Namespace) -> int:
               f"train acc {record['train_accuracy']:.4f}  test acc {record['test_accuracy']:.4f}  "
               f"{spiking}{record['epoch_time']:.1f} s")
 
+    result, failure = None, None
     try:
-        result = train(config, resume=args.resume, on_epoch=on_epoch)
+        result = train(config, resume=args.resume, on_epoch=on_epoch, overwrite=args.overwrite)
+    except TrainingInterrupted as stopped:
+        failure = (str(stopped), 130)
+    except KeyboardInterrupt:  # a second Ctrl-C, or one before training started
+        resume = (f"; the last checkpoint is in {config.out_dir}: continue with  spikingrnn train --out "
+                  f"{config.out_dir} --resume" if os.path.exists(os.path.join(config.out_dir, "checkpoint.pt")) else "")
+        failure = ("interrupted" + resume, 130)
+    except (TrainError, CheckpointError, ValueError) as error:
+        failure = (f"error: {error}", 1)
+    except OSError as error:  # an unreadable dataset file, a device error, ...
+        name = f" {error.filename}:" if getattr(error, "filename", None) else ""
+        failure = (f"error:{name} {error.strerror or error}", 1)
     finally:
         if bar is not None:
-            bar.close()
+            bar.close()  # before the message, which must not share a line with the bar
+    if failure is not None:
+        return fail(*failure) if main_process else failure[1]
     if not main_process:
         return 0
     if result.history:
@@ -91,8 +149,10 @@ def _run_train(args: argparse.Namespace) -> int:
               f"(best {result.best_test_accuracy:.4f} at epoch {result.best_epoch})")
     else:
         print("nothing trained (epochs = 0)")
-    print(f"metrics: {result.metrics_path}")
-    print(f"checkpoint: {result.checkpoint_path}  best model: {result.best_path}")
+    for label, path in (("metrics", result.metrics_path), ("checkpoint", result.checkpoint_path),
+                        ("best model (spikingrnn.io.load_model)", result.best_path)):
+        if os.path.exists(path):
+            print(f"{label}: {path}")
     if result.plots:
         print("plots: " + ", ".join(result.plots))
     return 0

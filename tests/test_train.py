@@ -1,5 +1,6 @@
 """spikingrnn.train and `spikingrnn train`: config validation, determinism, resume, files, plots, CLI."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import torch
 from spikingrnn.cli import main
 from spikingrnn.train import TrainConfig, load_training_checkpoint, train
 from spikingrnn.train import checkpoint as checkpoint_module
+from spikingrnn.train.errors import TrainError
 
 pytest.importorskip("sklearn")
 
@@ -137,12 +139,23 @@ def test_resume_after_kill_gives_bitwise_equal_weights(tmp_path, monkeypatch, sc
         assert torch.equal(a, b)
 
 
-def test_cosine_schedule_anneals_to_zero_and_fixes_the_epochs(tmp_path):
-    result = train(tiny(tmp_path, "cos", epochs=2, schedule="cosine", lr=1e-2))
-    scheduler = load_training_checkpoint(result.checkpoint_path)["scheduler"]
-    assert scheduler["last_epoch"] == 2 and scheduler["_last_lr"][0] == pytest.approx(0.0, abs=1e-12)
-    with pytest.raises(ValueError, match="epochs"):
-        train(tiny(tmp_path, "cos", epochs=3, schedule="cosine", lr=1e-2), resume=True)
+def test_cosine_schedule_follows_torch_and_is_relaid_when_a_resume_adds_epochs(tmp_path):
+    result = train(tiny(tmp_path, "cos", epochs=4, schedule="cosine", lr=1e-2))
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1e-2)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=4)
+    expected = []
+    for _ in range(4):
+        expected.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert [r["lr"] for r in result.history] == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    # more epochs on resume (as the help promises): the cosine is laid out again over the new total
+    resumed = train(tiny(tmp_path, "cos", epochs=6, schedule="cosine", lr=1e-2), resume=True)
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3, 4, 5, 6]
+    assert [r["lr"] for r in resumed.history[4:]] == pytest.approx(
+        [1e-2 * 0.5 * (1 + math.cos(math.pi * k / 6)) for k in (4, 5)])
+    with pytest.raises(TrainError, match="6 epochs done, more than epochs=5"):
+        train(tiny(tmp_path, "cos", epochs=5, schedule="cosine", lr=1e-2), resume=True)
 
 
 @pytest.mark.parametrize("model", ["torch_lstm", "torch_gru", "torch_rnn"])
@@ -157,7 +170,7 @@ def test_non_spiking_baselines_train_with_the_same_command(tmp_path, model):
 
 def test_resume_rejects_a_different_config(tmp_path):
     train(tiny(tmp_path, "r", epochs=1))
-    with pytest.raises(ValueError, match="hidden: checkpoint 16 vs now 8"):
+    with pytest.raises(TrainError, match="hidden: checkpoint 16 vs now 8"):
         train(tiny(tmp_path, "r", epochs=2, hidden=8), resume=True)
 
 
@@ -173,7 +186,7 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(checkpoint_module.torch, "save", failing_save)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(TrainError, match="cannot write .*checkpoint.pt \\(disk full\\) after epoch 2"):
         train(config, resume=True)
     monkeypatch.setattr(checkpoint_module.torch, "save", real_save)
     assert path.read_bytes() == before
@@ -208,7 +221,8 @@ def test_cli_train_and_resume(tmp_path, capsys):
     args = ["train", "--task", "digits_rows", "--model", "lstm", "--hidden", "16", "--limit-train", "64",
             "--limit-test", "32", "--monitor-samples", "16", "--threads", "1", "--schedule", "constant", "--out", str(out)]
     assert main(args + ["--epochs", "1", "--no-plots"]) == 0
-    assert main(args + ["--epochs", "2", "--resume"]) == 0
+    # the saved settings are the run's (--no-plots too); flags given again may change what a resume may
+    assert main(["train", "--out", str(out), "--epochs", "2", "--plots", "--resume"]) == 0
     text = capsys.readouterr()
     printed = text.out + text.err
     assert "epoch   1/1" in printed and "epoch   2/2" in printed
@@ -217,9 +231,12 @@ def test_cli_train_and_resume(tmp_path, capsys):
     assert (out / "curves.png").read_bytes().startswith(PNG)
 
 
-def test_cli_rejects_bad_values():
-    with pytest.raises(SystemExit, match="TrainConfig.model must be one of"):
+def test_cli_rejects_bad_values(capsys):
+    with pytest.raises(SystemExit):  # argparse: the choices of --model, listed
         main(["train", "--model", "cnn"])
+    assert "invalid choice: 'cnn'" in capsys.readouterr().err
+    assert main(["train", "--hidden", "0"]) == 1
+    assert "TrainConfig.hidden must be an int >= 1" in capsys.readouterr().err
 
 
 def test_cli_help_describes_every_setting():

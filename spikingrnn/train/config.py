@@ -1,6 +1,7 @@
 """``TrainConfig``: every setting of :func:`spikingrnn.train.train`, validated on construction."""
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, fields
 
 from ..data.registry import DATASETS
@@ -13,10 +14,21 @@ BASELINES = ("torch_lstm", "torch_gru", "torch_rnn")
 READOUTS = ("mean", "last")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine")
-BACKENDS = ("auto", "reference", "cpu")
+BACKENDS = ("auto", "reference", "cpu", "triton")
+# "auto" (CUDA when available, else the CPU), "cpu", "cuda" or "cuda:N"
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:(0|[1-9][0-9]*))?)$")
 
-# fields that may change when a run is resumed (everything else must match the checkpoint)
-RESUMABLE_CHANGES = ("epochs", "out_dir", "threads", "plots")
+# fields that may change when a run is resumed (everything else must match the checkpoint): where it
+# runs and writes, and how far; the data files may have moved. A longer cosine schedule is re-laid
+# over the new total from the resumed epoch on.
+RESUMABLE_CHANGES = ("epochs", "out_dir", "threads", "plots", "device", "data_path", "test_data_path")
+
+
+def choices() -> dict[str, tuple[str, ...]]:
+    """``{field: allowed values}`` of the fields that take one of a fixed set of names."""
+    return {"task": tuple(sorted(DATASETS)), "model": MODELS + BASELINES, "schedule": SCHEDULES,
+            "cell_state": tuple(CELL_STATES), "surrogate": tuple(SURROGATES), "readout": READOUTS,
+            "optimizer": OPTIMIZERS, "backend": BACKENDS}
 
 
 @dataclass
@@ -44,17 +56,23 @@ class TrainConfig:
         grad_clip: clip the gradients' global norm to this value before each step (0: no clipping).
         epochs: total number of epochs (a resumed run continues up to this number).
         batch_size: mini-batch size.
-        seed: seeds the initial weights (``torch.manual_seed``), the shuffling generator and the
-            dataset split.
+        seed: seeds the initial weights (``torch.manual_seed``) and the shuffling generator.
+        split_seed: seeds the dataset's train/test split, kept apart from ``seed`` so that runs with
+            different seeds are scored on the same test set.
         threads: ``torch.set_num_threads`` (0 leaves torch's setting alone).
         out_dir: directory of metrics, checkpoints and plots (created).
         low_memory: the RNN's ``low_memory`` (recompute pre-activations in backward).
         limit_train: use only the first ``limit_train`` training samples (0: all).
         limit_test: use only the first ``limit_test`` test samples (0: all).
         monitor_samples: test samples on which firing rates and energy are measured each epoch.
-        backend: the RNN's ``backend`` (``"auto"``, ``"reference"``, ``"cpu"``).
+        backend: the RNN's ``backend`` (``"auto"``, ``"reference"``, ``"cpu"``, ``"triton"``).
+        device: where to train: ``"auto"`` (the current CUDA device when there is one, else the
+            CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (under torchrun ``"cuda"`` is each
+            process's ``cuda:LOCAL_RANK``).
         plots: write the PNG plots at the end (needs matplotlib).
         data_path: the dataset file for ``shd``/``ssc`` (passed as ``path=``); empty otherwise.
+        test_data_path: the official test file for ``shd``/``ssc`` (passed as ``test_path=``):
+            then ``data_path`` is the training file, used whole; empty: a split of ``data_path``.
     """
 
     task: str = "digits_rows"
@@ -76,6 +94,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 64
     seed: int = 0
+    split_seed: int = 0
     threads: int = 2
     out_dir: str = "runs/default"
     low_memory: bool = False
@@ -85,17 +104,16 @@ class TrainConfig:
     backend: str = "auto"
     plots: bool = True
     data_path: str = ""
+    device: str = "auto"
+    test_data_path: str = ""
 
     def __post_init__(self):
-        self._choice("task", tuple(sorted(DATASETS)))
-        self._choice("model", MODELS + BASELINES)
-        self._choice("schedule", SCHEDULES)
-        self._choice("cell_state", CELL_STATES)
-        self._choice("surrogate", tuple(SURROGATES))
-        self._choice("readout", READOUTS)
-        self._choice("optimizer", OPTIMIZERS)
-        self._choice("backend", BACKENDS)
+        for name, allowed in choices().items():
+            self._choice(name, allowed)
+        if not isinstance(self.device, str) or not DEVICE_PATTERN.match(self.device):
+            raise ValueError(f"TrainConfig.device must be auto, cpu, cuda or cuda:N; got {self.device!r}")
         for name, minimum in (("layers", 1), ("hidden", 1), ("epochs", 0), ("batch_size", 1), ("seed", 0),
+                              ("split_seed", 0),
                               ("threads", 0), ("limit_train", 0), ("limit_test", 0), ("monitor_samples", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -114,8 +132,9 @@ class TrainConfig:
         if isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip >= 0:
             raise ValueError(f"TrainConfig.grad_clip must be a number >= 0 (0: off), got {clip!r}")
         self.grad_clip = float(clip)
-        if not isinstance(self.data_path, str):
-            raise ValueError(f"TrainConfig.data_path must be a path string, got {self.data_path!r}")
+        for name in ("data_path", "test_data_path"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"TrainConfig.{name} must be a path string, got {getattr(self, name)!r}")
         if not isinstance(self.out_dir, str) or not self.out_dir:
             raise ValueError(f"TrainConfig.out_dir must be a non-empty path string, got {self.out_dir!r}")
 

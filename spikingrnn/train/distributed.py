@@ -30,13 +30,17 @@ from torch import nn
 __all__ = ["init_from_env", "wrap", "shard", "is_main", "cleanup"]
 
 
-def init_from_env(backend: str | None = None, timeout_s: float = 60.0) -> tuple[int, int]:
+def init_from_env(backend: str | None = None, timeout_s: float = 60.0,
+                  device: str | torch.device | None = None) -> tuple[int, int]:
     """Initialise the default process group from torchrun's environment; return ``(rank, world_size)``.
 
     Reads ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``. The
-    backend is ``backend`` if given, else ``"nccl"`` when CUDA is available, else ``"gloo"``; with
-    nccl, ``torch.cuda.set_device(LOCAL_RANK)``. A no-op returning ``(0, 1)`` when ``WORLD_SIZE`` is
-    unset or 1; when a process group already exists its rank and size are returned.
+    backend is ``backend`` if given, else the one for the tensors that will be all-reduced:
+    ``"nccl"`` when ``device`` (the training device) is a CUDA device, ``"gloo"`` otherwise (also
+    for ``device=None``: a CPU-training process on a CUDA machine must not get nccl, which cannot
+    reduce CPU tensors). With nccl, ``torch.cuda.set_device(device)`` (``LOCAL_RANK`` when
+    ``device`` has no index). A no-op returning ``(0, 1)`` when ``WORLD_SIZE`` is unset or 1; when a
+    process group already exists its rank and size are returned.
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1") or "1")
     if world_size <= 1:
@@ -48,10 +52,11 @@ def init_from_env(backend: str | None = None, timeout_s: float = 60.0) -> tuple[
     for name in ("MASTER_ADDR", "MASTER_PORT"):
         if name not in os.environ:
             raise RuntimeError(f"init_from_env: WORLD_SIZE={world_size} but {name} is not set (use torchrun)")
+    device = torch.device(device) if device is not None else None
     if backend is None:
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        backend = "nccl" if device is not None and device.type == "cuda" else "gloo"
     if backend == "nccl":
-        torch.cuda.set_device(local_rank)
+        torch.cuda.set_device(device.index if device is not None and device.index is not None else local_rank)
     from datetime import timedelta
     dist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world_size,
                             timeout=timedelta(seconds=timeout_s))

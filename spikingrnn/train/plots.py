@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 
+PLOTS = ("curves.png", "raster.png", "firing_rates.png")  # what make_plots may write
+
 
 def _figure(width: float, height: float):
     try:
