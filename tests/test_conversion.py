@@ -8,6 +8,7 @@ from torch import nn
 import spikingrnn
 from spikingrnn.compat.checkpoints import (convert_spikingjelly_state_dict, from_spikingjelly,
                                            infer_spikingjelly_config, unwrap_state_dict)
+from spikingrnn.compat import spikingjelly as compat_sj
 from spikingrnn.compat.torch_nn import from_torch, to_torch
 
 SPIKING = {"LSTM": spikingrnn.SpikingLSTM, "GRU": spikingrnn.SpikingGRU, "RNN": spikingrnn.SpikingRNN}
@@ -225,20 +226,60 @@ def test_spikingjelly_checkpoint_matches_spikingjelly(tmp_path, mode, num_layers
     reference = SPIKING[mode](I, H, num_layers=num_layers, bidirectional=bidirectional)
     assert list(converted) == list(reference.state_dict())  # torch's names in torch's order
 
-    for model in (from_spikingjelly(state_dict, backend="reference"),
-                  from_spikingjelly(path, mode=mode, backend="reference")):  # straight from the file
-        assert type(model) is SPIKING[mode]
-        assert model.weight_ih_l0.dtype == torch.float64
-        model.eval()
-        x = torch.randn(T, B, I, dtype=torch.float64, generator=torch.Generator().manual_seed(3)) * 2
-        for given in (False, True):
-            sj_hx, our_hx, order = sj_states(mode, num_layers, bidirectional)
-            y_sj, s_sj = sj_model(x, sj_hx if given else None)
-            y, s = model(x, our_hx if given else None)
-            assert torch.equal(y, y_sj)
-            assert ((y_sj == 0).any() and (y_sj == 1).any()), "vacuous: no spikes or only spikes"
-            for ours, theirs in zip(s if isinstance(s, tuple) else (s,), s_sj if isinstance(s_sj, tuple) else (s_sj,)):
-                assert torch.equal(ours, theirs[order])
+    # SpikingJelly's default surrogates, which a state dict does not record
+    surrogates = {"surrogate_function1": "erf"} if mode == "RNN" else {"surrogate_function1": "erf",
+                                                                         "surrogate_function2": None}
+    for layout in ("torch", "spikingjelly"):
+        for model in (from_spikingjelly(state_dict, backend="reference", layout=layout, **surrogates),
+                      from_spikingjelly(path, mode=mode, backend="reference", layout=layout,
+                                        **surrogates)):  # straight from the file
+            native = layout == "torch"
+            assert type(model) is (SPIKING[mode] if native else getattr(compat_sj, SJ_NAMES[mode]))
+            assert next(model.parameters()).dtype == torch.float64
+            model.eval()
+            x = torch.randn(T, B, I, dtype=torch.float64, generator=torch.Generator().manual_seed(3)) * 2
+            for given in (False, True):
+                sj_hx, our_hx, order = sj_states(mode, num_layers, bidirectional)
+                if not native:  # SpikingJelly's own direction-major layout
+                    our_hx, order = sj_hx, list(range(len(order)))
+                y_sj, s_sj = sj_model(x, sj_hx if given else None)
+                y, s = model(x, our_hx if given else None)
+                assert torch.equal(y, y_sj)
+                assert ((y_sj == 0).any() and (y_sj == 1).any()), "vacuous: no spikes or only spikes"
+                for ours, theirs in zip(s if isinstance(s, tuple) else (s,),
+                                        s_sj if isinstance(s_sj, tuple) else (s_sj,)):
+                    assert torch.equal(ours, theirs[order])
+
+
+def test_spikingjelly_layout_must_be_chosen_where_the_layouts_differ(tmp_path):
+    """A bidirectional multi-layer model's (h0, c0) means different things in the two layouts."""
+    sj_model = make_sj("LSTM", 2, True).eval()
+    kwargs = dict(surrogate_function1="erf", surrogate_function2=None, backend="reference")
+    with pytest.raises(ValueError, match="layout='spikingjelly'.*layout='torch'"):
+        from_spikingjelly(sj_model.state_dict(), **kwargs)
+    with pytest.raises(ValueError, match="layout must be 'torch', 'spikingjelly' or None"):
+        from_spikingjelly(sj_model.state_dict(), layout="sj", **kwargs)
+    # where they agree, the torch.nn layout is taken without asking
+    assert type(from_spikingjelly(make_sj("LSTM", 1, True).state_dict(), **kwargs)) is spikingrnn.SpikingLSTM
+    assert type(from_spikingjelly(make_sj("LSTM", 2, False).state_dict(), **kwargs)) is spikingrnn.SpikingLSTM
+
+
+@pytest.mark.parametrize("mode,given", [("LSTM", {"surrogate_function1": "erf"}), ("GRU", {}), ("RNN", {})])
+def test_a_state_dict_needs_its_surrogates_given(tmp_path, mode, given):
+    """A file does not record the surrogates: a guessed one would silently change the gradients."""
+    path = tmp_path / "sj.pt"
+    torch.save(make_sj(mode, 1, False).state_dict(), path)
+    with pytest.raises(ValueError, match="does not record the surrogate functions.*Erf"):
+        from_spikingjelly(path, **given)
+    atan = from_spikingjelly(path, surrogate_function1="atan", **({} if mode == "RNN" else
+                                                                   {"surrogate_function2": None}))
+    assert type(atan.surrogate_function1) is spikingrnn.surrogate.ATan
+
+
+def test_spikingjelly_lstm_keeps_its_cell_rule():
+    model = from_spikingjelly(make_sj("LSTM", 1, False).state_dict(), surrogate_function1="erf",
+                              surrogate_function2=None)
+    assert model.cell_state == "clamp"
 
 
 def test_from_spikingjelly_module_carries_dropout_surrogates_and_mode():
@@ -246,11 +287,11 @@ def test_from_spikingjelly_module_carries_dropout_surrogates_and_mode():
     sj_model = make_sj("LSTM", 2, True, dropout_p=0.3, invariant_dropout_mask=True,
                        surrogate_function1=surrogate.ATan(alpha=3.0),
                        surrogate_function2=surrogate.Sigmoid(alpha=5.0))
-    model = from_spikingjelly(sj_model, backend="reference")
+    model = from_spikingjelly(sj_model, backend="reference", layout="torch")
     assert model.training and model.dropout == 0.3 and model.invariant_dropout_mask
     assert type(model.surrogate_function1) is spikingrnn.surrogate.ATan and model.surrogate_function1.alpha == 3.0
     assert type(model.surrogate_function2) is spikingrnn.surrogate.Sigmoid and model.surrogate_function2.alpha == 5.0
-    overridden = from_spikingjelly(sj_model, surrogate_function1="erf", dropout=0.0)
+    overridden = from_spikingjelly(sj_model, surrogate_function1="erf", dropout=0.0, layout="torch")
     assert type(overridden.surrogate_function1) is spikingrnn.surrogate.Erf and overridden.dropout == 0.0
 
     # the translated surrogates give SpikingJelly's gradients
@@ -277,7 +318,7 @@ def test_from_spikingjelly_accepts_spikingrnn_compat_modules():
     torch.manual_seed(0)
     source = compat.SpikingGRU(I, H, 2, bidirectional=True, bias=False).eval()
     source.backend = "reference"  # keep the test free of the cpu backend's C++ build
-    model = from_spikingjelly(source, backend="reference")
+    model = from_spikingjelly(source, backend="reference", layout="torch")
     assert type(model) is spikingrnn.SpikingGRU and not model.bias and not model.training
     x = torch.randn(T, B, I) * 2
     assert torch.equal(model(x)[0], source(x)[0])
@@ -296,7 +337,7 @@ def test_data_parallel_prefix_and_nesting():
         converted = convert_spikingjelly_state_dict(container)
         assert list(converted) == list(expected)
         assert all(torch.equal(converted[k], expected[k]) for k in expected)
-    model = from_spikingjelly(wrapped)
+    model = from_spikingjelly(wrapped, layout="torch")
     assert type(model) is spikingrnn.SpikingGRU and model.bidirectional and model.num_layers == 2
 
     # an RNN inside a larger model: pick it with prefix=
@@ -305,7 +346,8 @@ def test_data_parallel_prefix_and_nesting():
     with pytest.raises(ValueError, match="'encoder.rnn.cells.0.linear_ih.weight'.*prefix="):
         convert_spikingjelly_state_dict(larger)
     assert list(convert_spikingjelly_state_dict(larger, prefix="encoder.rnn.")) == list(expected)
-    assert from_spikingjelly({"model": larger}, prefix="encoder.rnn.").hidden_size == H
+    assert from_spikingjelly({"model": larger}, prefix="encoder.rnn.", layout="torch", surrogate_function1="erf",
+                             surrogate_function2=None).hidden_size == H
     with pytest.raises(ValueError, match="decoder"):
         convert_spikingjelly_state_dict(larger, prefix="decoder.")
 

@@ -46,10 +46,11 @@ from collections.abc import Mapping
 from torch import Tensor, nn
 
 from ..nn import SpikingGRU, SpikingLSTM, SpikingRNN
+from ..io.state_dicts import preview_keys, unwrap_state_dict
 from ..ops.spec import GATES_PER_MODE
 
 __all__ = ["convert_spikingjelly_state_dict", "infer_spikingjelly_config", "from_spikingjelly",
-           "unwrap_state_dict", "SPIKING_CLASSES"]
+           "unwrap_state_dict", "SPIKING_CLASSES", "LAYOUTS"]
 
 SPIKING_CLASSES = {"LSTM": SpikingLSTM, "GRU": SpikingGRU, "RNN": SpikingRNN}
 _MODE_BY_GATES = {gates: mode for mode, gates in GATES_PER_MODE.items()}
@@ -58,8 +59,6 @@ _MODE_ALIASES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN", "vanillarnn": "RNN"
 _SJ_CLASS_MODES = {"SpikingLSTM": "LSTM", "SpikingGRU": "GRU", "SpikingVanillaRNN": "RNN"}
 
 _SJ_KEY = re.compile(r"^(cells|cells_reverse)\.(0|[1-9][0-9]*)\.linear_(ih|hh)\.(weight|bias)$")
-_WRAPPER_KEYS = ("state_dict", "model")
-_DATA_PARALLEL = "module."
 _CONFIG_ARGS = ("input_size", "hidden_size", "num_layers", "bias", "bidirectional", "proj_size", "nonlinearity")
 
 
@@ -78,51 +77,6 @@ def _normalize_mode(mode) -> str | None:
     if normalized is None:
         raise ValueError(f"mode must be None, 'LSTM', 'GRU' or 'RNN' (or 'VanillaRNN'), got {mode!r}")
     return normalized
-
-
-def unwrap_state_dict(obj, prefix: str | None = None) -> "OrderedDict[str, object]":
-    """The flat state dict inside ``obj``.
-
-    Descends into ``obj["state_dict"]`` / ``obj["model"]`` when ``obj`` is such a wrapper (a
-    mapping whose own keys are not parameter names), strips ``module.`` prefixes left by
-    DataParallel, then keeps the keys under ``prefix`` (stripped), when given.
-    """
-    if isinstance(obj, nn.Module):
-        obj = obj.state_dict()
-    for _ in range(4):  # {"model": {"state_dict": ...}} at most a few levels deep
-        if not isinstance(obj, Mapping):
-            raise TypeError(f"expected a state dict (a mapping of names to tensors) or a module, "
-                            f"got {type(obj).__name__}")
-        inner = next((obj[k] for k in _WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
-        if inner is None or any(isinstance(v, Tensor) for v in obj.values()):
-            break
-        obj = inner
-    flat: OrderedDict[str, object] = OrderedDict()
-    origin: dict[str, str] = {}
-    for key, value in obj.items():
-        if not isinstance(key, str):
-            raise TypeError(f"state dict keys must be strings, got {key!r} ({type(key).__name__})")
-        name = key
-        while name.startswith(_DATA_PARALLEL):
-            name = name[len(_DATA_PARALLEL):]
-        if prefix:
-            if not name.startswith(prefix):
-                continue
-            name = name[len(prefix):]
-        if name in flat:
-            raise ValueError(f"keys {origin[name]!r} and {key!r} both name {name!r} once the "
-                             f"'module.' prefix{' and ' + repr(prefix) if prefix else ''} is removed")
-        flat[name] = value
-        origin[name] = key
-    if prefix and not flat:
-        raise ValueError(f"no key of the state dict starts with prefix {prefix!r} "
-                         f"(keys: {_preview(list(obj))})")
-    return flat
-
-
-def _preview(keys: list, count: int = 5) -> str:
-    shown = ", ".join(repr(k) for k in keys[:count])
-    return shown + (f", ... ({len(keys)} in all)" if len(keys) > count else "")
 
 
 def _parse(state_dict, mode, prefix):
@@ -149,7 +103,7 @@ def _parse(state_dict, mode, prefix):
     forward_layers = {layer for direction, layer, _, _ in entries if direction == 0}
     if not forward_layers:
         raise ValueError(f"no forward-direction parameters ('cells.0.linear_ih.weight', ...); "
-                         f"found only {_preview(sorted(key for key, _ in entries.values()))}")
+                         f"found only {preview_keys(sorted(key for key, _ in entries.values()))}")
     num_layers = max(forward_layers) + 1
     bidirectional = any(direction == 1 for direction, _, _, _ in entries)
     directions = 2 if bidirectional else 1
@@ -275,9 +229,66 @@ def _module_settings(module: nn.Module, mode: str) -> dict:
     return settings
 
 
+LAYOUTS = ("torch", "spikingjelly")
+_SJ_DEFAULTS = "SpikingJelly's defaults are surrogate_function1=surrogate.Erf() (alpha=2.0) and surrogate_function2=None"
+
+
+def _layout(layout, config: dict) -> str:
+    """``layout`` checked; ``None`` is ``"torch"`` where both layouts order the states alike, an error where not."""
+    if layout is not None and layout not in LAYOUTS:
+        raise ValueError(f"from_spikingjelly: layout must be 'torch', 'spikingjelly' or None, got {layout!r}")
+    if layout is None:
+        if config["bidirectional"] and config["num_layers"] > 1:
+            mode, layers = config["mode"], config["num_layers"]
+            raise ValueError(
+                f"from_spikingjelly: a bidirectional {layers}-layer model orders its initial and final states "
+                f"differently in SpikingJelly (direction-major: [layer] forward, [layer + num_layers] reverse) and "
+                f"in torch.nn.{mode} (layer-major: [2 * layer + direction]); say which your code passes: "
+                f"layout='spikingjelly' (spikingrnn.compat.spikingjelly's class, SpikingJelly's interface) or "
+                f"layout='torch' (spikingrnn.Spiking{mode}, torch.nn.{mode}'s interface)")
+        return "torch"
+    return layout
+
+
+def _require_surrogates(mode: str, layout: str, kwargs: dict) -> None:
+    """A state dict does not record the surrogates: they must be passed, never guessed."""
+    if mode == "RNN":
+        names = ("surrogate_function",) if layout == "spikingjelly" else ("surrogate_function1",)
+        if "surrogate_function1" in kwargs or "surrogate_function" in kwargs:
+            return
+    else:
+        names = ("surrogate_function1", "surrogate_function2")
+        if all(name in kwargs for name in names):
+            return
+    raise ValueError(
+        f"from_spikingjelly: a state dict or checkpoint file does not record the surrogate functions the model was "
+        f"trained with, and another one changes its gradients: pass {' and '.join(names)} as in training "
+        f"({_SJ_DEFAULTS}{', i.e. Erf for every gate' if mode != 'RNN' else ''}; pass those to get them), or "
+        f"convert the SpikingJelly module itself, whose surrogates carry over")
+
+
+def _spikingjelly_module(config: dict, flat: dict, settings: dict) -> nn.Module:
+    """spikingrnn.compat.spikingjelly's class of ``config["mode"]`` holding ``flat`` (SpikingJelly's names)."""
+    from . import spikingjelly as sj
+    mode = config["mode"]
+    settings = dict(settings)
+    device, dtype, backend = settings.pop("device"), settings.pop("dtype"), settings.pop("backend", None)
+    if "dropout" in settings:
+        settings["dropout_p"] = settings.pop("dropout")
+    if mode == "RNN" and "surrogate_function1" in settings:
+        settings["surrogate_function"] = settings.pop("surrogate_function1")
+    cls = {"LSTM": sj.SpikingLSTM, "GRU": sj.SpikingGRU, "RNN": sj.SpikingVanillaRNN}[mode]
+    model = cls(config["input_size"], config["hidden_size"], config["num_layers"], bias=config["bias"],
+                bidirectional=config["bidirectional"], **settings).to(device=device, dtype=dtype)
+    if backend is not None:
+        model.backend = backend
+    model.load_state_dict(flat, strict=True)
+    return model
+
+
 def from_spikingjelly(sj_module_or_state_dict, mode: str | None = None, *, prefix: str | None = None,
-                      **kwargs) -> nn.Module:
-    """A :class:`~spikingrnn.SpikingLSTM`/``SpikingGRU``/``SpikingRNN`` with a SpikingJelly model's weights.
+                      layout: str | None = None, **kwargs) -> nn.Module:
+    """A spikingrnn module with a SpikingJelly model's weights.
 
     Args:
         sj_module_or_state_dict: a SpikingJelly rnn module (2.0 or ``clock_driven``, or
@@ -288,12 +299,24 @@ def from_spikingjelly(sj_module_or_state_dict, mode: str | None = None, *, prefi
         mode: ``"LSTM"``, ``"GRU"`` or ``"RNN"``; ``None`` infers it (from a module's class
             name, else from the shapes). The shapes must agree with it.
         prefix: keep only the keys under this prefix, stripped.
-        **kwargs: arguments of the spikingrnn class (``batch_first``, ``backend``,
+        layout: the interface of the result, which decides how its initial and final states are
+            ordered: ``"torch"``: :class:`~spikingrnn.SpikingLSTM`/``SpikingGRU``/``SpikingRNN``
+            (torch.nn's, layer-major ``[2 * layer + direction]``); ``"spikingjelly"``:
+            :mod:`spikingrnn.compat.spikingjelly`'s class of the same name as SpikingJelly's
+            (direction-major ``[layer]`` forward, ``[layer + num_layers]`` reverse, SpikingJelly's
+            arguments). ``None``: ``"torch"`` where the two agree (one layer, or one direction);
+            for a bidirectional multi-layer model it is an error, so that a SpikingJelly user's
+            ``(h0, c0)`` can never be read in the other order.
+        **kwargs: arguments of the new class (``batch_first``, ``backend``,
             ``surrogate_function1``, ``device``, ``dtype``, ...). The sizes, ``num_layers``,
             ``bias`` and ``bidirectional`` come from the checkpoint. From a module,
-            ``dropout_p``, ``invariant_dropout_mask`` and the first cell's surrogates carry
-            over unless given (SpikingJelly's built-in surrogates become spikingrnn's of the
-            same name and ``alpha``). Device and dtype default to the weights'.
+            ``dropout_p``, ``invariant_dropout_mask`` and the first cell's surrogates carry over
+            unless given (SpikingJelly's built-in surrogates become spikingrnn's of the same name
+            and ``alpha``). From a state dict or a file, which do not record them, the surrogates
+            must be given (``surrogate_function1``, and ``surrogate_function2`` for LSTM and GRU,
+            ``None`` being SpikingJelly's default): a guessed surrogate would silently change the
+            gradients. An LSTM gets SpikingJelly's cell rule (``cell_state="clamp"``) unless given.
+            Device and dtype default to the weights'.
 
     Returns:
         The new module, holding copies of the weights (loaded strictly), in the source module's
@@ -311,15 +334,24 @@ def from_spikingjelly(sj_module_or_state_dict, mode: str | None = None, *, prefi
     if clashing:
         raise TypeError(f"from_spikingjelly: {clashing} come from the checkpoint "
                         f"({', '.join(f'{k}={v!r}' for k, v in config.items())}) and cannot be passed")
-    settings = _module_settings(module, config["mode"]) if isinstance(module, nn.Module) and prefix is None else {}
+    layout = _layout(layout, config)
+    from_module = isinstance(module, nn.Module) and prefix is None
+    if not from_module:
+        _require_surrogates(config["mode"], layout, kwargs)
+    settings = _module_settings(module, config["mode"]) if from_module else {}
     settings.update(kwargs)
     first = next(iter(converted.values()))
     settings.setdefault("device", first.device)
     settings.setdefault("dtype", first.dtype)
-    cls = SPIKING_CLASSES[config["mode"]]
-    model = cls(config["input_size"], config["hidden_size"], num_layers=config["num_layers"], bias=config["bias"],
-                bidirectional=config["bidirectional"], **settings)
-    model.load_state_dict(converted, strict=True)
+    if layout == "spikingjelly":
+        model = _spikingjelly_module(config, unwrap_state_dict(source, prefix), settings)
+    else:
+        if config["mode"] == "LSTM":
+            settings.setdefault("cell_state", "clamp")  # SpikingJelly's rule, whatever spikingrnn's default
+        cls = SPIKING_CLASSES[config["mode"]]
+        model = cls(config["input_size"], config["hidden_size"], num_layers=config["num_layers"],
+                    bias=config["bias"], bidirectional=config["bidirectional"], **settings)
+        model.load_state_dict(converted, strict=True)
     if isinstance(module, nn.Module):
         model.train(module.training)
     return model

@@ -61,8 +61,22 @@ def bidirectional_rnn_cell_forward(cell: nn.Module, cell_reverse: nn.Module, x: 
         raise ValueError("states and states_reverse must be tensors of the same rank, either 2-D or 3-D, "
                          f"got {_shape_of(states)} and {_shape_of(states_reverse)}")
     y, final = directional_rnn_cell_forward(cell, x, states)
-    y_reverse, final_reverse = directional_rnn_cell_forward(cell_reverse, x.flip(0), states_reverse)
-    return torch.cat((y, y_reverse.flip(0)), dim=-1), final, final_reverse
+    y_reverse, final_reverse = _reverse_rnn_cell_forward(cell_reverse, x, states_reverse)
+    return torch.cat((y, y_reverse), dim=-1), final, final_reverse
+
+
+def _reverse_rnn_cell_forward(cell: nn.Module, x: Tensor, states: Tensor):
+    """Run ``cell`` from the last step of ``x [T, B, I]`` to the first; the output in ``x``'s time order.
+
+    The cell reads the steps of ``x`` itself (views, as SpikingJelly does), not those of a flipped
+    copy, whose other memory alignment can change float32 matmul results in the last bit.
+    """
+    single = states.dim() == 2
+    outputs = []
+    for t in range(x.shape[0] - 1, -1, -1):
+        states = cell(x[t], states)
+        outputs.append(states if single else states[0])
+    return torch.stack(outputs).flip(0), states
 
 
 def _shape_of(value) -> str:
@@ -319,8 +333,9 @@ class SpikingRNNBase(nn.Module):
             for d, stack in enumerate(stacks):
                 index = d * self.num_layers + layer
                 cell_states = states[0, index] if count == 1 else states[:, index]
-                out, last = directional_rnn_cell_forward(stack[layer], y.flip(0) if d else y, cell_states)
-                outputs.append(out.flip(0) if d else out)
+                run = _reverse_rnn_cell_forward if d else directional_rnn_cell_forward
+                out, last = run(stack[layer], y, cell_states)
+                outputs.append(out)
                 final[index] = torch.stack(tuple(last)) if count > 1 else last.unsqueeze(0)
             y = torch.cat(outputs, dim=-1) if directions == 2 else outputs[0]
             if self.training and self.dropout_p > 0 and layer < self.num_layers - 1:
