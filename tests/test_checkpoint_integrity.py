@@ -4,7 +4,6 @@ import os
 import re
 import time
 import tomllib
-import warnings
 from pathlib import Path
 
 import pytest

@@ -2,7 +2,6 @@
 stop the run, Ctrl-C saves and resumes exactly, --resume reads the run's settings, and every user
 mistake is one clean line."""
 import json
-import math
 import os
 import signal
 import subprocess

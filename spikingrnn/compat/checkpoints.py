@@ -41,7 +41,6 @@ import copy
 import os
 import re
 from collections import OrderedDict
-from collections.abc import Mapping
 
 from torch import Tensor, nn
 

@@ -327,7 +327,7 @@ def _train(config: TrainConfig, resume: bool, on_epoch, overwrite: bool, stop: "
             bad, interrupted = _any_rank(device, not (math.isfinite(loss_value) and bool(torch.isfinite(norm))),
                                          stop.requested)
             if bad:
-                raise _non_finite(config, epoch, index, loss_value, float(norm), start_epoch, paths[CHECKPOINT],
+                raise _non_finite(config, epoch, index, loss_value, float(norm), paths[CHECKPOINT],
                                   history)
             optimizer.step()
             total_loss += loss_value * (global_size / world_size if world_size > 1 else len(yb))
@@ -401,8 +401,8 @@ def _train(config: TrainConfig, resume: bool, on_epoch, overwrite: bool, stop: "
                        plots=plots, model=model)
 
 
-def _non_finite(config: TrainConfig, epoch: int, index: int, loss: float, norm: float, start_epoch: int,
-                checkpoint: str, history: list[dict]) -> NonFiniteLossError:
+def _non_finite(config: TrainConfig, epoch: int, index: int, loss: float, norm: float, checkpoint: str,
+                history: list[dict]) -> NonFiniteLossError:
     what = f"the loss is {loss}" if not math.isfinite(loss) else f"the gradient norm is {norm}"
     finished = history[-1]["epoch"] if history else 0
     kept = (f"{checkpoint} (epoch {finished}) is kept" if finished and os.path.exists(checkpoint)
