@@ -243,8 +243,9 @@ class InputProjection:
 
 def column_tiles(weight: Tensor, event_density: float) -> Tensor | None:
     """``weight [N, K]`` rearranged for the C++ event-driven products (``pack_column_tiles`` in
-    csrc/products.h), or ``None`` when no event-driven product will run (no extension, or
-    ``event_density`` 0: the other operand cannot be 0/1)."""
+    csrc/products.h), or ``None`` when no event-driven product will run (no extension,
+    ``event_density`` 0: the other operand cannot be 0/1, or a NaN or Inf in ``weight``: an
+    event-driven sum skips the 0 x NaN terms that make the reference's GEMM NaN)."""
     compiled = loops()
     if compiled is None or event_density <= 0:
         return None

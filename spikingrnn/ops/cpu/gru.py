@@ -63,7 +63,9 @@ def _forward_steps(xp, t0, config, h, w_hh_t, b_hh, y, gate_bits, pre):
             pre[t, :n] = torch.cat([u_r, u_z, u_n, hp[:, 2]], dim=1)
         z = (u_z >= 0).to(xp.dtype)
         new = (u_n >= 0).to(xp.dtype)
-        h_new = torch.where(z.bool(), h[:n], new)
+        # the reference's arithmetic, not a select: equal for a finite h, and a NaN or Inf in h (from h0)
+        # becomes NaN where z is 0, as there
+        h_new = torch.addcmul((1 - z) * new, z, h[:n])
         h[:n] = h_new
         y[t, :n] = h_new
         if gates is not None:

@@ -334,7 +334,9 @@ void lstm_backward_pointwise(const T* u, const T* gates, const T* deriv, const T
 }
 
 // One row of a GRU forward step: from x_* (xr, xz, xn) and h_* = W_h* h + b_h* (hr_, hz_, hn_), the
-// gates r, z, n (written over hr_, hz_, hn_ as 0/1) and h' = z ? h : n (into h and y).
+// gates r, z, n (written over hr_, hz_, hn_ as 0/1) and h' = (1 - z) n + z h (into h and y): the
+// reference's arithmetic rather than z ? h : n, which differs for a NaN or Inf in h (from h0), where
+// the reference's 0 x NaN makes NaN.
 template <typename T>
 inline void gru_forward_row(const T* __restrict__ xr, const T* __restrict__ xz, const T* __restrict__ xn,
                             T* __restrict__ hr_, T* __restrict__ hz_, T* __restrict__ hn_, T* __restrict__ h,
@@ -346,7 +348,7 @@ inline void gru_forward_row(const T* __restrict__ xr, const T* __restrict__ xz, 
     hr_[j] = r;
     hz_[j] = z;
     hn_[j] = n;
-    const T next = z != T(0) ? h[j] : n;
+    const T next = (T(1) - z) * n + z * h[j];
     h[j] = next;
     y[j] = next;
   }
@@ -900,16 +902,19 @@ void unpack_bit_rows(const Tensor& bits, Tensor& out) {
   });
 }
 
-// w [N, K] as column tiles [tiles, K, W] for the event-driven products (products.h).
-Tensor pack_column_tiles(const Tensor& w) {
+// w [N, K] as column tiles [tiles, K, W] for the event-driven products (products.h), or None when w
+// holds a NaN or Inf: the products with w then stay GEMMs, which propagate it as the reference does.
+std::optional<Tensor> pack_column_tiles(const Tensor& w) {
   TORCH_CHECK(w.dim() == 2 && w.is_contiguous(), "pack_column_tiles: w must be a contiguous matrix");
   Tensor packed;
+  bool finite = true;
   AT_DISPATCH_FLOATING_TYPES(w.scalar_type(), "pack_column_tiles", [&] {
     using T = scalar_t;
     const int64_t N = w.size(0), K = w.size(1);
     packed = at::empty({spikingrnn::column_tiles<T>(N), K, spikingrnn::tile_width<T>()}, w.options());
-    spikingrnn::pack_column_tiles<T>(w.data_ptr<T>(), N, K, packed.data_ptr<T>());
+    finite = spikingrnn::pack_column_tiles<T>(w.data_ptr<T>(), N, K, packed.data_ptr<T>());
   });
+  if (!finite) return std::nullopt;
   return packed;
 }
 

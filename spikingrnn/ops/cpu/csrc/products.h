@@ -7,6 +7,11 @@
 // and returns false otherwise, so that the caller falls back to the dense GEMM; the result is the
 // same product up to the order of the float additions.
 //
+// NaN and Inf: skipping the zeros of the 0/1 operand also skips the 0 x NaN and 0 x Inf terms that
+// a dense GEMM turns into NaN, so a non-finite value in the other operand is handled apart, to give
+// exactly the GEMM's NaN/Inf pattern: pack_column_tiles reports non-finite weights (the caller then
+// keeps the GEMM), and binary_weight_grad marks NaN where the GEMM would (mark_dense_nans).
+//
 // Layouts are row-major and contiguous. Indices are int32 (a chunk holds far fewer rows).
 #pragma once
 
@@ -15,8 +20,12 @@
 #include <immintrin.h>
 #endif
 
+#include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
+#include <type_traits>
 #include <vector>
 
 namespace spikingrnn {
@@ -126,6 +135,21 @@ int64_t gather_ones(const T* row, int64_t K, int32_t* picked) {
   return count;
 }
 
+// Whether x[0, n) are all finite: integer tests of the exponent bits, which the compiler vectorises
+// (a floating-point reduction it may not reorder).
+template <typename T>
+inline bool all_finite(const T* x, int64_t n) {
+  using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+  constexpr Bits exponent = sizeof(T) == 4 ? Bits(0x7F800000u) : Bits(0x7FF0000000000000ull);
+  Bits bad = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    Bits u;
+    std::memcpy(&u, x + i, sizeof(T));
+    bad |= static_cast<Bits>((u & exponent) == exponent);
+  }
+  return bad == 0;
+}
+
 // Lanes of a Vector<T>; a column tile of the event-driven product is two vectors wide.
 template <typename T>
 constexpr int64_t lanes() {
@@ -149,20 +173,27 @@ inline int64_t column_tiles(int64_t N) {
 // columns [tW, tW + W) of w^T back to back, zero padded past N. A sum over the rows picked by a
 // 0/1 row then reads one contiguous block of K * W values, which stays in L1 while every batch row
 // is summed; the rows of w^T itself lie 4N bytes apart and alias to a few cache sets.
+// Returns whether every weight is finite: the event-driven sums must not be used otherwise (a NaN
+// or Inf weight meets the zeros of the 0/1 operand in the GEMM, and makes NaN there).
 template <typename T>
-void pack_column_tiles(const T* w, int64_t N, int64_t K, T* packed) {
+bool pack_column_tiles(const T* w, int64_t N, int64_t K, T* packed) {
   constexpr int64_t W = tile_width<T>();
   const int64_t tiles = column_tiles<T>(N);
+  std::atomic<bool> finite{true};
   at::parallel_for(0, tiles, 1, [&](int64_t begin, int64_t end) {
+    bool tiles_finite = true;
     for (int64_t t = begin; t < end; ++t) {
       T* tile = packed + t * K * W;
       std::memset(tile, 0, sizeof(T) * K * W);
       for (int64_t c = 0; c < W && t * W + c < N; ++c) {
         const T* src = w + (t * W + c) * K;
+        tiles_finite &= all_finite(src, K);  // the row is then in L1 for the copy
         for (int64_t k = 0; k < K; ++k) tile[k * W + c] = src[k];
       }
     }
+    if (!tiles_finite) finite = false;
   });
+  return finite;
 }
 
 // acc (2 vectors, in two interleaved sets: 4 independent chains) += the tile rows index[q0, q1).
@@ -355,6 +386,63 @@ inline void add_listed_rows(const T* block, const int32_t* rows, int64_t q0, int
   for (int v = 0; v < 4; ++v) store(dest + v * L, V(load<V>(dest + v * L) + a[v] + b[v]));
 }
 
+// dst[0, width) = src[0, width), width <= 4 vectors; probe[v] accumulates x - x of the values x
+// copied to vector v, which leaves its lanes 0 when all are finite and makes one NaN otherwise (NaN
+// and +-Inf give NaN). One vector subtraction and addition per vector copied, in 4 independent
+// chains: the copy stays bound by memory.
+template <typename T>
+inline void copy_probing(T* dst, const T* src, int64_t width, V_of<T> (&probe)[4]) {
+  using V = V_of<T>;
+  constexpr int64_t L = lanes<T>();
+  const T* from = src;
+  T values[4 * L];
+  if (width < 4 * L) {  // the last block: zero padded
+    std::memset(values, 0, sizeof(values));
+    std::memcpy(values, src, sizeof(T) * width);
+    from = values;
+  }
+  for (int v = 0; v < 4; ++v) {
+    const V a = load<V>(from + v * L);
+    store(dst + v * L, a);
+    probe[v] += a - a;
+  }
+}
+
+// Whether the probes of copy_probing saw a non-finite value.
+template <typename T>
+inline bool probed_non_finite(const V_of<T> (&probe)[4]) {
+  const V_of<T> all = probe[0] + probe[1] + probe[2] + probe[3];
+  bool seen = false;
+  for (int64_t l = 0; l < lanes<T>(); ++l) seen |= all[l] != T(0);
+  return seen;
+}
+
+// The dense GEMM's NaNs that the event-driven sum misses, for columns [c0, c0 + width) of d [M, G]:
+// sums [F, kBlock] (the block's x^T d) gets NaN at (j, c) when some row m with a non-finite d[m, c0 + c]
+// has x[m, j] == 0 (the GEMM's 0 x NaN or 0 x Inf term). Where x[m, j] == 1 for every such row, the
+// sum already holds what the GEMM gives (the non-finite values were added). Rows' ones are given as
+// by gather_rows. Runs only for blocks holding a non-finite value.
+template <typename T>
+void mark_dense_nans(const T* d, int64_t M, int64_t F, int64_t G, int64_t c0, int64_t width,
+                     const std::vector<int32_t>& index, const std::vector<int64_t>& counts, T* sums) {
+  constexpr int64_t kBlock = 4 * lanes<T>();
+  std::vector<int64_t> ones(static_cast<size_t>(F));  // per column j of x: bad rows with x[m, j] == 1
+  for (int64_t c = 0; c < width; ++c) {
+    int64_t bad = 0;
+    std::fill(ones.begin(), ones.end(), 0);
+    for (int64_t m = 0; m < M; ++m) {
+      if (std::isfinite(d[m * G + c0 + c])) continue;
+      ++bad;
+      const int32_t* picked = index.data() + m * F;
+      for (int64_t q = 0; q < counts[m]; ++q) ++ones[picked[q]];
+    }
+    if (bad == 0) continue;
+    for (int64_t j = 0; j < F; ++j) {
+      if (ones[j] < bad) sums[j * kBlock + c] = std::numeric_limits<T>::quiet_NaN();
+    }
+  }
+}
+
 // grad_t [F, G] += x [M, F]^T @ d [M, G] for 0/1 x (each one x[m, j] adds row m of d to row j of
 // grad_t), when x is 0/1 with at most max_density * M * F ones; false (grad_t untouched) otherwise.
 // The ones are listed by column (ones_by_column); threads split the columns of d into blocks of 4
@@ -380,10 +468,11 @@ bool binary_weight_grad(const T* d, const T* x, int64_t M, int64_t F, int64_t G,
     for (int64_t b = begin; b < end; ++b) {
       const int64_t c0 = b * kBlock, width = G - c0 < kBlock ? G - c0 : kBlock;
       std::fill(sums.begin(), sums.end(), T(0));
+      V_of<T> probe[4] = {};  // stay 0 while every value of d copied is finite (see copy_probing)
       for (int64_t c = 0; c < chunks; ++c) {
         const int64_t m0 = c * kChunkRows, n = M - m0 < kChunkRows ? M - m0 : kChunkRows;
         for (int64_t r = 0; r < n; ++r) {  // columns past width (last block) are summed but never stored
-          std::memcpy(scratch.data() + r * kBlock, d + (m0 + r) * G + c0, sizeof(T) * width);
+          copy_probing<T>(scratch.data() + r * kBlock, d + (m0 + r) * G + c0, width, probe);
         }
         const int64_t* start = starts.data() + c * (F + 1);
         for (int64_t j = 0; j < F; ++j) {
@@ -392,6 +481,7 @@ bool binary_weight_grad(const T* d, const T* x, int64_t M, int64_t F, int64_t G,
           }
         }
       }
+      if (probed_non_finite<T>(probe)) mark_dense_nans<T>(d, M, F, G, c0, width, index, counts, sums.data());
       for (int64_t j = 0; j < F; ++j) {
         T* __restrict__ dest = grad_t + j * G + c0;
         const T* __restrict__ src = sums.data() + j * kBlock;
