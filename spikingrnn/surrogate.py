@@ -8,8 +8,10 @@ Every surrogate is an :class:`torch.nn.Module` mapping a tensor ``u`` of any sha
 the same shape and dtype: spikes (0/1) when ``spiking=True``, ``σ(u)`` when ``spiking=False``.
 
 A user-defined surrogate is a subclass of :class:`SurrogateFunction` that implements the two
-static methods ``primitive(x, alpha)`` and ``derivative(x, alpha)``; any other callable module
-``u -> spikes`` (a SpikingJelly surrogate, for example) also plugs into the reference backend.
+static methods ``primitive(x, alpha)`` and ``derivative(x, alpha)``. SpikingJelly's built-in
+surrogates with an equivalent here are replaced by it (:func:`builtin_equivalent`), so that the fast
+backends run them; any other callable module ``u -> spikes`` also plugs into the reference backend
+(``backend="auto"`` warns once per module that it runs the reference backend for it).
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from torch import Tensor, nn
 __all__ = [
     "heaviside", "spike", "SurrogateFunction",
     "Erf", "Sigmoid", "ATan", "PiecewiseQuadratic", "PiecewiseExp", "SoftSign", "SuperSpike", "Rect",
-    "SURROGATES", "get_surrogate",
+    "SURROGATES", "get_surrogate", "builtin_equivalent",
 ]
 
 
@@ -226,12 +228,44 @@ SURROGATES: dict[str, type[SurrogateFunction]] = {
 }
 
 
+def builtin_equivalent(surrogate) -> SurrogateFunction | None:
+    """spikingrnn's built-in surrogate equivalent to a SpikingJelly built-in one, or ``None``.
+
+    SpikingJelly's ``Erf``, ``Sigmoid``, ``ATan``, ``PiecewiseQuadratic``, ``PiecewiseExp``,
+    ``SoftSign``, ``SuperSpike`` and ``Rect`` (``spikingjelly.activation_based.surrogate`` or the
+    older ``clock_driven`` one) have the same formulas and defaults as the classes of the same name
+    here: the same ``alpha`` and ``spiking`` flag give the same spikes and the same backward (bit for
+    bit in float32 and float64; SuperSpike with ``alpha != 1`` within one rounding). Anything else
+    (another library, a subclass, a surrogate with other parameters) gives ``None``: it has no
+    equivalent here.
+    """
+    kind = type(surrogate)
+    ours = next((cls for cls in SURROGATES.values() if cls.__name__ == kind.__name__), None)
+    # exactly SpikingJelly's own classes (its surrogate modules): a user's subclass elsewhere may
+    # override the backward
+    module = kind.__module__
+    if ours is None or module.split(".")[0] != "spikingjelly" or not module.endswith(".surrogate"):
+        return None
+    # SpikingJelly names the surrogate's parameters; ours have alpha only
+    if tuple(getattr(surrogate, "_sg_param_names", None) or ("alpha",)) != ("alpha",):
+        return None
+    alpha, spiking = getattr(surrogate, "alpha", None), getattr(surrogate, "spiking", None)
+    if isinstance(alpha, Tensor):  # a learnable alpha would lose its gradient here
+        return None
+    try:
+        return ours(alpha=float(alpha), spiking=spiking)
+    except (TypeError, ValueError):  # an alpha or spiking flag ours refuses
+        return None
+
+
 def get_surrogate(spec, *, argument: str = "surrogate") -> nn.Module:
     """Turn ``spec`` into a surrogate module.
 
     Args:
         spec: ``None`` (a fresh :class:`Erf`), a registered name (``"atan"``), a surrogate
-            class, or a callable module/function mapping ``u`` to spikes (used as given).
+            class, a SpikingJelly built-in surrogate (replaced by its :func:`builtin_equivalent`,
+            so that the fast backends run it), or any other callable module/function mapping ``u``
+            to spikes (used as given; such a surrogate runs on the reference backend only).
         argument: the argument name used in error messages.
     """
     if spec is None:
@@ -243,7 +277,8 @@ def get_surrogate(spec, *, argument: str = "surrogate") -> nn.Module:
     if isinstance(spec, type) and issubclass(spec, SurrogateFunction):
         return spec()
     if callable(spec):
-        return spec
+        equivalent = builtin_equivalent(spec)
+        return spec if equivalent is None else equivalent
     raise TypeError(
         f"{argument} must be None, a surrogate name, a SurrogateFunction or a callable, "
         f"got {type(spec).__name__}"

@@ -188,21 +188,13 @@ def infer_spikingjelly_config(state_dict, mode: str | None = None, *, prefix: st
 
 
 def _translate_surrogate(surrogate):
-    """spikingrnn's equivalent of a SpikingJelly surrogate (same class name, alpha and spiking
-    flag, hence the same forward and backward); anything else deep-copied as it is."""
-    from .. import surrogate as ours
+    """spikingrnn's equivalent of a SpikingJelly built-in surrogate (same class name, alpha and
+    spiking flag, hence the same forward and backward); anything else deep-copied as it is."""
+    from ..surrogate import builtin_equivalent
     if surrogate is None:
         return None
-    cls = getattr(ours, type(surrogate).__name__, None)
-    params = tuple(getattr(surrogate, "_sg_param_names", None) or ("alpha",))
-    if (type(surrogate).__module__.startswith("spikingjelly.") and isinstance(cls, type)
-            and issubclass(cls, ours.SurrogateFunction) and params == ("alpha",)
-            and isinstance(getattr(surrogate, "spiking", None), bool)):
-        try:
-            return cls(alpha=float(surrogate.alpha), spiking=surrogate.spiking)
-        except (TypeError, ValueError, AttributeError):
-            pass
-    return copy.deepcopy(surrogate)
+    equivalent = builtin_equivalent(surrogate)
+    return equivalent if equivalent is not None else copy.deepcopy(surrogate)
 
 
 def _module_settings(module: nn.Module, mode: str) -> dict:

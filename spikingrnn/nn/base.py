@@ -261,7 +261,7 @@ class SpikingRNNBase(nn.Module):
             states = [x.new_zeros(size) for size in self.state_sizes(x.shape[1])]
         weights = self.layer_weights()
         surrogates = [surrogate_pair(self)] * len(weights)
-        run = resolve(self.backend, x.device, x.dtype, surrogates)
+        run = resolve(self.backend, x.device, x.dtype, surrogates, owner=self)
         return run(x, tuple(states), weights, self.spec(), surrogates, lengths=lengths, training=self.training)
 
 

@@ -9,6 +9,10 @@ from ..surrogate import get_surrogate
 def attach_surrogates(module: nn.Module, surrogate_function1, surrogate_function2) -> None:
     """Set ``module.surrogate_function1`` (a fresh Erf when ``None``) and ``surrogate_function2``.
 
+    Each goes through :func:`~spikingrnn.surrogate.get_surrogate`: a SpikingJelly built-in surrogate
+    is replaced by spikingrnn's class of the same name, alpha and spiking flag (same forward and
+    backward), which the fast backends run; any other callable is kept as given and runs on the
+    reference backend only (``backend="auto"`` warns once per module when it falls back for it).
     ``surrogate_function2`` (the g gate of LSTM, n of GRU) stays ``None`` when not given, meaning
     "same as surrogate_function1". Surrogate modules hold no parameters, so the state_dict is
     unchanged.

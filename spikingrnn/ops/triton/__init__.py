@@ -17,11 +17,16 @@ computed them. With hidden <= 256 (the LSTM without ``proj_size``) the forward a
 every cell are persistent kernels, one launch for all steps (:mod:`.persistent`,
 :mod:`.persistent_gru`, :mod:`.persistent_rnn`); otherwise each step launches one GEMM and one Triton
 kernel. Under ``torch.autocast`` the whole recurrence runs in the autocast dtype (see
-:func:`autocast_dtype`). :mod:`.compile_check` compiles every kernel for an NVIDIA GPU without one.
-Nothing here imports ``triton`` until it is needed, so ``import spikingrnn`` works without it.
+:func:`autocast_dtype`); the LSTM's running ``c`` and the carried gradients stay float32 for half
+types (:func:`.kernels.carry_dtype`). Kernels launch on the input's device (:func:`launch_device`).
+:mod:`.compile_check` compiles every kernel for an NVIDIA GPU without one; :mod:`.exactness` checks
+them bit for bit against the reference (``backend="auto"`` runs its :func:`self_check` once per
+device before it picks this backend). Nothing here imports ``triton`` until it is needed, so
+``import spikingrnn`` works without it.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from typing import NamedTuple
@@ -33,7 +38,8 @@ from ...surrogate import ATan, Erf, PiecewiseExp, PiecewiseQuadratic, Rect, Sigm
 from ..reference import run_stack
 from ..spec import RNNSpec
 
-__all__ = ["triton_rnn", "unsupported_reason", "load_kernels", "kernels_interpreted", "BUILTIN_SURROGATES"]
+__all__ = ["triton_rnn", "unsupported_reason", "load_kernels", "kernels_interpreted", "launch_device", "self_check",
+           "self_check_key", "BUILTIN_SURROGATES"]
 
 BUILTIN_SURROGATES = (Erf, Sigmoid, ATan, PiecewiseQuadratic, PiecewiseExp, SoftSign, SuperSpike, Rect)
 CUDA_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
@@ -157,15 +163,38 @@ def _reverse_each(x: Tensor, lengths: Tensor | None) -> Tensor:
     return x.gather(0, index.unsqueeze(2).expand_as(x))
 
 
+def launch_device(device: torch.device):
+    """The context the kernels for tensors on ``device`` launch in: that CUDA device made current.
+
+    Triton launches on the current device and its current stream, not on the tensors' device: a model
+    on ``cuda:1`` while ``cuda:0`` is current would launch on the wrong GPU and stream. Nothing to do
+    on the CPU (the interpreter)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.device(device)
+    return contextlib.nullcontext()
+
+
 def triton_rnn(x: Tensor, states: tuple[Tensor, ...], weights: list[tuple], spec: RNNSpec, surrogates: list[tuple],
-               *, lengths: Tensor | None = None, training: bool = False) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Run the stack; returns ``(output [T, B, D*H_out], final states [L*D, B, *] each)``."""
+               *, lengths: Tensor | None = None, training: bool = False,
+               tf32: bool | None = None) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """Run the stack; returns ``(output [T, B, D*H_out], final states [L*D, B, *] each)``.
+
+    ``tf32``: float32 products in TF32 or not; ``None`` (the backend's contract) decides as cuDNN's
+    RNNs would (:func:`.matmul.tf32_allowed`). :mod:`.exactness` names it to check both.
+    """
     cast = autocast_dtype(x.device.type)
     if cast is not None:  # the whole recurrence in the autocast dtype, no autocast inside (see autocast_dtype)
         with torch.autocast(x.device.type, enabled=False):
             return triton_rnn(x.to(cast), tuple(s.to(cast) for s in states),
                               [tuple(None if w is None else w.to(cast) for w in ws) for ws in weights], spec,
-                              surrogates, lengths=lengths, training=training)
+                              surrogates, lengths=lengths, training=training, tf32=tf32)
+    with launch_device(x.device):
+        return _run(x, states, weights, spec, surrogates, lengths, training, tf32)
+
+
+def _run(x, states, weights, spec, surrogates, lengths, training, tf32):
+    """:func:`triton_rnn` outside autocast, on the input's device."""
     load_kernels()
     from .gru import GRUSequence
     from .kernels import surrogate_id
@@ -176,7 +205,9 @@ def triton_rnn(x: Tensor, states: tuple[Tensor, ...], weights: list[tuple], spec
     batch_sizes = _batch_sizes(lengths, x.shape[0])
     save = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, *states, *(w for ws in weights for w in ws)))
-    tf32 = tf32_allowed(x)
+    if tf32 is None:
+        tf32 = tf32_allowed(x)
+    tf32 = bool(tf32) and x.dtype == torch.float32
 
     def run_cell(k, y, state, reverse):
         first, second = surrogates[k]
@@ -198,3 +229,21 @@ def triton_rnn(x: Tensor, states: tuple[Tensor, ...], weights: list[tuple], spec
         return out, state
 
     return run_stack(x, states, spec, training, run_cell)
+
+
+def self_check_key(device) -> str:
+    """What one :func:`self_check` result holds for: the device (with its index) and whether float32
+    products run in TF32 there now (other kernel specializations), e.g. ``"cuda:0, TF32 products"``."""
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    from .matmul import tf32_allowed
+    tf32 = tf32_allowed(torch.empty(0, device=device))
+    return f"{device}, {'TF32' if tf32 else 'full-precision float32'} products"
+
+
+def self_check(device) -> str | None:
+    """Run the kernels on a tiny problem on ``device`` against the reference backend: ``None`` when
+    they agree (outputs and states bit for bit), else what differs. See :func:`.exactness.self_check`."""
+    from .exactness import self_check as check
+    return check(torch.device(device))

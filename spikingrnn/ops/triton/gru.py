@@ -21,8 +21,8 @@ import triton.language as tl
 
 from ..cpu.storage import restore_zero, zero_or_kept
 from . import persistent, persistent_gru
-from .kernels import BLOCK, grid, gru_cell, gru_cell_backward, load_three, rows, store_three
-from .matmul import mm, project
+from .kernels import BLOCK, carried, grid, gru_cell, gru_cell_backward, load_three, rows, store_three
+from .matmul import mm, mm_into, project
 from .saved import compact, restore
 
 
@@ -94,7 +94,9 @@ def gru_backward(saved, dy, dh_n, needs, config):
     like = dict(dtype=x.dtype, device=x.device)
     dx_pre = new(steps, batch, 3 * hidden, **like)
     dh_pre = new(steps, batch, 3 * hidden, **like)
-    dh = dh_n.contiguous().clone() if dh_n is not None else torch.zeros_like(h0).contiguous()
+    # the carried gradient in float32 for half types (see kernels.carry_dtype), returned in h0's dtype:
+    # through z = 1 it sums dy over many steps
+    dh = carried(dh_n if dh_n is not None else torch.zeros_like(h0), x.dtype)
     dy = torch.zeros_like(y) if dy is None else dy.contiguous()
     w_hh_c = w_hh.contiguous()
     h0_c = h0.contiguous()
@@ -129,7 +131,7 @@ def gru_backward(saved, dy, dh_n, needs, config):
                                              dh_pre[t, :n], n * hidden, hidden, float(config.alpha1),
                                              float(config.alpha2), KIND1=config.kind1, KIND2=config.kind2,
                                              BLOCK=BLOCK)
-        mm(dh_pre[t, :n], w_hh_c, add=dh[:n], out=dh[:n], tf32=config.tf32)
+        mm_into(dh_pre[t, :n], w_hh_c, dh[:n], accumulate=True, tf32=config.tf32)
     flat_x = dx_pre.view(-1, 3 * hidden)
     flat_h = dh_pre.view(-1, 3 * hidden)
     dx = mm(flat_x, w_ih, tf32=config.tf32).view(steps, batch, w_ih.shape[1]) if needs[0] else None
@@ -140,7 +142,7 @@ def gru_backward(saved, dy, dh_n, needs, config):
         dw_hh = mm(flat_h.t(), h_prev.reshape(-1, hidden), tf32=config.tf32)
     db_ih = flat_x.sum(0) if needs[4] and b_ih is not None else None
     db_hh = flat_h.sum(0) if needs[5] and b_hh is not None else None
-    return dx, dh if needs[1] else None, dw_ih, dw_hh, db_ih, db_hh
+    return dx, dh.to(h0.dtype) if needs[1] else None, dw_ih, dw_hh, db_ih, db_hh
 
 
 class GRUSequence(torch.autograd.Function):

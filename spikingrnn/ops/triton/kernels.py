@@ -2,6 +2,7 @@
 GRU's pointwise step and its backward (per-step and persistent kernels alike), launch helpers."""
 from __future__ import annotations
 
+import torch
 import triton
 import triton.language as tl
 
@@ -144,6 +145,19 @@ def gru_cell_backward(x_r, x_z, x_n, h_r, h_z, h_n, h_prev, dh, alpha1, alpha2,
     d_z = dh * (h_prev - n) * surrogate_derivative(u_z, alpha1, KIND1)
     d_r = d_n * h_n * surrogate_derivative(u_r, alpha1, KIND1)
     return d_r, d_z, d_n, r, z
+
+
+def carry_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype of a running state or carried gradient (the LSTM's ``c``, the carried ``dh`` and ``dc``)
+    of a recurrence in ``dtype``: float32 for the half types, else ``dtype``. Stored in a half type
+    every step, an accumulating ``c`` would stop growing (bfloat16 ``256 + 1 == 256``) and a carried
+    gradient would lose its small terms; the kernels compute in float32 anyway."""
+    return torch.float32 if dtype in (torch.bfloat16, torch.float16) else dtype
+
+
+def carried(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A contiguous copy of ``t`` in ``carry_dtype(dtype)``, to be updated in place."""
+    return torch.empty(t.shape, dtype=carry_dtype(dtype), device=t.device).copy_(t)
 
 
 def rows(batch_sizes, t: int, batch: int) -> int:

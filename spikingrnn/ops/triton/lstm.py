@@ -26,8 +26,8 @@ import triton.language as tl
 
 from . import persistent
 from ..cpu.storage import restore_zero, zero_or_kept
-from .kernels import BLOCK, grid, load_gates, lstm_cell, lstm_cell_backward, rows, store_gates
-from .matmul import mm, project
+from .kernels import BLOCK, carried, grid, load_gates, lstm_cell, lstm_cell_backward, rows, store_gates
+from .matmul import mm, mm_into, project
 from .saved import compact, restore
 
 CELL_MODES = {"clamp": 0, "accumulate": 1, "spike": 2}
@@ -71,7 +71,9 @@ def _lstm_backward_step(u_ptr, c_prev_ptr, c_after_ptr, dm_ptr, dc_ptr, d_pre_pt
 
 def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, config):
     """Returns ``(y [T, B, P], h_n, c_n, pre, c_all, m_all)``; ``pre`` and ``c_all`` are ``None`` unless
-    ``config.save``, ``m_all`` (``o * c`` before the projection) unless ``w_hr`` is given."""
+    ``config.save``, ``m_all`` (``o * c`` before the projection) unless ``w_hr`` is given. The running
+    ``c`` (and ``c_n``) is float32 for half types (:func:`.kernels.carry_dtype`); ``c_all`` keeps the
+    input's dtype: a copy per step for backward, rounded once, never summed on."""
     steps, batch, _ = x.shape
     hidden = c0.shape[1]
     bs = config.batch_sizes
@@ -79,7 +81,7 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, config):
     like = dict(dtype=x.dtype, device=x.device)
     xp = project(x, w_ih, b_ih, b_hh, tf32=config.tf32)
     y = new(steps, batch, h0.shape[1], **like)
-    h, c = h0.contiguous().clone(), c0.contiguous().clone()
+    h, c = h0.contiguous().clone(), carried(c0, x.dtype)
     keep_pre = config.save and not config.low_memory
     pre = new(steps, batch, 4 * hidden, **like) if keep_pre else None
     c_like = like
@@ -123,8 +125,9 @@ def lstm_backward(saved, dy, dh_n, dc_n, needs, config):
     like = dict(dtype=x.dtype, device=x.device)
     new = torch.empty if bs is None else torch.zeros
     d_pre = new(steps, batch, 4 * hidden, **like)
-    dh = dh_n.contiguous().clone() if dh_n is not None else torch.zeros_like(h0).contiguous()
-    dc = dc_n.contiguous().clone() if dc_n is not None else torch.zeros_like(c0).contiguous()
+    # the carried gradients in float32 for half types (see carry_dtype), returned in the states' dtype
+    dh = carried(dh_n if dh_n is not None else torch.zeros_like(h0), x.dtype)
+    dc = carried(dc_n if dc_n is not None else torch.zeros_like(c0), x.dtype)
     dy = torch.zeros_like(y) if dy is None else dy.contiguous()
     dh_all = torch.zeros(steps, batch, h0.shape[1], **like) if w_hr is not None else None
     w_hh_c = w_hh.contiguous()
@@ -136,7 +139,7 @@ def lstm_backward(saved, dy, dh_n, dc_n, needs, config):
         # the input projections, which it reads first
         pre = project(x, w_ih, b_ih, b_hh, tf32=config.tf32).contiguous()
         replayed_y = new(steps, batch, hidden, **like)
-        persistent.lstm_persistent_forward(pre, h0, c0_c.clone(), w_hh, replayed_y, pre, None, bs,
+        persistent.lstm_persistent_forward(pre, h0, carried(c0_c, x.dtype), w_hh, replayed_y, pre, None, bs,
                                            CELL_MODES[config.cell_state], config.threshold, config.tf32)
     if pre is not None and w_hr is None and hidden <= persistent.PERSISTENT_MAX_HIDDEN:  # one launch
         persistent.lstm_persistent_backward(pre, c_all, c0_c, dy, w_hh_c, dh, dc, d_pre, bs,
@@ -165,7 +168,7 @@ def lstm_backward(saved, dy, dh_n, dc_n, needs, config):
         dh_t = dh[:n].add_(dy[t, :n])
         if w_hr is not None:
             dh_all[t, :n] = dh_t
-            dm = mm(dh_t, w_hr, tf32=config.tf32)
+            dm = mm(dh_t.to(x.dtype), w_hr, tf32=config.tf32)
         else:
             dm = dh_t
         c_prev = c0_c[:n] if t == 0 else c_all[t - 1, :n]
@@ -173,7 +176,7 @@ def lstm_backward(saved, dy, dh_n, dc_n, needs, config):
                                               hidden, float(config.threshold), float(config.alpha1),
                                               float(config.alpha2), CELL=CELL_MODES[config.cell_state],
                                               KIND1=config.kind1, KIND2=config.kind2, BLOCK=BLOCK)
-        mm(d_pre[t, :n], w_hh_c, out=dh[:n], tf32=config.tf32)
+        mm_into(d_pre[t, :n], w_hh_c, dh[:n], tf32=config.tf32)
     flat = d_pre.view(-1, 4 * hidden)
     dx = mm(flat, w_ih, tf32=config.tf32).view(steps, batch, w_ih.shape[1]) if needs[0] else None
     dw_ih = mm(flat.t(), x.reshape(-1, x.shape[2]), tf32=config.tf32) if needs[3] else None
@@ -185,7 +188,7 @@ def lstm_backward(saved, dy, dh_n, dc_n, needs, config):
     dw_hr = None
     if w_hr is not None and needs[7]:
         dw_hr = mm(dh_all.view(-1, h0.shape[1]).t(), m_all.view(-1, hidden), tf32=config.tf32)
-    return (dx, dh if needs[1] else None, dc if needs[2] else None, dw_ih, dw_hh,
+    return (dx, dh.to(h0.dtype) if needs[1] else None, dc.to(c0.dtype) if needs[2] else None, dw_ih, dw_hh,
             db if needs[5] and b_ih is not None else None, db if needs[6] and b_hh is not None else None, dw_hr)
 
 
@@ -198,6 +201,7 @@ class LSTMSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, config):
         y, h_n, c_n, pre, c_all, m_all = lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, config)
+        c_n = c_n.to(c0.dtype)  # the running c is float32 for half types
         if config.save:
             ctx.config = config
             (x_kept, y_kept, c_kept), ctx.kept = compact((x, y, c_all), config.low_memory)

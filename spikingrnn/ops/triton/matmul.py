@@ -24,8 +24,10 @@ BLOCK_M, BLOCK_N, BLOCK_K = 64, 64, 32
 
 
 def tf32_allowed(x: Tensor) -> bool:
-    """Whether a float32 recurrence on ``x``'s device multiplies in TF32, as cuDNN's RNNs would."""
-    if not x.is_cuda or x.dtype != torch.float32:
+    """Whether a float32 recurrence on ``x``'s device multiplies in TF32, as cuDNN's RNNs would: on NVIDIA
+    GPUs only. ROCm reports its GPUs as device type ``"cuda"`` too, but its MIOpen RNNs have no TF32
+    and Triton's AMD backend refuses ``tl.dot`` in TF32 on most of them (all but gfx942)."""
+    if not x.is_cuda or x.dtype != torch.float32 or getattr(torch.version, "hip", None):
         return False
     rnn = getattr(torch.backends.cudnn, "rnn", None)
     if rnn is not None and hasattr(rnn, "fp32_precision"):
@@ -40,7 +42,7 @@ def _matmul(a_ptr, b_ptr, c_ptr, add_ptr, bias_ptr, M, N, K, stride_am, stride_a
             BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     """``c = a @ b (+ add) (+ bias)`` for ``a [M, K]``, ``b [K, N]``, ``c``, ``add [M, N]`` (any strides),
     ``bias [N]``; float32 sums; float32 products in TF32 when ``TF32`` else in full precision (half
-    types: pass ``TF32``, their products are exact either way)."""
+    types: not ``TF32``, their products are exact either way and AMD refuses TF32)."""
     # int64 offsets: a weight gradient's K runs over all T * B rows, times a stride of 4H
     rows = (tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
     cols = (tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
@@ -92,7 +94,7 @@ def triton_mm(a: Tensor, b: Tensor, *, out: Tensor | None = None, add: Tensor | 
         a, b, out, extra, bias if bias is not None else out, m, n, k, a.stride(0), a.stride(1), b.stride(0),
         b.stride(1), out.stride(0), out.stride(1), extra.stride(0), extra.stride(1),
         HAS_ADD=add is not None, HAS_BIAS=bias is not None,
-        TF32=tf32 or a.dtype != torch.float32, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N,
+        TF32=tf32 and a.dtype == torch.float32, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N,
         BLOCK_K=BLOCK_K)
     return out
 
@@ -129,6 +131,16 @@ def mm(a: Tensor, b: Tensor, *, out: Tensor | None = None, add: Tensor | None = 
     if out is not None and add is not None and out.data_ptr() == add.data_ptr() and out.stride() == add.stride():
         return out.addmm_(a, b)
     return torch.addmm(base, a, b, out=out)
+
+
+def mm_into(a: Tensor, b: Tensor, out: Tensor, *, accumulate: bool = False, tf32: bool = False) -> Tensor:
+    """``out = a @ b`` (``out += a @ b`` when ``accumulate``) through :func:`mm`, also for an ``out`` in a wider
+    dtype than ``a`` and ``b`` (a float32 carry of half-type products): the product is then formed in
+    their dtype and added in ``out``'s."""
+    if out.dtype == a.dtype:
+        return mm(a, b, add=out if accumulate else None, out=out, tf32=tf32)
+    product = mm(a, b, tf32=tf32)
+    return out.add_(product) if accumulate else out.copy_(product)
 
 
 def project(x: Tensor, weight: Tensor, *biases: Tensor | None, tf32: bool = False) -> Tensor:

@@ -42,24 +42,34 @@ def as_stored(v, ptr):
 
 
 @triton.jit
+def step_rows(t, batch, rows):
+    """``t * batch + rows``: the rows of step ``t`` in a ``[T, B, ...]`` tensor, in int64. ``t`` and
+    ``batch`` are int32: their product alone passes 2^31 at T * B > 2^31, so ``t`` is widened first."""
+    return tl.cast(t, tl.int64) * batch + rows  # tl.cast: t is a Python int under the interpreter
+
+
+@triton.jit
 def previous_state(h0_ptr, y_ptr, t, batch, H, rows, units, mask):
     """``h_{t-1}[rows, units]``: ``h0`` at step 0, else the previous step's output, written by this
     program (0 where masked). ``rows`` are int64 (offsets into ``[T, B, H]`` may pass 2^31)."""
     if t == 0:
         h = tl.load(h0_ptr + rows[:, None] * H + units[None, :], mask=mask, other=0.0)
     else:
-        h = tl.load(y_ptr + ((t - 1) * batch + rows)[:, None] * H + units[None, :], mask=mask, other=0.0)
+        h = tl.load(y_ptr + step_rows(t - 1, batch, rows)[:, None] * H + units[None, :], mask=mask, other=0.0)
     return h
 
 
 @triton.jit
 def dot_add(acc, a, b, IEEE: tl.constexpr):
-    """``acc + a @ b``: float32 products in full precision when ``IEEE``, else Triton's default (TF32
-    for float32 on a GPU; half types are exact products with float32 sums either way)."""
+    """``acc + a @ b`` with float32 sums: products in full precision when ``IEEE``, else in TF32. Both
+    are named, never Triton's default (which ``TRITON_F32_DEFAULT`` changes): the host decided the
+    precision (:func:`full_precision`) and the Triton GEMM and a low-memory replay must agree with it.
+    Half-type operands take ``IEEE`` (their products are exact either way; AMD's Triton backend
+    refuses TF32 outside gfx942)."""
     if IEEE:
         acc += tl.dot(a, b, input_precision="ieee")
     else:
-        acc += tl.dot(a, b)
+        acc += tl.dot(a, b, input_precision="tf32")
     return acc
 
 
@@ -118,7 +128,7 @@ def _lstm_persistent_forward(xp_ptr, w_ptr, h0_ptr, c_ptr, y_ptr, pre_ptr, c_all
                 u_g = dot_add(u_g, h, tl.load(w_rows + 2 * H, mask=w_mask, other=0.0), IEEE)
                 u_o = dot_add(u_o, h, tl.load(w_rows + 3 * H, mask=w_mask, other=0.0), IEEE)
             mask = row_ok[:, None] & col_ok[None, :]
-            gate = (t * batch + rows)[:, None] * four_h + cols[None, :]
+            gate = step_rows(t, batch, rows)[:, None] * four_h + cols[None, :]
             x_i, x_f, x_g, x_o = load_gates(xp_ptr, gate, H, mask)
             u_i = as_stored(u_i + x_i, y_ptr)
             u_f = as_stored(u_f + x_f, y_ptr)
@@ -127,7 +137,7 @@ def _lstm_persistent_forward(xp_ptr, w_ptr, h0_ptr, c_ptr, y_ptr, pre_ptr, c_all
             if SAVE_PRE:
                 store_gates(pre_ptr, gate, H, u_i, u_f, u_g, u_o, mask)
             unit = rows[:, None] * H + cols[None, :]
-            at_t = (t * batch + rows)[:, None] * H + cols[None, :]  # [T, B, H] offsets of step t
+            at_t = step_rows(t, batch, rows)[:, None] * H + cols[None, :]  # [T, B, H] offsets of step t
             c = tl.load(c_ptr + unit, mask=mask, other=0.0).to(tl.float32)
             c, h_new = lstm_cell(u_i, u_f, u_g, u_o, c, threshold, CELL)
             tl.store(c_ptr + unit, c.to(c_ptr.dtype.element_ty), mask=mask)
@@ -156,9 +166,9 @@ def last_outputs(y, h0, batch_sizes):
 
 
 def full_precision(dtype: torch.dtype, tf32: bool) -> bool:
-    """The kernels' ``IEEE`` flag: float32 products in full precision unless TF32 is allowed (half
-    types multiply exactly either way)."""
-    return dtype == torch.float32 and not tf32
+    """The kernels' ``IEEE`` flag: float32 products in full precision unless ``tf32``; half types always
+    (exact products either way, and the only precision every Triton backend accepts for them)."""
+    return not (tf32 and dtype == torch.float32)
 
 
 def lstm_persistent_forward(xp, h0, c, w_hh, y, pre, c_all, batch_sizes, cell_mode: int, threshold: float,
@@ -198,14 +208,14 @@ def _lstm_persistent_backward(pre_ptr, c_all_ptr, c0_ptr, dy_ptr, w_ptr, dh_ptr,
             cols = j0 + tl.arange(0, BLOCK_H)
             mask = row_ok[:, None] & (cols < H)[None, :]
             unit = rows[:, None] * H + cols[None, :]
-            gate = (t * batch + rows)[:, None] * four_h + cols[None, :]
+            gate = step_rows(t, batch, rows)[:, None] * four_h + cols[None, :]
             u_i, u_f, u_g, u_o = load_gates(pre_ptr, gate, H, mask)
             if t == 0:
                 c_prev = tl.load(c0_ptr + unit, mask=mask, other=0.0).to(tl.float32)
             else:
-                c_prev = tl.load(c_all_ptr + ((t - 1) * batch + rows)[:, None] * H + cols[None, :], mask=mask,
+                c_prev = tl.load(c_all_ptr + step_rows(t - 1, batch, rows)[:, None] * H + cols[None, :], mask=mask,
                                  other=0.0).to(tl.float32)
-            at_t = (t * batch + rows)[:, None] * H + cols[None, :]  # [T, B, H] offsets of step t
+            at_t = step_rows(t, batch, rows)[:, None] * H + cols[None, :]  # [T, B, H] offsets of step t
             c_after = tl.load(c_all_ptr + at_t, mask=mask, other=0.0).to(tl.float32)
             dm = (tl.load(dh_ptr + unit, mask=mask, other=0.0).to(tl.float32)
                   + tl.load(dy_ptr + at_t, mask=mask, other=0.0).to(tl.float32))
@@ -219,8 +229,8 @@ def _lstm_persistent_backward(pre_ptr, c_all_ptr, c0_ptr, dy_ptr, w_ptr, dh_ptr,
         for j0 in range(0, H, BLOCK_H):
             cols = j0 + tl.arange(0, BLOCK_H)
             col_ok = cols < H
-            acc = row_products(tl.full((BLOCK_B, BLOCK_H), 0.0, tl.float32), d_pre_ptr, t * batch + rows, row_ok,
-                               four_h, w_ptr, H, cols, col_ok, IEEE, BLOCK_K)
+            acc = row_products(tl.full((BLOCK_B, BLOCK_H), 0.0, tl.float32), d_pre_ptr, step_rows(t, batch, rows),
+                               row_ok, four_h, w_ptr, H, cols, col_ok, IEEE, BLOCK_K)
             tl.store(dh_ptr + rows[:, None] * H + cols[None, :], acc.to(dh_ptr.dtype.element_ty),
                      mask=row_ok[:, None] & col_ok[None, :])
         tl.debug_barrier()  # dh complete before the next step's phase 1 reads it

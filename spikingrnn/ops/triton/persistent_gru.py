@@ -16,7 +16,7 @@ import triton.language as tl
 
 from .kernels import gru_cell, gru_cell_backward, load_three, store_three
 from .persistent import (BLOCK_B, BLOCK_H, BLOCK_K, as_stored, dot_add, full_precision, last_outputs, previous_state,
-                         row_products, rows_valid, step_sizes)
+                         row_products, rows_valid, step_rows, step_sizes)
 
 
 @triton.jit
@@ -54,13 +54,13 @@ def _gru_persistent_forward(xp_ptr, w_ptr, b_ptr, h0_ptr, y_ptr, hp_ptr, sizes_p
             # the projections as stored: backward recomputes the gates from them
             a_r, a_z, a_n = as_stored(a_r, y_ptr), as_stored(a_z, y_ptr), as_stored(a_n, y_ptr)
             mask = row_ok[:, None] & col_ok[None, :]
-            gate = (t * batch + rows)[:, None] * three_h + cols[None, :]
+            gate = step_rows(t, batch, rows)[:, None] * three_h + cols[None, :]
             if SAVE_HP:
                 store_three(hp_ptr, gate, H, a_r, a_z, a_n, mask)
             x_r, x_z, x_n = load_three(xp_ptr, gate, H, mask)
             h_prev = previous_state(h0_ptr, y_ptr, t, batch, H, rows, cols, mask).to(tl.float32)
             h_new = gru_cell(x_r, x_z, x_n, a_r, a_z, a_n, h_prev)
-            tl.store(y_ptr + (t * batch + rows)[:, None] * H + cols[None, :], h_new.to(y_ptr.dtype.element_ty),
+            tl.store(y_ptr + step_rows(t, batch, rows)[:, None] * H + cols[None, :], h_new.to(y_ptr.dtype.element_ty),
                      mask=mask)
         tl.debug_barrier()  # y[t] complete before any thread of this program reads it as h_t
 
@@ -97,12 +97,12 @@ def _gru_persistent_backward(xp_ptr, hp_ptr, h0_ptr, y_ptr, dy_ptr, w_ptr, dh_pt
             cols = j0 + tl.arange(0, BLOCK_H)
             mask = row_ok[:, None] & (cols < H)[None, :]
             unit = rows[:, None] * H + cols[None, :]
-            gate = (t * batch + rows)[:, None] * three_h + cols[None, :]
+            gate = step_rows(t, batch, rows)[:, None] * three_h + cols[None, :]
             x_r, x_z, x_n = load_three(xp_ptr, gate, H, mask)
             h_r, h_z, h_n = load_three(hp_ptr, gate, H, mask)
             h_prev = previous_state(h0_ptr, y_ptr, t, batch, H, rows, cols, mask).to(tl.float32)
             dh = (tl.load(dh_ptr + unit, mask=mask, other=0.0).to(tl.float32)
-                  + tl.load(dy_ptr + (t * batch + rows)[:, None] * H + cols[None, :], mask=mask, other=0.0).to(
+                  + tl.load(dy_ptr + step_rows(t, batch, rows)[:, None] * H + cols[None, :], mask=mask, other=0.0).to(
                       tl.float32))
             d_r, d_z, d_n, r, z = gru_cell_backward(x_r, x_z, x_n, h_r, h_z, h_n, h_prev, dh, alpha1, alpha2, KIND1,
                                                     KIND2)
@@ -115,8 +115,8 @@ def _gru_persistent_backward(xp_ptr, hp_ptr, h0_ptr, y_ptr, dy_ptr, w_ptr, dh_pt
             col_ok = cols < H
             out_mask = row_ok[:, None] & col_ok[None, :]
             acc = tl.load(dh_ptr + rows[:, None] * H + cols[None, :], mask=out_mask, other=0.0).to(tl.float32)
-            acc = row_products(acc, dh_pre_ptr, t * batch + rows, row_ok, three_h, w_ptr, H, cols, col_ok, IEEE,
-                               BLOCK_K)
+            acc = row_products(acc, dh_pre_ptr, step_rows(t, batch, rows), row_ok, three_h, w_ptr, H, cols, col_ok,
+                               IEEE, BLOCK_K)
             tl.store(dh_ptr + rows[:, None] * H + cols[None, :], acc.to(dh_ptr.dtype.element_ty), mask=out_mask)
         tl.debug_barrier()  # dh complete before the next step's phase 1 reads it
 

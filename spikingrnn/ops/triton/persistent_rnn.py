@@ -13,7 +13,7 @@ import triton.language as tl
 
 from .kernels import surrogate_derivative
 from .persistent import (BLOCK_B, BLOCK_H, BLOCK_K, as_stored, dot_add, full_precision, last_outputs, previous_state,
-                         row_products, rows_valid, step_sizes)
+                         row_products, rows_valid, step_rows, step_sizes)
 
 
 @triton.jit
@@ -37,7 +37,7 @@ def _rnn_persistent_forward(xp_ptr, w_ptr, h0_ptr, y_ptr, pre_ptr, sizes_ptr, st
                 w = tl.load(w_ptr + ks[:, None] * H + cols[None, :], mask=k_ok[:, None] & col_ok[None, :], other=0.0)
                 u = dot_add(u, h, w, IEEE)
             mask = row_ok[:, None] & col_ok[None, :]
-            unit = (t * batch + rows)[:, None] * H + cols[None, :]
+            unit = step_rows(t, batch, rows)[:, None] * H + cols[None, :]
             u = as_stored(u + tl.load(xp_ptr + unit, mask=mask, other=0.0).to(tl.float32), y_ptr)
             if SAVE_PRE:
                 tl.store(pre_ptr + unit, u.to(pre_ptr.dtype.element_ty), mask=mask)
@@ -73,7 +73,7 @@ def _rnn_persistent_backward(pre_ptr, dy_ptr, w_ptr, dh_ptr, d_pre_ptr, sizes_pt
             cols = j0 + tl.arange(0, BLOCK_H)
             mask = row_ok[:, None] & (cols < H)[None, :]
             unit = rows[:, None] * H + cols[None, :]
-            at_t = (t * batch + rows)[:, None] * H + cols[None, :]  # [T, B, H] offsets of step t
+            at_t = step_rows(t, batch, rows)[:, None] * H + cols[None, :]  # [T, B, H] offsets of step t
             u = tl.load(pre_ptr + at_t, mask=mask, other=0.0).to(tl.float32)
             dm = (tl.load(dh_ptr + unit, mask=mask, other=0.0).to(tl.float32)
                   + tl.load(dy_ptr + at_t, mask=mask, other=0.0).to(tl.float32))
@@ -83,8 +83,8 @@ def _rnn_persistent_backward(pre_ptr, dy_ptr, w_ptr, dh_ptr, d_pre_ptr, sizes_pt
         for j0 in range(0, H, BLOCK_H):  # phase 2: dh = d_pre[t] W_hh
             cols = j0 + tl.arange(0, BLOCK_H)
             col_ok = cols < H
-            acc = row_products(tl.full((BLOCK_B, BLOCK_H), 0.0, tl.float32), d_pre_ptr, t * batch + rows, row_ok, H,
-                               w_ptr, H, cols, col_ok, IEEE, BLOCK_K)
+            acc = row_products(tl.full((BLOCK_B, BLOCK_H), 0.0, tl.float32), d_pre_ptr, step_rows(t, batch, rows),
+                               row_ok, H, w_ptr, H, cols, col_ok, IEEE, BLOCK_K)
             tl.store(dh_ptr + rows[:, None] * H + cols[None, :], acc.to(dh_ptr.dtype.element_ty),
                      mask=row_ok[:, None] & col_ok[None, :])
         tl.debug_barrier()  # dh complete before the next step's phase 1 reads it

@@ -17,8 +17,8 @@ import triton.language as tl
 
 from ..cpu.storage import restore_zero, zero_or_kept
 from . import persistent, persistent_rnn
-from .kernels import BLOCK, grid, rows, surrogate_derivative
-from .matmul import mm, project
+from .kernels import BLOCK, carried, grid, rows, surrogate_derivative
+from .matmul import mm, mm_into, project
 from .saved import compact, restore
 
 
@@ -75,7 +75,8 @@ def rnn_backward(saved, dy, dh_n, needs, config):
     bs = config.batch_sizes
     new = torch.empty if bs is None else torch.zeros
     d_pre = new(steps, batch, hidden, dtype=x.dtype, device=x.device)
-    dh = dh_n.contiguous().clone() if dh_n is not None else torch.zeros_like(h0).contiguous()
+    # the carried gradient in float32 for half types (see kernels.carry_dtype), returned in h0's dtype
+    dh = carried(dh_n if dh_n is not None else torch.zeros_like(h0), x.dtype)
     dy = torch.zeros_like(y) if dy is None else dy.contiguous()
     w_hh_c = w_hh.contiguous()
     xp = u_step = None
@@ -105,7 +106,7 @@ def rnn_backward(saved, dy, dh_n, needs, config):
             u = pre[t, :n]
         _rnn_backward_step[grid(n * hidden)](u, dh, dy[t, :n], d_pre[t, :n], n * hidden,
                                              float(config.alpha1), KIND=config.kind1, BLOCK=BLOCK)
-        mm(d_pre[t, :n], w_hh_c, out=dh[:n], tf32=config.tf32)
+        mm_into(d_pre[t, :n], w_hh_c, dh[:n], tf32=config.tf32)
     flat = d_pre.view(-1, hidden)
     dx = mm(flat, w_ih, tf32=config.tf32).view(steps, batch, w_ih.shape[1]) if needs[0] else None
     dw_ih = mm(flat.t(), x.reshape(-1, x.shape[2]), tf32=config.tf32) if needs[2] else None
@@ -114,7 +115,7 @@ def rnn_backward(saved, dy, dh_n, needs, config):
         h_prev = torch.cat([h0.unsqueeze(0), y[:-1]])  # rows past their length meet d_pre == 0
         dw_hh = mm(flat.t(), h_prev.reshape(-1, hidden), tf32=config.tf32)
     db = flat.sum(0) if needs[4] or needs[5] else None
-    return (dx, dh if needs[1] else None, dw_ih, dw_hh, db if needs[4] and b_ih is not None else None,
+    return (dx, dh.to(h0.dtype) if needs[1] else None, dw_ih, dw_hh, db if needs[4] and b_ih is not None else None,
             db if needs[5] and b_hh is not None else None)
 
 
