@@ -77,11 +77,14 @@ def _train_config(args: argparse.Namespace):
     if args.resume and os.path.exists(saved_path):
         try:
             with open(saved_path) as handle:
-                saved = saved_config(json.load(handle))
+                saved = json.load(handle)
         except (OSError, ValueError) as error:
             raise TrainError(f"cannot resume: {saved_path} is unreadable ({error})") from None
+        if not isinstance(saved, dict):
+            raise TrainError(f"cannot resume: {saved_path} does not hold a training configuration")
+        saved = saved_config(saved)
         unknown = sorted(set(saved) - set(values))
-        if unknown or not isinstance(saved, dict):
+        if unknown:
             raise TrainError(f"cannot resume: {saved_path} has settings this spikingrnn does not know: {unknown}")
         values.update(saved)
         values["out_dir"] = out_dir
