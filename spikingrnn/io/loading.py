@@ -33,20 +33,23 @@ def _legacy_classifier(metadata: dict, state_dict: Mapping[str, Tensor], path: s
                                  "train": dict(train)}
 
 
-def _misfit(model: nn.Module, state_dict: Mapping[str, Tensor]) -> list[str]:
-    """What keeps ``state_dict`` from loading strictly into ``model`` (names and shapes)."""
-    own = model.state_dict()
+def _misfit(own: Mapping[str, Tensor], state_dict: Mapping[str, Tensor], target: str,
+            strict: bool = True) -> list[str]:
+    """What keeps ``state_dict`` from loading into a module whose state dict is ``own`` (names when
+    ``strict``, shapes, and floating-point versus integer dtypes); ``target`` names the module's side."""
     problems = []
-    missing = [key for key in own if key not in state_dict]
-    unexpected = [key for key in state_dict if key not in own]
-    if missing:
-        problems.append(f"missing keys {missing[:8]}{' ...' if len(missing) > 8 else ''}")
-    if unexpected:
-        problems.append(f"unexpected keys {unexpected[:8]}{' ...' if len(unexpected) > 8 else ''}")
+    if strict:
+        for label, keys in (("missing", [k for k in own if k not in state_dict]),
+                            ("unexpected", [k for k in state_dict if k not in own])):
+            if keys:
+                problems.append(f"{label} keys {keys[:8]}{' ...' if len(keys) > 8 else ''}")
     for key, value in state_dict.items():
-        if key in own and tuple(value.shape) != tuple(own[key].shape):
-            problems.append(f"{key!r} has shape {tuple(value.shape)} in the file, {tuple(own[key].shape)} "
-                            f"in the configuration")
+        if key not in own:
+            continue
+        if tuple(value.shape) != tuple(own[key].shape):
+            problems.append(f"{key!r} has shape {tuple(value.shape)} in the file, {tuple(own[key].shape)} in {target}")
+        elif value.is_floating_point() != own[key].is_floating_point():
+            problems.append(f"{key!r} is {value.dtype} in the file, {own[key].dtype} in {target}")
     return problems
 
 
@@ -95,7 +98,8 @@ def load_model(path, map_location=None, **overrides) -> nn.Module:
     overrides = dict(overrides)
     device = overrides.pop("device", device_of(map_location))
     dtype = overrides.pop("dtype", _first_floating(state_dict))
-    problems = _misfit(construct(name, config, overrides, path, "meta", dtype), state_dict)
+    problems = _misfit(construct(name, config, overrides, path, "meta", dtype).state_dict(), state_dict,
+                       "the configuration")
     if problems:
         raise CheckpointError(f"{path}: the tensors do not fit the saved {name} configuration: "
                               + "; ".join(problems))
@@ -120,22 +124,7 @@ def load_into(model: nn.Module, path, strict: bool = True, map_location=None) ->
         map_location = first.device if first is not None else None
     state_dict, metadata = load_checkpoint(path, map_location)
     path = os.fspath(path)
-    own = model.state_dict()
-    problems = []
-    if strict:
-        missing = [k for k in own if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in own]
-        if missing:
-            problems.append(f"missing keys {missing}")
-        if unexpected:
-            problems.append(f"unexpected keys {unexpected}")
-    for key, value in state_dict.items():
-        if key in own:
-            if value.shape != own[key].shape:
-                problems.append(f"{key!r} has shape {tuple(value.shape)} in the checkpoint, "
-                                f"{tuple(own[key].shape)} in the model")
-            elif value.is_floating_point() != own[key].is_floating_point():
-                problems.append(f"{key!r} is {value.dtype} in the checkpoint, {own[key].dtype} in the model")
+    problems = _misfit(model.state_dict(), state_dict, "the model", strict)
     if problems:
         raise CheckpointError(f"{path}: does not fit {type(model).__name__}, nothing was loaded: "
                               + "; ".join(problems))
