@@ -2,7 +2,7 @@
 
 A process killed while building used to leave torch's build lock behind, and every later process
 then waited for it forever with no message. Each test runs real processes on a fresh
-``TORCH_EXTENSIONS_DIR``. One test builds the real ``csrc/loops.cpp`` (30-50 s) end to end; the
+``TORCH_EXTENSIONS_DIR``. One test builds the real C++ sources (``csrc/*.cpp``, about a minute) end to end; the
 others build a tiny stand-in module (``extension._SOURCE`` swapped, about 1 s) to exercise the
 lock itself.
 """
@@ -22,7 +22,7 @@ import spikingrnn
 
 ROOT = str(Path(spikingrnn.__file__).resolve().parents[1])  # the spikingrnn these tests import
 
-# A module with no torch headers: compiles in about a second, where loops.cpp takes 30-50 s.
+# A module with no torch headers: compiles in about a second, where the real sources take about a minute.
 STAND_IN = r"""
 #include <Python.h>
 #define SPK_CAT(a, b) a##b
@@ -157,7 +157,7 @@ def stand_in(tmp_path) -> Path:
 
 
 def test_a_killed_build_never_blocks_the_next_process(tmp_path):
-    """The real loops.cpp: a build killed mid-compilation, first alone (its compiler lives on), then
+    """The real C++ sources: a build killed mid-compilation, first alone (its compiler lives on), then
     with its compiler. The next processes finish with the reference's results: first on the PyTorch
     loops while the orphaned compiler runs, then by taking the build over."""
     extensions = tmp_path / "ext"

@@ -1,4 +1,4 @@
-"""The optional C++ time loops of the cpu backend (``csrc/loops.cpp``), built on first use.
+"""The optional C++ time loops of the cpu backend (``csrc/``), built on first use.
 
 ``loops()`` returns the compiled module, or ``None`` when it cannot be built (no compiler or
 ninja, or ``SPIKINGRNN_NO_EXTENSION=1``): the backend then runs the same loops in Python, slower
@@ -11,7 +11,8 @@ Processes sharing the cache take turns through a lock of their own (build_lock.p
 torch's, which a killed build leaves behind for every later process to wait on forever. A process
 that finds another one building does not wait: it says so on stderr and runs the PyTorch loops,
 looking again every ``RETRY_S`` seconds and switching to the compiled loops once they are built.
-A build announces itself on stderr first (it takes 30-50 s).
+A build announces itself on stderr first (about a minute of compiler time over six translation
+units, which ninja compiles in parallel).
 """
 from __future__ import annotations
 
@@ -28,9 +29,10 @@ from .build_lock import ACTIVE_PHASES, BuildLock, describe, processes_in, remove
 
 logger = logging.getLogger("spikingrnn")
 
-_SOURCE = Path(__file__).with_name("csrc") / "loops.cpp"
-# headers it includes: torch rebuilds when the source changes, the tag below covers these
-_HEADERS = tuple(sorted(_SOURCE.parent.glob("*.h")))
+_CSRC = Path(__file__).with_name("csrc")
+# The module's entry (PYBIND11_MODULE); built with the other translation units of csrc/ (tests swap
+# in a stand-in source elsewhere, built alone).
+_SOURCE = _CSRC / "bindings.cpp"
 LOCK_NAME = "spikingrnn_cpu_loops.lock"  # in the extensions directory: one lock over both builds below
 # How long to wait for a process holding the lock to check and import a module built before (a
 # second or so); a process actually compiling is never waited for.
@@ -59,8 +61,22 @@ def _flags(native: bool) -> list[str]:
     return ["-O3", "-fopenmp"] + (["-march=native"] if native else [])
 
 
+def _sources() -> list[Path]:
+    """The translation units of the module: ``_SOURCE`` first, then csrc's other ``.cpp`` files."""
+    if _SOURCE.parent != _CSRC:
+        return [_SOURCE]
+    return [_SOURCE] + sorted(path for path in _CSRC.glob("*.cpp") if path != _SOURCE)
+
+
+def _inputs() -> list[Path]:
+    """Every file a change of which must rebuild the module: the sources and csrc's headers."""
+    return _sources() + sorted(_CSRC.glob("*.h"))
+
+
 def _name(native: bool) -> str:
-    key = " ".join(_flags(native)) + "".join(path.read_text() for path in _HEADERS)
+    # the name (and so the build directory) changes with any source or header: a build is never
+    # reused for other sources, whichever file changed
+    key = " ".join(_flags(native)) + "".join(path.name + "\n" + path.read_text() for path in _inputs())
     key += _cpu_features() if native else "generic"
     tag = ("native_" if native else "generic_") + hashlib.sha1(key.encode()).hexdigest()[:10]
     return f"spikingrnn_cpu_loops_{tag}"
@@ -69,8 +85,8 @@ def _name(native: bool) -> str:
 def _build(native: bool, directory: Path):
     from torch.utils.cpp_extension import load
 
-    return load(name=_name(native), sources=[str(_SOURCE)], extra_cflags=_flags(native), extra_ldflags=["-fopenmp"],
-                build_directory=str(directory), verbose=False)
+    return load(name=_name(native), sources=[str(path) for path in _sources()], extra_cflags=_flags(native),
+                extra_ldflags=["-fopenmp"], build_directory=str(directory), verbose=False)
 
 
 def _fresh(directory: Path, name: str) -> bool:
@@ -79,7 +95,7 @@ def _fresh(directory: Path, name: str) -> bool:
     built = [p for p in directory.glob(name + ".*") if p.suffix in (".so", ".pyd")]
     if not built:
         return False
-    changed = max(path.stat().st_mtime for path in (_SOURCE, *_HEADERS))
+    changed = max(path.stat().st_mtime for path in _inputs())
     return max(path.stat().st_mtime for path in built) >= changed
 
 
@@ -160,7 +176,7 @@ def _load() -> None:
                 _say(f"removed torch's build lock left in {directory} by a build that was killed")
             if not _fresh(directory, names[native]):
                 lock.write("building", directory=str(directory))
-                _say(f"building the C++ kernels of the cpu backend once (~40 s) in {directory}")
+                _say(f"building the C++ kernels of the cpu backend once (~1 min) in {directory}")
             try:
                 module = _build(native, directory)
                 break

@@ -3,8 +3,8 @@
 // operations; exp is a branch-free polynomial (Cody-Waite range reduction, Taylor series to below
 // half an ulp) that the compiler vectorises, within a few ulp of the library exp.
 //
-// Kind ids follow spikingrnn.ops.cpu.common.SURROGATE_KINDS: Erf 0, Sigmoid 1, ATan 2,
-// PiecewiseQuadratic 3, PiecewiseExp 4, SoftSign 5, SuperSpike 6, Rect 7.
+// Kind ids are the registry spikingrnn.surrogate.KERNEL_IDS (tests/test_surrogate_registry.py checks them):
+// Erf 0, Sigmoid 1, ATan 2, PiecewiseQuadratic 3, PiecewiseExp 4, SoftSign 5, SuperSpike 6, Rect 7.
 #pragma once
 
 #include <cmath>
@@ -13,6 +13,9 @@
 #include <type_traits>
 
 namespace spikingrnn {
+
+// The number of kind ids (0 .. kSurrogateKinds - 1): the exported loops refuse any other (checks.h).
+constexpr int64_t kSurrogateKinds = 8;
 
 // exp(x); results below the smallest normal number are flushed to 0, NaN stays NaN.
 template <typename T>
