@@ -8,7 +8,9 @@ Every surrogate is an :class:`torch.nn.Module` mapping a tensor ``u`` of any sha
 the same shape and dtype: spikes (0/1) when ``spiking=True``, ``σ(u)`` when ``spiking=False``.
 
 A user-defined surrogate is a subclass of :class:`SurrogateFunction` that implements the two
-static methods ``primitive(x, alpha)`` and ``derivative(x, alpha)``. SpikingJelly's built-in
+static methods ``primitive(x, alpha)`` and ``derivative(x, alpha)``. The built-in ones are also
+compiled into the fast backends' kernels, which select a derivative formula by the surrogate's
+kernel id (:data:`KERNEL_IDS`, :func:`kernel_id`). SpikingJelly's built-in
 surrogates with an equivalent here are replaced by it (:func:`builtin_equivalent`), so that the fast
 backends run them; any other callable module ``u -> spikes`` also plugs into the reference backend
 (``backend="auto"`` warns once per module that it runs the reference backend for it).
@@ -24,7 +26,7 @@ from torch import Tensor, nn
 __all__ = [
     "heaviside", "spike", "SurrogateFunction",
     "Erf", "Sigmoid", "ATan", "PiecewiseQuadratic", "PiecewiseExp", "SoftSign", "SuperSpike", "Rect",
-    "SURROGATES", "get_surrogate", "builtin_equivalent",
+    "SURROGATES", "KERNEL_IDS", "kernel_id", "get_surrogate", "builtin_equivalent",
 ]
 
 
@@ -216,16 +218,28 @@ class Rect(SurrogateFunction):
         return alpha * (x.abs() < 0.5 / alpha).to(x.dtype)
 
 
-SURROGATES: dict[str, type[SurrogateFunction]] = {
-    "erf": Erf,
-    "sigmoid": Sigmoid,
-    "atan": ATan,
-    "piecewise_quadratic": PiecewiseQuadratic,
-    "piecewise_exp": PiecewiseExp,
-    "soft_sign": SoftSign,
-    "super_spike": SuperSpike,
-    "rect": Rect,
-}
+# The built-in surrogates, one entry each: (name, class, kernel id). The kernel id selects the class's
+# derivative formula in the compiled kernels: the ``case`` of ``derivative_row`` in
+# spikingrnn/ops/cpu/csrc/surrogates.h and the ``KIND`` branch of ``surrogate_derivative`` in
+# spikingrnn/ops/triton/kernels.py (tests/test_surrogate_registry.py checks both against ``derivative``).
+_BUILTINS: tuple[tuple[str, type[SurrogateFunction], int], ...] = (
+    ("erf", Erf, 0),
+    ("sigmoid", Sigmoid, 1),
+    ("atan", ATan, 2),
+    ("piecewise_quadratic", PiecewiseQuadratic, 3),
+    ("piecewise_exp", PiecewiseExp, 4),
+    ("soft_sign", SoftSign, 5),
+    ("super_spike", SuperSpike, 6),
+    ("rect", Rect, 7),
+)
+SURROGATES: dict[str, type[SurrogateFunction]] = {name: cls for name, cls, _ in _BUILTINS}
+KERNEL_IDS: dict[type[SurrogateFunction], int] = {cls: kernel for _, cls, kernel in _BUILTINS}
+
+
+def kernel_id(surrogate) -> int | None:
+    """The kernel id of ``surrogate`` (an instance): its :data:`KERNEL_IDS` entry when its class is
+    exactly a built-in one, else ``None`` (a subclass may override ``derivative``)."""
+    return KERNEL_IDS.get(type(surrogate))
 
 
 def builtin_equivalent(surrogate) -> SurrogateFunction | None:

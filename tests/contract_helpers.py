@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from builders import layer_copy, state_shapes
 from spikingrnn import (SpikingGRU, SpikingGRUCell, SpikingLSTM, SpikingLSTMCell, SpikingRNN,
                         SpikingRNNCell)
 
@@ -63,17 +64,6 @@ def from_list(mode: str, states: list[torch.Tensor]):
     return tuple(states) if mode == "LSTM" else states[0]
 
 
-def state_shapes(module, batch: int | None) -> list[tuple[int, ...]]:
-    """Shapes of ``hx`` for ``module`` (``batch=None``: unbatched)."""
-    rows = module.num_layers * (2 if module.bidirectional else 1)
-    h_out = module.proj_size if getattr(module, "proj_size", 0) > 0 else module.hidden_size
-    lead = (rows,) if batch is None else (rows, batch)
-    shapes = [lead + (h_out,)]
-    if module.mode == "LSTM":
-        shapes.append(lead + (module.hidden_size,))
-    return shapes
-
-
 def random_hx(module, batch: int | None, dtype=torch.float64, requires_grad: bool = False):
     """Random initial states for ``module`` (tuple for LSTM). Values in [0, 1) like spikes/cells."""
     states = [torch.rand(shape, dtype=dtype, requires_grad=requires_grad)
@@ -105,18 +95,5 @@ def assert_states_equal(actual, expected) -> None:
 
 
 def layer_module(module, layer: int, backend: str = "auto"):
-    """A one-layer copy of ``module``'s layer ``layer`` (same kind, directions, bias, proj_size)."""
-    num_dirs = 2 if module.bidirectional else 1
-    h_out = module.proj_size if getattr(module, "proj_size", 0) > 0 else module.hidden_size
-    input_size = module.input_size if layer == 0 else h_out * num_dirs
-    kwargs = {"bias": module.bias, "bidirectional": module.bidirectional, "dtype": module.weight_ih_l0.dtype,
-              "backend": backend}
-    if module.mode == "LSTM":
-        kwargs["proj_size"] = module.proj_size
-    single = SPIKING[module.mode](input_size, module.hidden_size, **kwargs)
-    state = {}
-    for name, value in module.state_dict().items():
-        if f"_l{layer}" in name:
-            state[name.replace(f"_l{layer}", "_l0")] = value
-    single.load_state_dict(state, strict=True)
-    return single
+    """A one-layer copy of ``module``'s layer ``layer`` on ``backend`` (:func:`builders.layer_copy`)."""
+    return layer_copy(module, layer, backend=backend)

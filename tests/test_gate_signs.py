@@ -12,7 +12,7 @@ from spikingrnn.ops.cpu import gate_signs
 from spikingrnn.ops.cpu import lstm as cpu_lstm
 from spikingrnn.ops.cpu.common import SequenceConfig
 from spikingrnn.ops.cpu.extension import loops
-from spikingrnn.ops.cpu.storage import unpack_rows
+from spikingrnn.ops.storage import unpack_rows
 
 STEPS, BATCH, INPUTS, HIDDEN = 6, 64, 200, 16
 

@@ -17,13 +17,13 @@ broken kernel simulated:
 * the tolerances of tests/test_triton_cuda.py hold for what half types and TF32 legitimately do
   (emulated here).
 
-Like test_triton_backend.py, this module builds the kernels for the interpreter: it sets
-``TRITON_INTERPRET=1`` around their first import and restores the environment after.
+Like test_triton_backend.py, the tests that run kernels need them built for the interpreter: tests/conftest.py
+decides that once per session, before any test module is imported (where there is no CUDA GPU it
+imports them under ``TRITON_INTERPRET=1``), and those tests request its ``triton_interpreter`` fixture
+(``needs_interpreter``: ``TRITON_INTERPRET=1`` for the test, or a skip with the reason).
 """
 import logging
-import os
 import re
-import sys
 import types
 import warnings
 
@@ -31,40 +31,31 @@ import pytest
 
 pytest.importorskip("triton")
 
-_saved_env = os.environ.get("TRITON_INTERPRET")
-os.environ["TRITON_INTERPRET"] = "1"
-try:
-    import numpy as np
-    import torch
-    import triton
-    import triton.language as tl
-    from triton.runtime.interpreter import InterpretedFunction, InterpreterBuilder
+import numpy as np
+import torch
+import triton
+import triton.language as tl
+from triton.runtime.interpreter import InterpreterBuilder
 
-    import spikingrnn
-    import spikingrnn.ops.triton as triton_backend
-    from helpers import dyadic, dyadic_model
-    from spikingrnn import surrogate as sg
-    from spikingrnn.ops import dispatch
-    from spikingrnn.ops.reference import reference_rnn
-    from spikingrnn.ops.spec import RNNSpec
-    from spikingrnn.ops.triton import kernels_interpreted, load_kernels, triton_rnn
+import spikingrnn
+import spikingrnn.ops.triton as triton_backend
+from helpers import dyadic, dyadic_model
+from spikingrnn import surrogate as sg
+from spikingrnn.ops import dispatch
+from spikingrnn.ops.reference import reference_rnn
+from spikingrnn.ops.spec import RNNSpec
+from spikingrnn.ops.triton import load_kernels, triton_rnn
 
-    load_kernels()  # decorates the kernels now, under the interpreter
-    from spikingrnn.ops.triton import matmul, persistent, persistent_gru, persistent_rnn
+load_kernels()  # already imported by conftest.py, for the interpreter where there is no GPU
+from spikingrnn.ops.triton import matmul, persistent, persistent_gru, persistent_rnn  # noqa: E402
 
-    @triton.jit
-    def _step_rows_kernel(out_ptr, t, batch):
-        rows = tl.arange(0, 4)
-        tl.store(out_ptr + rows, persistent.step_rows(t, batch, rows))
-finally:
-    if _saved_env is None:
-        os.environ.pop("TRITON_INTERPRET", None)
-    else:
-        os.environ["TRITON_INTERPRET"] = _saved_env
 
-INTERPRETED = bool(kernels_interpreted()) and isinstance(_step_rows_kernel, InterpretedFunction)
-needs_interpreter = pytest.mark.skipif(
-    not INTERPRETED, reason="spikingrnn.ops.triton's kernels were imported for the GPU before this module")
+def _step_rows_kernel(out_ptr, t, batch):  # a Triton kernel: triton.jit in its test, under the interpreter
+    rows = tl.arange(0, 4)
+    tl.store(out_ptr + rows, persistent.step_rows(t, batch, rows))
+
+
+needs_interpreter = pytest.mark.usefixtures("triton_interpreter")  # skips, with the reason, where it cannot be
 CPU = torch.device("cpu")
 DT = torch.float32
 
@@ -240,7 +231,7 @@ def test_step_rows_are_formed_in_int64():
     t, batch = 40_000, 60_000  # t * batch = 2.4e9 > 2^31
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # numpy's overflow warning where int32 wraps
-        _step_rows_kernel[(1,)](out, t, batch)
+        triton.jit(_step_rows_kernel)[(1,)](out, t, batch)
     assert out.tolist() == [t * batch + r for r in range(4)]
 
 

@@ -1,11 +1,13 @@
 """The triton backend against the reference, on the CPU under the Triton interpreter.
 
 Triton decides interpreter vs GPU compilation when a ``@triton.jit`` function is decorated, i.e.
-when the kernel modules of :mod:`spikingrnn.ops.triton` are first imported. This module sets ``TRITON_INTERPRET=1``
-only around that import (and its own test kernel), then restores the environment so that other
-test modules in the same process keep ``backend="auto"`` on the cpu backend; each test here sets it
-again (``unsupported_reason`` reads it at call time). If the kernels were already imported for the
-GPU by someone else, the module is skipped with the reason.
+when the kernel modules of :mod:`spikingrnn.ops.triton` are first imported. tests/conftest.py takes
+that decision once per session, before any test module is imported (where there is no CUDA GPU it
+imports them under ``TRITON_INTERPRET=1``), so that these tests run whatever ran before them. Every
+test here requests its ``triton_interpreter`` fixture: ``TRITON_INTERPRET=1`` for the test
+(``unsupported_reason`` reads it at call time), or a skip with the reason where the kernels cannot
+run under the interpreter (triton not installed, or a GPU build: see conftest.py). This module's own
+test kernel is decorated in its test, under that setting.
 
 Exactness: weights, biases, inputs and initial states are small dyadic rationals (multiples of
 1/8 or 1/4, plus a 2^-10 bias offset so no pre-activation is exactly 0), so every float32 sum in
@@ -13,54 +15,42 @@ forward is exact whatever the summation order. Outputs and final states must the
 identical (no mismatch rate), and gradients must agree within 1e-4 relative (max abs difference
 over the max abs reference gradient).
 """
-import os
-import sys
-
 import pytest
 
 pytest.importorskip("triton")
 
-_saved_env = os.environ.get("TRITON_INTERPRET")
-_already = "spikingrnn.ops.triton.kernels" in sys.modules
-os.environ["TRITON_INTERPRET"] = "1"
-try:
-    import torch
-    import triton
-    import triton.language as tl
-    from triton.runtime.interpreter import InterpretedFunction
+import torch
+import triton
+import triton.language as tl
+from triton.runtime.interpreter import InterpretedFunction
 
-    import spikingrnn
-    from helpers import dyadic
-    from helpers import dyadic_model as build
-    from spikingrnn import surrogate as sg
-    from spikingrnn.ops import dispatch
-    from spikingrnn.ops.triton import kernels_interpreted, load_kernels, unsupported_reason
+import spikingrnn
+from builders import make_inputs
+from helpers import dyadic
+from helpers import dyadic_model as build
+from spikingrnn import surrogate as sg
+from spikingrnn.ops import dispatch
+from spikingrnn.ops.triton import kernels_interpreted, load_kernels, unsupported_reason
 
-    load_kernels()  # decorates the kernels now, under the interpreter
-    from spikingrnn.ops.triton.kernels import SURROGATE_IDS, surrogate_derivative
+load_kernels()  # already imported by conftest.py, for the interpreter where there is no GPU
+from spikingrnn.ops.triton.kernels import surrogate_derivative  # noqa: E402
+from spikingrnn.surrogate import KERNEL_IDS as SURROGATE_IDS  # noqa: E402
 
-    @triton.jit
-    def _derivative_kernel(x_ptr, out_ptr, n, alpha, KIND: tl.constexpr, BLOCK: tl.constexpr):
-        e = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-        mask = e < n
-        x = tl.load(x_ptr + e, mask=mask, other=0.0)
-        tl.store(out_ptr + e, surrogate_derivative(x, alpha, KIND), mask=mask)
-finally:
-    if _saved_env is None:
-        os.environ.pop("TRITON_INTERPRET", None)
-    else:
-        os.environ["TRITON_INTERPRET"] = _saved_env
 
-if not kernels_interpreted() or not isinstance(_derivative_kernel, InterpretedFunction):
-    pytest.skip("spikingrnn.ops.triton's kernels were imported for the GPU before this module set TRITON_INTERPRET=1"
-                + (" (imported by an earlier module)" if _already else ""), allow_module_level=True)
+def _derivative_kernel(x_ptr, out_ptr, n, alpha, KIND: tl.constexpr, BLOCK: tl.constexpr):
+    e = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = e < n
+    x = tl.load(x_ptr + e, mask=mask, other=0.0)
+    tl.store(out_ptr + e, surrogate_derivative(x, alpha, KIND), mask=mask)  # triton.jit in its test
+
 
 DT = torch.float32
 
 
 @pytest.fixture(autouse=True)
-def interpreter(monkeypatch):
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
+def interpreter(triton_interpreter):
+    """Every test runs the kernels under the Triton interpreter (conftest.py)."""
+    assert kernels_interpreted()
 
 
 @pytest.fixture(autouse=True, params=["persistent", "per-step"])
@@ -92,13 +82,8 @@ def run(model, backend, x, hx, lengths=None):
 
 
 def check(model, steps=4, batch=3, lengths=None, seed=1, require_gradient=True):
-    generator = torch.Generator().manual_seed(seed)
-    d = model.num_layers * (2 if model.bidirectional else 1)
-    x = dyadic((steps, batch, model.input_size), generator, 1 / 4, -4, 5).requires_grad_()
-    hx = [dyadic((d, batch, getattr(model, "proj_size", 0) or model.hidden_size), generator, 1 / 4, -4, 5)]
-    if model.mode == "LSTM":
-        hx.append(dyadic((d, batch, model.hidden_size), generator, 1 / 4, -4, 5))
-    hx = tuple(h.requires_grad_() for h in hx)
+    inputs = make_inputs(model, steps, batch, kind="dyadic", seed=seed)  # x, then h0 (and c0): multiples of 1/4
+    x, hx = inputs.leaves()
     ref = run(model, "reference", x, hx, lengths)
     tri = run(model, "triton", x, hx, lengths)
     assert torch.equal(ref[0], tri[0])
@@ -341,11 +326,13 @@ def test_dropout_is_applied():
 
 
 def test_surrogate_derivative_kernel_matches_formulas():
+    kernel = triton.jit(_derivative_kernel)  # under the interpreter: TRITON_INTERPRET=1 (conftest.py's fixture)
+    assert isinstance(kernel, InterpretedFunction)
     x = torch.linspace(-3, 3, 97, dtype=DT)
     for cls, kind in SURROGATE_IDS.items():
         for alpha in (cls.default_alpha, 0.7):
             out = torch.empty_like(x)
-            _derivative_kernel[(1,)](x, out, x.numel(), alpha, KIND=kind, BLOCK=128)
+            kernel[(1,)](x, out, x.numel(), alpha, KIND=kind, BLOCK=128)
             torch.testing.assert_close(out, cls.derivative(x.clone(), alpha), rtol=1e-5, atol=1e-6,
                                        msg=f"{cls.__name__} alpha={alpha}")
 

@@ -26,12 +26,11 @@ spiking-only settings (surrogates, ``cell_state``, ``invariant_dropout_mask``, `
 """
 from __future__ import annotations
 
-import inspect
-
 from torch import nn
 
 from ..nn import (SpikingGRU, SpikingGRUCell, SpikingLSTM, SpikingLSTMCell, SpikingRNN, SpikingRNNBase,
                   SpikingRNNCell)
+from ..nn.base import ALL_MODES, CONSTRUCTOR_ARGUMENTS, constructor_arguments, constructor_parameters
 from ..nn.cells import SpikingCellBase
 
 __all__ = ["from_torch", "to_torch", "TORCH_TO_SPIKING", "SPIKING_TO_TORCH"]
@@ -47,9 +46,13 @@ TORCH_TO_SPIKING: dict[type, type] = {
 }
 SPIKING_TO_TORCH: dict[type, type] = {spiking: torch_cls for torch_cls, spiking in TORCH_TO_SPIKING.items()}
 
-# the configuration each side copies from the other (everything else is spiking-only or torch-only)
-_STACK_CONFIG = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout", "bidirectional")
-_CELL_CONFIG = ("input_size", "hidden_size", "bias")
+# Each side copies the other's configuration: the constructor arguments of role "config" in
+# spikingrnn.nn.base.CONSTRUCTOR_ARGUMENTS (everything else is spiking-only or torch-only).
+# from_torch also refuses, as coming from the source: device and dtype (role "factory"), what the
+# spiking class fixes (role "fixed": nonlinearity), and the configuration torch.nn.RNNBase takes for every
+# mode but spikingrnn only for some (proj_size: LSTM only).
+_FROM_SOURCE = tuple(a.name for a in CONSTRUCTOR_ARGUMENTS
+                     if a.role in ("factory", "fixed") or (a.role == "config" and a.modes != ALL_MODES))
 _TORCH_NONLINEARITIES = ("tanh", "relu")
 
 
@@ -77,11 +80,9 @@ def _device_dtype(module: nn.Module, function: str) -> dict:
     return {"device": devices.pop(), "dtype": dtypes.pop()}
 
 
-def _config(module: nn.Module, is_stack: bool) -> dict:
-    config = {name: getattr(module, name) for name in (_STACK_CONFIG if is_stack else _CELL_CONFIG)}
-    if is_stack and isinstance(module, (nn.LSTM, SpikingLSTM)):
-        config["proj_size"] = module.proj_size
-    return config
+def _config(module: nn.Module, spiking_class: type) -> dict:
+    """The torch.nn configuration of ``module`` (a torch or a spiking module) that ``spiking_class`` takes."""
+    return constructor_arguments(module, ("config",), spiking_class)
 
 
 def _copy_weights(source: nn.Module, target: nn.Module) -> None:
@@ -115,15 +116,13 @@ def from_torch(module: nn.Module, **spiking_kwargs) -> nn.Module:
     target = _lookup(module, TORCH_TO_SPIKING, "from_torch",
                      " To convert a spiking module back use to_torch()." if isinstance(
                          module, (SpikingRNNBase, SpikingCellBase)) else "")
-    is_stack = isinstance(module, nn.RNNBase)
-    config = _config(module, is_stack)
-    reserved = set(config) | {"device", "dtype", "nonlinearity", "proj_size"}
+    config = _config(module, target)
+    reserved = set(config) | set(_FROM_SOURCE)
     clashing = sorted(reserved & set(spiking_kwargs))
     if clashing:
         raise TypeError(f"from_torch: {clashing} come from the {type(module).__name__} being converted; "
                         "pass only spiking arguments (surrogates, cell_state, backend, ...)")
-    keyword_only = {name for name, p in inspect.signature(target).parameters.items()
-                    if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    keyword_only = {a.name for a in constructor_parameters(target, ("spiking", "surrogate"))}
     unknown = sorted(set(spiking_kwargs) - keyword_only)
     if unknown:
         raise TypeError(f"from_torch: {target.__name__} takes no argument(s) {unknown}; "
@@ -156,8 +155,7 @@ def to_torch(module: nn.Module, nonlinearity: str | None = None) -> nn.Module:
     hint = (" A SpikingJelly-style module converts with "
             "spikingrnn.compat.checkpoints.from_spikingjelly() first." if isinstance(module, _SJBase) else "")
     target = _lookup(module, SPIKING_TO_TORCH, "to_torch", hint)
-    is_stack = isinstance(module, SpikingRNNBase)
-    config = _config(module, is_stack)
+    config = _config(module, type(module))
     if target in (nn.RNN, nn.RNNCell):
         nonlinearity = "tanh" if nonlinearity is None else nonlinearity
         if nonlinearity not in _TORCH_NONLINEARITIES:

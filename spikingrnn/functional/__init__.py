@@ -1,4 +1,8 @@
 """Pure functions of the spiking cells (no modules, no state)."""
-from .cells import CELL_STATES, DEFAULT_CELL_THRESHOLD, clamp_max_straight_through, gru_step, lstm_cell_update, lstm_step, rnn_step
+from .cells import (CELL_STATE_CODES, CELL_STATES, DEFAULT_CELL_THRESHOLD, GRUGates, LSTMGates, RNNGates,
+                    clamp_max_straight_through, gru_step, gru_step_gates, lstm_cell_update, lstm_step, lstm_step_gates,
+                    rnn_step, rnn_step_gates)
 
-__all__ = ["CELL_STATES", "DEFAULT_CELL_THRESHOLD", "clamp_max_straight_through", "gru_step", "lstm_cell_update", "lstm_step", "rnn_step"]
+__all__ = ["CELL_STATE_CODES", "CELL_STATES", "DEFAULT_CELL_THRESHOLD", "GRUGates", "LSTMGates", "RNNGates",
+           "clamp_max_straight_through", "gru_step", "gru_step_gates", "lstm_cell_update", "lstm_step",
+           "lstm_step_gates", "rnn_step", "rnn_step_gates"]

@@ -30,22 +30,15 @@ def model_classes() -> dict[str, type]:
 MODEL_CLASSES = ("SpikingLSTM", "SpikingGRU", "SpikingRNN", "SpikingLSTMCell", "SpikingGRUCell", "SpikingRNNCell",
                  "SpikingClassifier")
 
-# constructor arguments recorded per class (besides the surrogates)
-_STACK_ARGS = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout", "bidirectional",
-               "invariant_dropout_mask", "backend", "low_memory")
-_CONFIG_ARGS = {
-    "SpikingLSTM": _STACK_ARGS + ("proj_size", "cell_state", "cell_threshold"),
-    "SpikingGRU": _STACK_ARGS,
-    "SpikingRNN": _STACK_ARGS,
-    "SpikingLSTMCell": ("input_size", "hidden_size", "bias", "cell_state", "cell_threshold"),
-    "SpikingGRUCell": ("input_size", "hidden_size", "bias"),
-    "SpikingRNNCell": ("input_size", "hidden_size", "bias"),
-}
-_ONE_SURROGATE = ("SpikingRNN", "SpikingRNNCell")
+# What a checkpoint records of a spiking module: its constructor arguments of roles "config" and
+# "spiking" as they are, and its surrogates (role "surrogate") encoded; the arguments and their roles
+# are listed once, in spikingrnn.nn.base.CONSTRUCTOR_ARGUMENTS.
+_RECORDED_ROLES = ("config", "spiking")
 
 
 def _surrogate_arguments(name: str) -> tuple[str, ...]:
-    return ("surrogate_function1",) if name in _ONE_SURROGATE else ("surrogate_function1", "surrogate_function2")
+    from ..nn.base import constructor_parameters
+    return tuple(argument.name for argument in constructor_parameters(model_classes()[name], ("surrogate",)))
 
 
 def _encode_surrogate(surrogate):
@@ -82,7 +75,8 @@ def model_config(model: nn.Module) -> dict:
         return {"class": f"{type(model).__module__}.{type(model).__qualname__}", "config": None}
     if name == "SpikingClassifier":
         return {"class": name, "config": model.checkpoint_config()}
-    config = {arg: getattr(model, arg) for arg in _CONFIG_ARGS[name]}
+    from ..nn.base import constructor_arguments
+    config = constructor_arguments(model, _RECORDED_ROLES)
     for argument in _surrogate_arguments(name):
         config[argument] = _encode_surrogate(getattr(model, argument))
     return {"class": name, "config": config}

@@ -7,11 +7,10 @@ from __future__ import annotations
 from collections import defaultdict
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-from ..functional.cells import lstm_cell_update
+from ..functional.cells import gru_step_gates, lstm_step_gates, rnn_step_gates
 from ..nn.base import SpikingRNNBase
 from ..nn.surrogates import surrogate_pair
 from ..ops.spec import GATES_PER_MODE
@@ -112,11 +111,23 @@ def _time_major(rnn: SpikingRNNBase, input, hx):
     return x, states
 
 
+def _step_gates(rnn: SpikingRNNBase):
+    """``step(x [B, I], state, weights) -> (state, gates)``: the functional step of ``rnn``'s cell with its
+    surrogates and cell-state rule, the reference backend's formulas (see :mod:`spikingrnn.functional.cells`)."""
+    spike, spike_g = surrogate_pair(rnn)
+    if rnn.mode == "LSTM":
+        return lambda x, state, weights: lstm_step_gates(x, state, *weights, spike=spike, spike_g=spike_g,
+                                                         cell_state=rnn.cell_state, threshold=rnn.cell_threshold)
+    if rnn.mode == "GRU":
+        return lambda x, state, weights: gru_step_gates(x, state, *weights[:4], spike=spike, spike_n=spike_g)
+    return lambda x, state, weights: rnn_step_gates(x, state, *weights[:4], spike=spike)
+
+
 def _run_cell(rnn: SpikingRNNBase, tally: _Tally, layer: int, y: Tensor, state: tuple[Tensor, ...],
               weights: tuple, reverse: bool) -> Tensor:
     """One layer and direction over ``y [T, B, I_l]``, recording gates and operations; returns ``h [T, B, H_out]``."""
     w_ih, w_hh, b_ih, b_hh, w_hr = weights
-    spike, spike_g = surrogate_pair(rnn)
+    step = _step_gates(rnn)
     mode, names = rnn.mode, GATE_NAMES[rnn.mode]
     steps, batch, fan_in = y.shape
     fan_out = w_ih.shape[0]  # G*H
@@ -124,41 +135,17 @@ def _run_cell(rnn: SpikingRNNBase, tally: _Tally, layer: int, y: Tensor, state: 
     outputs: list[Tensor | None] = [None] * steps
     previous_h, pre_projection, cells = [], [], []
     order = range(steps - 1, -1, -1) if reverse else range(steps)
-    h = state[0]
-    c = state[1] if mode == "LSTM" else None
     for t in order:
-        previous_h.append(h)
-        x = y[t]
+        previous_h.append(state[0])
+        state, gates = step(y[t], state, weights)
+        for name in names:
+            tally.gate(layer, name, getattr(gates, name))
+        tally.gate(layer, "h", gates.h)  # with a projection: o*c, before W_hr
         if mode == "LSTM":
-            u = F.linear(x, w_ih, b_ih) + F.linear(h, w_hh, b_hh)
-            if spike_g is spike:
-                gates = spike(u).chunk(4, dim=1)
-            else:
-                u_i, u_f, u_g, u_o = u.chunk(4, dim=1)
-                gates = (spike(u_i), spike(u_f), spike_g(u_g), spike(u_o))
-            i, f, g, o = gates
-            c = lstm_cell_update(f, c, i, g, rnn.cell_state, spike, rnn.cell_threshold)
-            cells.append(c)
-            h = c * o
-            spikes = h
+            cells.append(gates.c)
             if w_hr is not None:
-                pre_projection.append(h)
-                h = F.linear(h, w_hr)
-        elif mode == "GRU":
-            x_r, x_z, x_n = F.linear(x, w_ih, b_ih).chunk(3, dim=1)
-            h_r, h_z, h_n = F.linear(h, w_hh, b_hh).chunk(3, dim=1)
-            r = spike(x_r + h_r)
-            z = spike(x_z + h_z)
-            n = spike_g(x_n + r * h_n)
-            gates = (r, z, n)
-            h = spikes = (1.0 - z) * n + z * h
-        else:
-            gates = ()
-            h = spikes = spike(F.linear(x, w_ih, b_ih) + F.linear(h, w_hh, b_hh))
-        for name, value in zip(names, gates):
-            tally.gate(layer, name, value)
-        tally.gate(layer, "h", spikes)  # with a projection: o*c, before W_hr
-        outputs[t] = h
+                pre_projection.append(gates.h)
+        outputs[t] = state[0]
     if mode == "LSTM" and rnn.cell_state == "spike":
         tally.gate(layer, "c", torch.stack(cells))
     # input projection W_ih x

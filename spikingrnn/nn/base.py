@@ -7,7 +7,9 @@ second direction), so a torch state_dict loads unchanged. ``forward`` accepts wh
 """
 from __future__ import annotations
 
+import inspect
 import math
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -18,6 +20,85 @@ from ..ops.dispatch import check_backend, resolve
 from ..ops.spec import GATES_PER_MODE, RNNSpec
 from . import validation as check
 from .surrogates import attach_surrogates, surrogate_pair
+
+REQUIRED = inspect.Parameter.empty  # the default of an argument that has none
+ALL_MODES = ("LSTM", "GRU", "RNN")
+STACK, CELL = "stack", "cell"  # SpikingLSTM/GRU/RNN, SpikingLSTMCell/GRUCell/RNNCell
+ROLES = ("config", "spiking", "surrogate", "fixed", "factory")
+
+
+class ConstructorArgument(NamedTuple):
+    """One constructor argument of the spiking modules (see :data:`CONSTRUCTOR_ARGUMENTS`).
+
+    ``role`` says who uses it:
+
+    * ``"config"``: torch.nn's configuration, same name and meaning as in ``torch.nn.LSTM``/``GRU``/
+      ``RNN`` or their cells; :func:`~spikingrnn.compat.torch_nn.from_torch` and ``to_torch`` copy
+      it, a checkpoint records it.
+    * ``"spiking"``: a spiking-only setting (keyword-only); a checkpoint records it.
+    * ``"surrogate"``: a surrogate function (keyword-only); a checkpoint records a built-in one by
+      name, ``alpha`` and ``spiking``.
+    * ``"fixed"``: kept at torch's position, one value accepted (``nonlinearity="heaviside"``);
+      neither copied nor recorded.
+    * ``"factory"``: ``device``/``dtype`` of the new parameters; not an attribute, not recorded.
+
+    ``modes`` and ``kinds`` say which classes take it (``"stack"``: ``SpikingLSTM``/``GRU``/``RNN``,
+    ``"cell"``: the ``*Cell`` classes); ``in_repr``: the stack's ``extra_repr`` shows it when it is
+    not the default.
+    """
+    name: str
+    default: object
+    role: str
+    modes: tuple[str, ...] = ALL_MODES
+    kinds: tuple[str, ...] = (STACK, CELL)
+    in_repr: bool = True
+
+
+_A = ConstructorArgument
+# The one list of the constructor arguments of SpikingLSTM, SpikingGRU, SpikingRNN and their cells,
+# in the order extra_repr shows them. Each class's signature must agree (tests/test_constructor_arguments.py).
+CONSTRUCTOR_ARGUMENTS: tuple[ConstructorArgument, ...] = (
+    _A("input_size", REQUIRED, "config"),
+    _A("hidden_size", REQUIRED, "config"),
+    _A("proj_size", 0, "config", modes=("LSTM",), kinds=(STACK,)),
+    _A("num_layers", 1, "config", kinds=(STACK,)),
+    _A("bias", True, "config"),
+    _A("batch_first", False, "config", kinds=(STACK,)),
+    _A("dropout", 0.0, "config", kinds=(STACK,)),
+    _A("bidirectional", False, "config", kinds=(STACK,)),
+    _A("invariant_dropout_mask", False, "spiking", kinds=(STACK,)),
+    _A("low_memory", False, "spiking", kinds=(STACK,)),
+    _A("cell_state", "clamp", "spiking", modes=("LSTM",)),
+    _A("cell_threshold", DEFAULT_CELL_THRESHOLD, "spiking", modes=("LSTM",), in_repr=False),
+    _A("backend", "auto", "spiking", kinds=(STACK,)),
+    _A("surrogate_function1", None, "surrogate", in_repr=False),
+    _A("surrogate_function2", None, "surrogate", modes=("LSTM", "GRU"), in_repr=False),
+    _A("nonlinearity", "heaviside", "fixed", modes=("RNN",), in_repr=False),
+    _A("device", None, "factory", in_repr=False),
+    _A("dtype", None, "factory", in_repr=False),
+)
+del _A
+# the bool switches of a stack, checked to be bools by its constructor
+_STACK_FLAGS = tuple(a.name for a in CONSTRUCTOR_ARGUMENTS if STACK in a.kinds and isinstance(a.default, bool))
+
+
+def constructor_parameters(module_or_class, roles=ROLES) -> tuple[ConstructorArgument, ...]:
+    """The entries of :data:`CONSTRUCTOR_ARGUMENTS` that a spiking module class (or a module's class)
+    takes, in that list's order, restricted to ``roles``."""
+    cls = module_or_class if isinstance(module_or_class, type) else type(module_or_class)
+    kind = STACK if issubclass(cls, SpikingRNNBase) else CELL
+    return tuple(a for a in CONSTRUCTOR_ARGUMENTS if cls.mode in a.modes and kind in a.kinds and a.role in roles)
+
+
+def constructor_arguments(module, roles=("config", "spiking", "surrogate", "fixed"), cls=None) -> dict:
+    """``{name: value}`` of the constructor arguments of ``roles`` read back from ``module``'s attributes.
+
+    ``cls`` (default ``type(module)``) picks which arguments: e.g. ``constructor_arguments(lstm,
+    ("config",), SpikingLSTM)`` reads the configuration of a ``torch.nn.LSTM`` that a SpikingLSTM
+    takes. With the default roles, ``type(module)(**constructor_arguments(module))`` builds a module
+    of the same configuration (``device``/``dtype`` are not attributes and are not read).
+    """
+    return {a.name: getattr(module, a.name) for a in constructor_parameters(cls or module, roles)}
 
 
 class SpikingRNNBase(nn.Module):
@@ -36,6 +117,10 @@ class SpikingRNNBase(nn.Module):
         backend: ``"auto"`` or a name of :data:`spikingrnn.ops.BACKENDS`.
         low_memory: keep only 0/1 bits for backward and recompute the pre-activations there
             (less memory, some extra time); default keeps the pre-activations.
+
+    Every constructor argument of the stacks and cells, with its default and role, is listed once in
+    :data:`CONSTRUCTOR_ARGUMENTS`; checkpoints, ``from_torch``/``to_torch`` and ``extra_repr`` read
+    it, and :func:`constructor_arguments` reads a module's values back.
     """
 
     mode: str = ""
@@ -46,12 +131,12 @@ class SpikingRNNBase(nn.Module):
                  surrogate_function2=None, invariant_dropout_mask: bool = False,
                  cell_state: str = "clamp", cell_threshold: float = DEFAULT_CELL_THRESHOLD,
                  backend: str = "auto", low_memory: bool = False) -> None:
+        given = locals()  # the arguments by name (read before any other local is bound)
         super().__init__()
         owner = type(self).__name__
         check.check_sizes(input_size, hidden_size, num_layers, proj_size)
-        for value, name in ((bias, "bias"), (batch_first, "batch_first"), (bidirectional, "bidirectional"),
-                            (invariant_dropout_mask, "invariant_dropout_mask"), (low_memory, "low_memory")):
-            check.check_flag(value, name)
+        for name in _STACK_FLAGS:
+            check.check_flag(given[name], name)
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -143,17 +228,14 @@ class SpikingRNNBase(nn.Module):
         return sizes
 
     def extra_repr(self) -> str:
-        s = f"{self.input_size}, {self.hidden_size}"
-        for name, default in (("proj_size", 0), ("num_layers", 1), ("bias", True), ("batch_first", False),
-                              ("dropout", 0.0), ("bidirectional", False), ("invariant_dropout_mask", False),
-                              ("low_memory", False)):
-            if getattr(self, name) != default:
-                s += f", {name}={getattr(self, name)}"
-        if self.mode == "LSTM" and self.cell_state != "clamp":
-            s += f", cell_state={self.cell_state!r}"
-        if self.backend != "auto":
-            s += f", backend={self.backend!r}"
-        return s
+        parts = []
+        for argument in constructor_parameters(self, ("config", "spiking")):
+            value = getattr(self, argument.name)
+            if argument.default is REQUIRED:
+                parts.append(f"{value}")
+            elif argument.in_repr and value != argument.default:
+                parts.append(f"{argument.name}={value!r}" if isinstance(value, str) else f"{argument.name}={value}")
+        return ", ".join(parts)
 
     # ----------------------------------------------------------------------------- forward
 

@@ -1,20 +1,35 @@
-"""Compact storage of what a spiking layer keeps for backward.
+"""Compact storage of what a spiking layer keeps for backward, shared by the backends.
 
 Gates, and in most configurations ``h``, ``c`` and the layer input, hold only 0 and 1: they are
 kept as bit rows, one row of ``ceil(n / 8)`` bytes per time step (bit ``i`` of byte ``b`` is
 element ``8b + i``), so that backward can restore any chunk of steps. Packing reads each group of
 eight 0/1 bytes as one little-endian int64 and multiplies by a constant that gathers their low
-bits into the top byte; unpacking looks bytes up in a 256 x 8 table (in C++ when the loops are built).
+bits into the top byte; unpacking looks bytes up in a 256 x 8 table. An all-zero initial state is
+not kept at all (:func:`zero_or_kept`).
+
+Plain PyTorch on any device; a backend may register a faster unpacking of its own
+(:func:`register_fast_unpack`: the cpu backend's C++ table lookup).
 """
 from __future__ import annotations
+
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
 
-from .extension import loops
-
 _GATHER_BITS = 0x0102040810204080
 _TABLES: dict[torch.device, Tensor] = {}
+FastUnpack = Callable[[Tensor, tuple, torch.dtype], Optional[Tensor]]
+_fast_unpack: FastUnpack | None = None
+
+
+def register_fast_unpack(unpack: FastUnpack | None) -> None:
+    """Make :func:`unpack_rows` try ``unpack(bits [K, words], shape, dtype)`` first: it returns the
+    ``[K, *shape]`` 0/1 values in ``dtype``, or ``None`` where it does not apply (then the PyTorch
+    lookup runs). One function at a time; ``None`` removes it. Its results must equal the PyTorch
+    lookup's."""
+    global _fast_unpack
+    _fast_unpack = unpack
 
 
 def _unpack_table(device: torch.device) -> Tensor:
@@ -54,18 +69,19 @@ def pack_rows(t: Tensor) -> Tensor:
 
 
 def unpack_rows(bits: Tensor, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
-    """Inverse of :func:`pack_rows`: ``[K, *shape]`` of 0/1 in ``dtype`` from ``bits [K, words]`` (the
-    C++ loops' table lookup when built, else a PyTorch one)."""
+    """Inverse of :func:`pack_rows`: a contiguous ``[K, *shape]`` of 0/1 in ``dtype`` from ``bits [K, words]``
+    (the registered fast unpacking where it applies, else a PyTorch table lookup). Contiguous: kernels
+    read it as a dense ``[K, *shape]`` array."""
+    if _fast_unpack is not None:
+        out = _fast_unpack(bits, tuple(shape), dtype)
+        if out is not None:
+            return out
     count = 1
     for size in shape:
         count *= size
-    compiled = loops()
-    if compiled is not None and dtype in (torch.float32, torch.float64) and bits.device.type == "cpu":
-        out = torch.empty(bits.shape[0], *shape, dtype=dtype)
-        compiled.unpack_bit_rows(bits.contiguous(), out)
-        return out
     values = _unpack_table(bits.device).index_select(0, bits.reshape(-1).long()).view(bits.shape[0], bits.shape[1] * 8)
-    return values[:, :count].reshape(bits.shape[0], *shape).to(dtype)
+    # values[:, :count] is a view with the row stride of whole bytes: copy it whenever the dtype does not
+    return values[:, :count].reshape(bits.shape[0], *shape).to(dtype).contiguous()
 
 
 class StepStore:

@@ -6,7 +6,7 @@ from typing import Callable, NamedTuple
 import torch
 from torch import Tensor
 
-from ...surrogate import ATan, Erf, PiecewiseExp, PiecewiseQuadratic, Rect, Sigmoid, SoftSign, SuperSpike
+from ...surrogate import KERNEL_IDS
 from ..gemm import projection
 from .extension import loops
 
@@ -23,11 +23,10 @@ MIN_CHUNK_ROWS = 512
 EVENT_DENSITY = 0.5
 WEIGHT_GRAD_EVENT_DENSITY = 0.25
 # The built-in surrogates' derivatives, which the C++ LSTM and GRU backward loops evaluate themselves
-# (csrc/surrogates.h) instead of receiving a [K, B, 4H] or [K, B, 3H] tensor of them; by kind id. A
-# subclass that overrides ``derivative`` is not in here and gets the PyTorch path.
-# FUSED_DERIVATIVES = False forces that path.
-SURROGATE_KINDS = {Erf.derivative: 0, Sigmoid.derivative: 1, ATan.derivative: 2, PiecewiseQuadratic.derivative: 3,
-                   PiecewiseExp.derivative: 4, SoftSign.derivative: 5, SuperSpike.derivative: 6, Rect.derivative: 7}
+# (csrc/surrogates.h) instead of receiving a [K, B, 4H] or [K, B, 3H] tensor of them; to their kernel
+# id (spikingrnn.surrogate.KERNEL_IDS). A subclass that overrides ``derivative`` is not in here and
+# gets the PyTorch path. FUSED_DERIVATIVES = False forces that path.
+SURROGATE_KINDS = {cls.derivative: kernel for cls, kernel in KERNEL_IDS.items()}
 FUSED_DERIVATIVES = True
 
 
@@ -81,7 +80,7 @@ HUGE_PAGE_BYTES = 2 << 20  # buffers at least this large are backed by huge page
 
 def empty_buffer(*shape: int, dtype: torch.dtype) -> Tensor:
     """``torch.empty(shape)``; a large one is first marked for transparent huge pages (see
-    ``advise_huge_pages`` in csrc/loops.cpp), before any of it is touched."""
+    ``advise_huge_pages`` in csrc/bits.cpp), before any of it is touched."""
     t = torch.empty(shape, dtype=dtype)
     if t.numel() * t.element_size() >= HUGE_PAGE_BYTES:
         compiled = loops()

@@ -26,8 +26,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from ..storage import unpack_rows
 from .extension import loops
-from .storage import unpack_rows
 
 BIAS_TERMS = 2  # b_ih and b_hh: two entries 1 of z
 MAX_LISTED_ROW = 1 << 30  # entries (row * 4H + j) << 1 | gate must fit an int32

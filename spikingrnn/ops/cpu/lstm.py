@@ -20,16 +20,15 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from ...functional.cells import CELL_STATE_CODES
 from ..gemm import projection
+from ..storage import StepStore, bit_rows, is_binary, pack_rows, restore_zero, zero_or_kept
 from . import common
 from . import gate_signs
 from .common import (GradSums, InputProjection, SequenceConfig, Workspace, before, before_and_after, carried, chunks,
                      new_output, rows)
 from .extension import loops
 from .gate_signs import GateSource
-from .storage import StepStore, bit_rows, is_binary, pack_rows, restore_zero, zero_or_kept
-
-CELL_MODES = {"clamp": 0, "accumulate": 1, "spike": 2}
 
 
 class LSTMKept(NamedTuple):
@@ -89,7 +88,7 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, config: SequenceConfig
         xp = project(x[t0:t1])
         if compiled is not None:
             found = compiled.lstm_forward_steps(xp, t0, config.batch_sizes or [], h, c, w_hh_t, w_hh_tiles, w_hr_t,
-                                                CELL_MODES[config.cell_state], config.threshold, y, gate_bits,
+                                                CELL_STATE_CODES[config.cell_state], config.threshold, y, gate_bits,
                                                 cell_store, cell_binary, pre, scratch, m, event_density,
                                                 None if band is None else x_norm_sq[t0:t1],
                                                 None if band is None else band.w_norm,
@@ -161,7 +160,7 @@ def replay_cells(gates: Tensor, signs: bool, c_start: Tensor, t0: int, config: S
     compiled = loops()
     if compiled is not None:
         compiled.lstm_cell_scan(gates.contiguous(), signs, c_start.contiguous(), t0, config.batch_sizes or [],
-                                CELL_MODES[config.cell_state], config.threshold, cells)
+                                CELL_STATE_CODES[config.cell_state], config.threshold, cells)
         return cells
     if signs:
         gates = (gates >= 0).to(gates.dtype)

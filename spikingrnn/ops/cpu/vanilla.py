@@ -8,10 +8,10 @@ from __future__ import annotations
 import torch
 
 from ..gemm import projection
+from ..storage import StepStore, is_binary, restore_zero, zero_or_kept
 from . import common
 from .common import GradSums, InputProjection, SequenceConfig, Workspace, before, carried, chunks, new_output, rows
 from .extension import loops
-from .storage import StepStore, is_binary, restore_zero, zero_or_kept
 
 
 def rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, config: SequenceConfig):

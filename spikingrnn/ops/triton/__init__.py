@@ -1,7 +1,7 @@
 """The ``triton`` backend: persistent Triton kernels for the time loops, torch GEMMs for the rest.
 
 Same contract as :func:`spikingrnn.ops.reference.reference_rnn`, built on the shared
-:func:`~spikingrnn.ops.reference.run_stack` driver, one autograd Function per layer and direction
+:func:`~spikingrnn.ops.stack.run_stack` driver, one autograd Function per layer and direction
 with hand-written BPTT (see :mod:`spikingrnn.ops.triton.lstm`).
 
 Runs on CUDA tensors (float32, bfloat16, float16), or on CPU float32 tensors under the Triton
@@ -34,14 +34,13 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from ...surrogate import ATan, Erf, PiecewiseExp, PiecewiseQuadratic, Rect, Sigmoid, SoftSign, SuperSpike
-from ..reference import run_stack
+from ...surrogate import KERNEL_IDS, kernel_id
 from ..spec import RNNSpec
+from ..stack import needs_grad, packed_batch_sizes, reverse_each, run_stack
 
 __all__ = ["triton_rnn", "unsupported_reason", "load_kernels", "kernels_interpreted", "launch_device", "self_check",
-           "self_check_key", "BUILTIN_SURROGATES"]
+           "self_check_key"]
 
-BUILTIN_SURROGATES = (Erf, Sigmoid, ATan, PiecewiseQuadratic, PiecewiseExp, SoftSign, SuperSpike, Rect)
 CUDA_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
@@ -120,8 +119,8 @@ def unsupported_reason(device: torch.device, dtype: torch.dtype, surrogates) -> 
         return f"it runs on CUDA tensors (or CPU under TRITON_INTERPRET=1), got device {device}"
     for spike in surrogates:
         name = type(spike).__name__
-        if type(spike) not in BUILTIN_SURROGATES:
-            builtins = ", ".join(c.__name__ for c in BUILTIN_SURROGATES)
+        if kernel_id(spike) is None:
+            builtins = ", ".join(c.__name__ for c in KERNEL_IDS)
             return (f"surrogate {name} is not a built-in spikingrnn surrogate ({builtins}): "
                     "its derivative is compiled into the kernels")
         if not spike.spiking:
@@ -130,7 +129,8 @@ def unsupported_reason(device: torch.device, dtype: torch.dtype, surrogates) -> 
 
 
 class TritonConfig(NamedTuple):
-    """Static arguments of one (layer, direction) Function; ``kind*`` are surrogate ids of the kernels."""
+    """Static arguments of one (layer, direction) Function; ``kind*`` are the surrogates' kernel ids
+    (:func:`spikingrnn.surrogate.kernel_id`)."""
 
     batch_sizes: list[int] | None
     kind1: int
@@ -142,25 +142,6 @@ class TritonConfig(NamedTuple):
     save: bool
     low_memory: bool = False
     tf32: bool = False  # float32 products in TF32 (decided once: forward and backward must agree)
-
-
-def _batch_sizes(lengths: Tensor | None, steps: int) -> list[int] | None:
-    if lengths is None:
-        return None
-    lengths = lengths.cpu()
-    if bool((lengths[1:] > lengths[:-1]).any()):
-        raise ValueError("triton backend: lengths must be sorted in decreasing order (as packed sequences are)")
-    return (lengths.unsqueeze(0) > torch.arange(steps).unsqueeze(1)).sum(1).tolist()
-
-
-def _reverse_each(x: Tensor, lengths: Tensor | None) -> Tensor:
-    """Reverse every row of ``x [T, B, F]`` within its own length (padding stays in place)."""
-    if lengths is None:
-        return x.flip(0)
-    lengths = lengths.cpu()
-    steps = torch.arange(x.shape[0]).unsqueeze(1)
-    index = torch.where(steps < lengths, lengths - 1 - steps, steps).to(x.device)
-    return x.gather(0, index.unsqueeze(2).expand_as(x))
 
 
 def launch_device(device: torch.device):
@@ -197,24 +178,22 @@ def _run(x, states, weights, spec, surrogates, lengths, training, tf32):
     """:func:`triton_rnn` outside autocast, on the input's device."""
     load_kernels()
     from .gru import GRUSequence
-    from .kernels import surrogate_id
     from .lstm import LSTMSequence
     from .matmul import tf32_allowed
     from .rnn import RNNSequence
 
-    batch_sizes = _batch_sizes(lengths, x.shape[0])
-    save = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (x, *states, *(w for ws in weights for w in ws)))
+    batch_sizes = packed_batch_sizes(lengths, x.shape[0])
+    save = needs_grad(x, states, weights)
     if tf32 is None:
         tf32 = tf32_allowed(x)
     tf32 = bool(tf32) and x.dtype == torch.float32
 
     def run_cell(k, y, state, reverse):
         first, second = surrogates[k]
-        config = TritonConfig(batch_sizes, surrogate_id(first), first.alpha, surrogate_id(second), second.alpha,
+        config = TritonConfig(batch_sizes, kernel_id(first), first.alpha, kernel_id(second), second.alpha,
                               spec.cell_state, spec.cell_threshold, save, spec.low_memory, tf32)
         if reverse:
-            y = _reverse_each(y, lengths)
+            y = reverse_each(y, lengths)
         y = y.contiguous()
         w_ih, w_hh, b_ih, b_hh, w_hr = weights[k]
         if spec.mode == "LSTM":
@@ -225,7 +204,7 @@ def _run(x, states, weights, spec, surrogates, lengths, training, tf32):
             out, h = function.apply(y, state[0], w_ih, w_hh, b_ih, b_hh, config)
             state = (h,)
         if reverse:
-            out = _reverse_each(out, lengths)
+            out = reverse_each(out, lengths)
         return out, state
 
     return run_stack(x, states, spec, training, run_cell)

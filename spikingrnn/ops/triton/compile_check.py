@@ -151,8 +151,9 @@ def compile_launch(launch: Launch, arch: int) -> Resources:
 
 
 def _surrogates():
-    from ...surrogate import ATan, Erf, PiecewiseExp, PiecewiseQuadratic, Rect, Sigmoid, SoftSign, SuperSpike
-    return [Erf(), Sigmoid(), ATan(), PiecewiseQuadratic(), PiecewiseExp(), SoftSign(), SuperSpike(), Rect()]
+    """One instance of every built-in surrogate, in kernel-id order."""
+    from ...surrogate import KERNEL_IDS
+    return [cls() for cls in sorted(KERNEL_IDS, key=KERNEL_IDS.get)]
 
 
 def backend_workload(dtypes=(torch.float32, torch.bfloat16, torch.float16)) -> None:
@@ -173,9 +174,9 @@ def backend_workload(dtypes=(torch.float32, torch.bfloat16, torch.float16)) -> N
 
 
 def _run_cells(dtypes, steps: int, batch: int, hidden: int) -> None:
+    from ...surrogate import kernel_id
     from . import TritonConfig
     from .gru import GRUSequence
-    from .kernels import surrogate_id
     from .lstm import LSTMSequence
     from .rnn import RNNSequence
 
@@ -194,8 +195,8 @@ def _run_cells(dtypes, steps: int, batch: int, hidden: int) -> None:
                     first, second = spikes[case % len(spikes)], spikes[(case + 3) % len(spikes)]
                     case += 1
                     # float32 products in TF32 (as on a GPU by default) with the packed batches
-                    config = TritonConfig(packed_sizes if packed else None, surrogate_id(first), first.alpha,
-                                          surrogate_id(second), second.alpha, cell_state, 1.0, True, low_memory,
+                    config = TritonConfig(packed_sizes if packed else None, kernel_id(first), first.alpha,
+                                          kernel_id(second), second.alpha, cell_state, 1.0, True, low_memory,
                                           tf32=packed and dtype == torch.float32)
                     x = tensor(steps, batch, features)
                     for w_hr in (None, tensor(proj, hidden)):

@@ -36,7 +36,6 @@ import torch
 from torch import Tensor
 
 from ...surrogate import SURROGATES
-from ..reference import reference_rnn
 from ..spec import GATES_PER_MODE, RNNSpec
 
 GRADIENT_TOLERANCE = {False: 1e-4, True: 1e-2}  # by TF32: relative to the largest reference gradient
@@ -155,6 +154,9 @@ def check_case(case: Case, device: torch.device, repeats: int = 5, tf32: bool = 
     """What is wrong with the triton backend on ``case`` (``[]`` when nothing): outputs and final
     states against the reference bit for bit, gradients within ``tolerance`` (default
     :data:`GRADIENT_TOLERANCE`), ``repeats`` runs identical."""
+    # the oracle, imported here: the triton backend's run path never imports the reference backend, only
+    # this self-check does, on purpose (tests/test_import_graph.py allows this module alone)
+    from ..reference import reference_rnn
     from . import triton_rnn
     tolerance = GRADIENT_TOLERANCE[tf32] if tolerance is None else tolerance
     ref_results, ref_grads = run(reference_rnn, case, device)

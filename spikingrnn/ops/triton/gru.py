@@ -19,7 +19,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ..cpu.storage import restore_zero, zero_or_kept
+from ..storage import restore_zero, zero_or_kept
 from . import persistent, persistent_gru
 from .kernels import BLOCK, carried, grid, gru_cell, gru_cell_backward, load_three, rows, store_three
 from .matmul import mm, mm_into, project

@@ -6,16 +6,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ...surrogate import ATan, Erf, PiecewiseExp, PiecewiseQuadratic, Rect, Sigmoid, SoftSign, SuperSpike
-
-# exact classes only: a subclass may override ``derivative``
-SURROGATE_IDS = {Erf: 0, Sigmoid: 1, ATan: 2, PiecewiseQuadratic: 3, PiecewiseExp: 4, SoftSign: 5, SuperSpike: 6,
-                 Rect: 7}
 BLOCK = 256
-
-
-def surrogate_id(spike) -> int:
-    return SURROGATE_IDS[type(spike)]
 
 
 def grid(count: int):
@@ -24,7 +15,8 @@ def grid(count: int):
 
 @triton.jit
 def surrogate_derivative(x, alpha, KIND: tl.constexpr):
-    """``derivative(x, alpha)`` of the built-in surrogate ``KIND`` (same formulas as spikingrnn.surrogate), fp32."""
+    """``derivative(x, alpha)`` in fp32 of the built-in surrogate whose kernel id is ``KIND``
+    (:data:`spikingrnn.surrogate.KERNEL_IDS`; same formulas as its ``derivative``)."""
     if KIND == 0:  # Erf
         ax = alpha * x
         d = tl.exp(-(ax * ax)) * (alpha * 0.5641895835477563)  # 1/sqrt(pi)
@@ -73,7 +65,8 @@ def store_gates(ptr, offset, H, v_i, v_f, v_g, v_o, mask):
 @triton.jit
 def lstm_cell(u_i, u_f, u_g, u_o, c, threshold, CELL: tl.constexpr):
     """One LSTM step's pointwise work in fp32: the gates fired from the pre-activations ``u_*``, the
-    cell ``c`` updated by the ``cell_state`` rule ``CELL`` (0 clamp, 1 accumulate, 2 spike).
+    cell ``c`` updated by the ``cell_state`` rule ``CELL`` (its code in
+    :data:`spikingrnn.functional.cells.CELL_STATE_CODES`: 0 clamp, 1 accumulate, 2 spike).
     Returns ``(c', o * c')``."""
     c = c * tl.where(u_f >= 0, 1.0, 0.0) + tl.where(u_i >= 0, 1.0, 0.0) * tl.where(u_g >= 0, 1.0, 0.0)
     if CELL == 0:

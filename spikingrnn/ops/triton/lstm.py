@@ -24,13 +24,12 @@ import torch
 import triton
 import triton.language as tl
 
+from ...functional.cells import CELL_STATE_CODES
+from ..storage import is_binary, restore_zero, zero_or_kept
 from . import persistent
-from ..cpu.storage import restore_zero, zero_or_kept
 from .kernels import BLOCK, carried, grid, load_gates, lstm_cell, lstm_cell_backward, rows, store_gates
 from .matmul import mm, mm_into, project
 from .saved import compact, restore
-
-CELL_MODES = {"clamp": 0, "accumulate": 1, "spike": 2}
 
 
 @triton.jit
@@ -85,14 +84,14 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, config):
     keep_pre = config.save and not config.low_memory
     pre = new(steps, batch, 4 * hidden, **like) if keep_pre else None
     c_like = like
-    if config.low_memory and (config.cell_state == "spike" or (config.cell_state == "clamp" and _is_binary(c0))):
+    if config.low_memory and (config.cell_state == "spike" or (config.cell_state == "clamp" and is_binary(c0))):
         c_like = dict(like, dtype=torch.uint8)  # 0/1: one byte instead of four
     c_all = new(steps, batch, hidden, **c_like) if config.save else None
     m_all = new(steps, batch, hidden, **like) if w_hr is not None else None
     scratch = None if keep_pre else torch.empty(batch, 4 * hidden, **like)
     if w_hr is None and hidden <= persistent.PERSISTENT_MAX_HIDDEN:  # the whole loop in one launch
         h = persistent.lstm_persistent_forward(xp.contiguous(), h0, c, w_hh, y, pre, c_all, bs,
-                                               CELL_MODES[config.cell_state], config.threshold, config.tf32)
+                                               CELL_STATE_CODES[config.cell_state], config.threshold, config.tf32)
         return y, h, c, pre, c_all, m_all
     w_hh_t = w_hh.t()
     w_hr_t = None if w_hr is None else w_hr.t()
@@ -105,15 +104,11 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, config):
         c_out = c_all[t, :n] if c_all is not None else c[:n]
         m = m_all[t, :n] if m_all is not None else y[t, :n]
         _lstm_forward_step[grid(n * hidden)](u, c, c_out, m, n * hidden, hidden, float(config.threshold),
-                                             CELL=CELL_MODES[config.cell_state], BLOCK=BLOCK)
+                                             CELL=CELL_STATE_CODES[config.cell_state], BLOCK=BLOCK)
         if w_hr_t is not None:
             mm(m, w_hr_t, out=y[t, :n], tf32=config.tf32)
         h[:n] = y[t, :n]
     return y, h, c, pre, c_all, m_all
-
-
-def _is_binary(t) -> bool:
-    return bool(((t == 0) | (t == 1)).all())
 
 
 def lstm_backward(saved, dy, dh_n, dc_n, needs, config):
@@ -140,10 +135,10 @@ def lstm_backward(saved, dy, dh_n, dc_n, needs, config):
         pre = project(x, w_ih, b_ih, b_hh, tf32=config.tf32).contiguous()
         replayed_y = new(steps, batch, hidden, **like)
         persistent.lstm_persistent_forward(pre, h0, carried(c0_c, x.dtype), w_hh, replayed_y, pre, None, bs,
-                                           CELL_MODES[config.cell_state], config.threshold, config.tf32)
+                                           CELL_STATE_CODES[config.cell_state], config.threshold, config.tf32)
     if pre is not None and w_hr is None and hidden <= persistent.PERSISTENT_MAX_HIDDEN:  # one launch
         persistent.lstm_persistent_backward(pre, c_all, c0_c, dy, w_hh_c, dh, dc, d_pre, bs,
-                                            CELL_MODES[config.cell_state], config.threshold, config.alpha1,
+                                            CELL_STATE_CODES[config.cell_state], config.threshold, config.alpha1,
                                             config.alpha2, config.kind1, config.kind2, config.tf32)
         steps_left = range(0)
     else:
@@ -174,7 +169,7 @@ def lstm_backward(saved, dy, dh_n, dc_n, needs, config):
         c_prev = c0_c[:n] if t == 0 else c_all[t - 1, :n]
         _lstm_backward_step[grid(n * hidden)](u, c_prev, c_all[t, :n], dm, dc, d_pre[t, :n], n * hidden,
                                               hidden, float(config.threshold), float(config.alpha1),
-                                              float(config.alpha2), CELL=CELL_MODES[config.cell_state],
+                                              float(config.alpha2), CELL=CELL_STATE_CODES[config.cell_state],
                                               KIND1=config.kind1, KIND2=config.kind2, BLOCK=BLOCK)
         mm_into(d_pre[t, :n], w_hh_c, dh[:n], tf32=config.tf32)
     flat = d_pre.view(-1, 4 * hidden)

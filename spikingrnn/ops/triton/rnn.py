@@ -15,7 +15,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ..cpu.storage import restore_zero, zero_or_kept
+from ..storage import restore_zero, zero_or_kept
 from . import persistent, persistent_rnn
 from .kernels import BLOCK, carried, grid, rows, surrogate_derivative
 from .matmul import mm, mm_into, project

@@ -1,7 +1,7 @@
 """What the triton backend's Functions keep for backward beyond their weights.
 
 In low-memory mode every tensor that holds only 0 and 1 (a spiking input, the outputs, the LSTM's
-cell states) is kept as bit rows: the cpu backend's :class:`~spikingrnn.ops.cpu.storage.StepStore`,
+cell states) is kept as bit rows: the backends' shared :class:`~spikingrnn.ops.storage.StepStore`,
 plain torch ops on any device. (In every mode an all-zero initial state is not kept:
 ``zero_or_kept`` of the same module.) :func:`compact` records how each tensor was kept,
 :func:`restore` undoes it.
@@ -13,7 +13,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from ..cpu.storage import StepStore, is_binary
+from ..storage import StepStore, is_binary
 
 Kept = tuple[StepStore, torch.dtype]
 
