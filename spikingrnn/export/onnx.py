@@ -174,7 +174,9 @@ def _describe(module) -> _Stack:
     raise TypeError(
         "export_onnx: module must be a spikingrnn SpikingLSTM, SpikingGRU or SpikingRNN, or a "
         "spikingrnn.compat.spikingjelly SpikingLSTM/SpikingGRU/SpikingVanillaRNN, "
-        f"got {type(module).__module__}.{type(module).__qualname__}")
+        f"got {type(module).__module__}.{type(module).__qualname__}. A whole model that contains spiking layers "
+        "exports with the standard call torch.onnx.export(model, (x,), path, dynamic_shapes=...) (dynamo=True, "
+        "the default): its spiking layers become ONNX Scan loops with a free sequence length")
 
 
 def _describe_native(module: SpikingRNNBase) -> _Stack:

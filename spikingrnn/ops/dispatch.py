@@ -25,6 +25,7 @@ import torch
 
 from . import cpu
 from . import triton as _triton_backend  # imports triton itself only when used
+from .capture import JIT_TRACE_UNSUPPORTED, LEGACY_ONNX_EXPORT
 from .reference import reference_rnn
 
 logger = logging.getLogger("spikingrnn")
@@ -69,7 +70,20 @@ def resolve(backend: str, device, dtype, surrogate_pairs: list[tuple], *, owner=
     """The run function of ``backend`` for this device, dtype and ``(spike, spike_g)`` pairs.
 
     ``owner``: the module asking (named in warnings, which are given once per owner and reason).
+
+    Under ``torch.onnx.export`` every backend runs the reference step in ``scan`` (see :mod:`.scanned`);
+    under ``torch.jit.trace`` only the cpu backend's custom operators record a graph that holds for other
+    sequence lengths: any other backend raises instead of being unrolled into a fixed number of steps.
     """
+    if torch.onnx.is_in_onnx_export():
+        return _onnx_export_run()
+    run = _resolve(backend, device, dtype, surrogate_pairs, owner)
+    if torch.jit.is_tracing() and run is not cpu.cpu_rnn:
+        raise RuntimeError(JIT_TRACE_UNSUPPORTED)
+    return run
+
+
+def _resolve(backend: str, device, dtype, surrogate_pairs: list[tuple], owner):
     surrogates = [s for pair in surrogate_pairs for s in pair]
     if backend != "auto":
         run, unsupported = BACKENDS[backend]
@@ -94,6 +108,15 @@ def resolve(backend: str, device, dtype, surrogate_pairs: list[tuple], *, owner=
             passed_over.append((name, reason))
         logger.debug("backend 'auto' skips %r: %s", name, reason)
     raise RuntimeError("no backend can run this input")  # unreachable: the reference runs everything
+
+
+def _onnx_export_run():
+    """The run function during ``torch.onnx.export``: the reference step in ``scan`` (see :mod:`.scanned`),
+    whatever the backend; the TorchScript-based exporter is refused."""
+    if torch.jit.is_tracing():
+        raise RuntimeError(LEGACY_ONNX_EXPORT)
+    from .scanned import scanned_rnn  # late: only an export needs it
+    return scanned_rnn
 
 
 def _warn_slow_path(owner, skipped: str, reason: str, chosen: str) -> None:

@@ -11,14 +11,30 @@ import torch
 from torch import Tensor
 
 from ...surrogate import SurrogateFunction
-from ..reference import run_stack
 from ..spec import RNNSpec
+from ..stack import needs_grad, packed_batch_sizes, reverse_each, run_stack
+from ..storage import register_fast_unpack
 from .common import SequenceConfig
-from .gru import GRUSequence
-from .lstm import LSTMSequence
-from .vanilla import RNNSequence
+from .extension import loops
+from .library import sequence
 
 __all__ = ["cpu_rnn", "unsupported_reason"]
+
+
+def _unpack_bit_rows(bits: Tensor, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor | None:
+    """Bit rows ``bits [K, words]`` restored as ``[K, *shape]`` by the C++ table lookup, or ``None``
+    where it does not apply (not a CPU float32/float64 case, or the loops are not built)."""
+    if dtype not in (torch.float32, torch.float64) or bits.device.type != "cpu":
+        return None
+    compiled = loops()
+    if compiled is None:
+        return None
+    out = torch.empty(bits.shape[0], *shape, dtype=dtype)
+    compiled.unpack_bit_rows(bits.contiguous(), out)
+    return out
+
+
+register_fast_unpack(_unpack_bit_rows)
 
 
 def unsupported_reason(device: torch.device, dtype: torch.dtype, surrogates) -> str | None:
@@ -44,51 +60,23 @@ def unsupported_reason(device: torch.device, dtype: torch.dtype, surrogates) -> 
     return None
 
 
-def _batch_sizes(lengths: Tensor | None, steps: int) -> list[int] | None:
-    if lengths is None:
-        return None
-    if bool((lengths[1:] > lengths[:-1]).any()):
-        raise ValueError("cpu backend: lengths must be sorted in decreasing order (as packed sequences are)")
-    return (lengths.unsqueeze(0) > torch.arange(steps).unsqueeze(1)).sum(1).tolist()
-
-
-def _reverse_each(x: Tensor, lengths: Tensor | None) -> Tensor:
-    """Reverse every row of ``x [T, B, F]`` within its own length (padding stays in place)."""
-    if lengths is None:
-        return x.flip(0)
-    steps = torch.arange(x.shape[0]).unsqueeze(1)
-    index = torch.where(steps < lengths, lengths - 1 - steps, steps).to(x.device)
-    return x.gather(0, index.unsqueeze(2).expand_as(x))
-
-
 def _config(spec: RNNSpec, surrogate_pair, batch_sizes, save: bool) -> SequenceConfig:
     first, second = surrogate_pair
     return SequenceConfig(batch_sizes, type(first).derivative, first.alpha, type(second).derivative, second.alpha,
                           spec.cell_state, spec.cell_threshold, save, not spec.low_memory)
 
 
-def _run_cell(spec: RNNSpec, x: Tensor, state: tuple[Tensor, ...], weights: tuple, config: SequenceConfig):
-    w_ih, w_hh, b_ih, b_hh, w_hr = weights
-    if spec.mode == "LSTM":
-        y, h, c = LSTMSequence.apply(x, state[0], state[1], w_ih, w_hh, b_ih, b_hh, w_hr, config)
-        return y, (h, c)
-    function = GRUSequence if spec.mode == "GRU" else RNNSequence
-    y, h = function.apply(x, state[0], w_ih, w_hh, b_ih, b_hh, config)
-    return y, (h,)
-
-
 def cpu_rnn(x: Tensor, states: tuple[Tensor, ...], weights: list[tuple], spec: RNNSpec, surrogates: list[tuple],
             *, lengths: Tensor | None = None, training: bool = False) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Run the stack; returns ``(output [T, B, D*H_out], final states [L*D, B, *] each)``."""
-    batch_sizes = _batch_sizes(lengths, x.shape[0])
-    save = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (x, *states, *(w for ws in weights for w in ws)))
+    batch_sizes = packed_batch_sizes(lengths, x.shape[0])
+    save = needs_grad(x, states, weights)
 
     def run_cell(k, y, state, reverse):
         config = _config(spec, surrogates[k], batch_sizes, save)
         if not reverse:
-            return _run_cell(spec, y, state, weights[k], config)
-        out, state = _run_cell(spec, _reverse_each(y, lengths), state, weights[k], config)
-        return _reverse_each(out, lengths), state
+            return sequence(spec.mode, y, state, weights[k], config)
+        out, state = sequence(spec.mode, reverse_each(y, lengths), state, weights[k], config)
+        return reverse_each(out, lengths), state
 
     return run_stack(x, states, spec, training, run_cell)
