@@ -41,6 +41,17 @@ Modes:
     gradnorm  gradient norm at initialisation on one batch of 64 of
               mnist5k_pixels for several sequence lengths T.
 
+Tasks (``--task``): mnist5k_rows (the swap test; first 2,000 training
+samples), mnist5k_pixels, mnist1d (T=40, 1 feature; all 4,000 training samples)
+or any other name of ``spikingrnn.data.load_dataset`` (the library is used for
+the data only, loaded with seed=0 so the test split is the same for every
+seed).
+
+Variants: ``--readout mean`` (time-averaged h instead of the last step),
+``--theta`` / ``--learn-theta`` (threshold of A/B/C/F/G), ``--rate-penalty L``
+(adds L * mean(h) over batch, steps and units to the training loss),
+``--alpha`` (surrogate width), ``--epochs``, ``--train-size``.
+
 Comma-separated lists are accepted for --candidate, --lr and --seed; every
 combination is run in turn in the same process (one JSON line each).
 
@@ -215,9 +226,14 @@ class AnalogGateBinaryGRUCell(_GatedCellBase):
 
     n_gates = 3
 
-    def __init__(self, input_size, hidden_size, alpha, theta=0.25, update_bias=None):
+    def __init__(self, input_size, hidden_size, alpha, theta=0.25, update_bias=None,
+                 learn_theta=False):
         super().__init__(input_size, hidden_size, alpha)
-        self.register_buffer("theta", torch.full((hidden_size,), float(theta)))
+        th = torch.full((hidden_size,), float(theta))
+        if learn_theta:
+            self.theta = nn.Parameter(th)
+        else:
+            self.register_buffer("theta", th)
         if update_bias is not None:
             # total bias of the update gate z (order r, z, n): z near 1 keeps s
             h = hidden_size
@@ -272,32 +288,47 @@ class SpikingLayer(nn.Module):
         return y, None
 
 
+# ``kw`` carries the threshold options (--theta, --learn-theta) to the candidates
+# with a threshold theta (A, B, C, F, G); empty for the published settings.
 CANDIDATES = {
-    "A": lambda i, h, a: SpikingLayer(AnalogGateBinaryLSTMCell(i, h, a)),
-    "B": lambda i, h, a: SpikingLayer(AnalogGateBinaryLSTMCell(i, h, a, learn_theta=True)),
-    "C": lambda i, h, a: SpikingLayer(AnalogGateBinaryLSTMCell(i, h, a, forget_bias=1.0)),
-    "D": lambda i, h, a: SpikingLayer(SpikingJellyLSTMCell(i, h, a)),
-    "E": lambda i, h, a: SpikingLayer(HeavisideAccumulateLSTMCell(i, h, a)),
-    "F": lambda i, h, a: SpikingLayer(AnalogGateBinaryGRUCell(i, h, a)),
-    "G": lambda i, h, a: SpikingLayer(AnalogGateBinaryGRUCell(i, h, a, update_bias=1.0)),
-    "lstm": lambda i, h, a: nn.LSTM(i, h, batch_first=True),
-    "gru": lambda i, h, a: nn.GRU(i, h, batch_first=True),
+    "A": lambda i, h, a, **kw: SpikingLayer(AnalogGateBinaryLSTMCell(i, h, a, **kw)),
+    "B": lambda i, h, a, **kw: SpikingLayer(AnalogGateBinaryLSTMCell(i, h, a, **{"learn_theta": True, **kw})),
+    "C": lambda i, h, a, **kw: SpikingLayer(AnalogGateBinaryLSTMCell(i, h, a, forget_bias=1.0, **kw)),
+    "D": lambda i, h, a, **kw: SpikingLayer(SpikingJellyLSTMCell(i, h, a)),
+    "E": lambda i, h, a, **kw: SpikingLayer(HeavisideAccumulateLSTMCell(i, h, a)),
+    "F": lambda i, h, a, **kw: SpikingLayer(AnalogGateBinaryGRUCell(i, h, a, **kw)),
+    "G": lambda i, h, a, **kw: SpikingLayer(AnalogGateBinaryGRUCell(i, h, a, update_bias=1.0, **kw)),
+    "lstm": lambda i, h, a, **kw: nn.LSTM(i, h, batch_first=True),
+    "gru": lambda i, h, a, **kw: nn.GRU(i, h, batch_first=True),
 }
+THRESHOLD_CANDIDATES = ("A", "B", "C", "F", "G")
 
 
 class SwapClassifier(nn.Module):
-    """Linear(F->128) -> rnn(128->128, batch_first) -> Linear(128->10), last step."""
+    """Linear(F->128) -> rnn(128->128, batch_first) -> Linear(128->10).
+
+    ``readout="last"`` (the swap test) reads the rnn output at the last step;
+    ``"mean"`` its average over time (the training CLI's default). The mean of
+    h over the batch, steps and units of the last forward pass is kept in
+    ``last_rate`` (a tensor with gradient, for the firing-rate penalty).
+    """
 
     def __init__(self, candidate: str, in_features: int, alpha: float,
-                 hidden: int = 128, n_classes: int = 10):
+                 hidden: int = 128, n_classes: int = 10, readout: str = "last",
+                 cell_kwargs: dict | None = None):
         super().__init__()
         self.encoder = nn.Linear(in_features, hidden)
-        self.rnn = CANDIDATES[candidate](hidden, hidden, alpha)
+        self.rnn = CANDIDATES[candidate](hidden, hidden, alpha, **(cell_kwargs or {}))
         self.readout = nn.Linear(hidden, n_classes)
+        self.readout_mode = readout
+        self.last_rate = None
 
     def forward(self, x):
         y, _ = self.rnn(self.encoder(x))
-        return self.readout(y[:, -1])
+        if isinstance(self.rnn, SpikingLayer):
+            self.last_rate = y.mean()
+        features = y.mean(dim=1) if self.readout_mode == "mean" else y[:, -1]
+        return self.readout(features)
 
 
 # --------------------------------------------------------------------------
@@ -353,10 +384,29 @@ def evaluate(model, x, y, batch=250):
     return correct / len(x), (agg if spiking else None)
 
 
+def cell_kwargs(args, candidate: str) -> dict:
+    """Threshold options for the candidates that have a threshold (else empty)."""
+    kw = {}
+    if candidate in THRESHOLD_CANDIDATES:
+        if args.theta is not None:
+            kw["theta"] = args.theta
+        if args.learn_theta:
+            kw["learn_theta"] = True
+    return kw
+
+
+def train_size(args) -> int:
+    """--train-size, or the task's default: 2,000 for mnist5k_* (the swap test), all otherwise."""
+    if args.train_size is not None:
+        return args.train_size
+    return 2000 if args.task.startswith("mnist5k") else 0
+
+
 def train_run(args, data, candidate: str, lr: float, seed: int) -> dict:
     """Train one model with the swap-test recipe and return a result dict."""
-    x_tr = data.x_train[: args.train_size]
-    y_tr = data.y_train[: args.train_size]
+    n = train_size(args) or len(data.y_train)
+    x_tr = data.x_train[:n]
+    y_tr = data.y_train[:n]
     x_te, y_te = data.x_test, data.y_test
     if args.T is not None and args.task.endswith("pixels"):
         t = int(args.T.split(",")[0])
@@ -364,7 +414,8 @@ def train_run(args, data, candidate: str, lr: float, seed: int) -> dict:
         x_tr, x_te = x_tr[:, start : start + t], x_te[:, start : start + t]
 
     torch.manual_seed(seed)
-    model = SwapClassifier(candidate, x_tr.shape[-1], args.alpha)
+    model = SwapClassifier(candidate, x_tr.shape[-1], args.alpha, readout=args.readout,
+                           cell_kwargs=cell_kwargs(args, candidate))
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     n_batches = math.ceil(len(x_tr) / args.batch)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs * n_batches)
@@ -378,6 +429,9 @@ def train_run(args, data, candidate: str, lr: float, seed: int) -> dict:
         for k in range(0, len(x_tr), args.batch):
             idx = perm[k : k + args.batch]
             loss = F.cross_entropy(model(x_tr[idx]), y_tr[idx])
+            if args.rate_penalty and model.last_rate is not None:
+                # firing-rate penalty: lambda * mean(h) over batch, steps, units
+                loss = loss + args.rate_penalty * model.last_rate
             opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -397,6 +451,8 @@ def train_run(args, data, candidate: str, lr: float, seed: int) -> dict:
     out = {
         "mode": "train", "task": args.task, "candidate": candidate, "lr": lr, "seed": seed,
         "alpha": args.alpha, "epochs": args.epochs, "train_size": len(x_tr),
+        "readout": args.readout, "theta": args.theta, "learn_theta": args.learn_theta,
+        "rate_penalty": args.rate_penalty,
         "seq_len": x_tr.shape[1], "test_acc": acc, "final_train_loss": losses[-1],
         "nonfinite_loss": nonfinite, "sec_per_epoch": sum(epoch_secs) / len(epoch_secs),
         "threads": torch.get_num_threads(),
@@ -410,7 +466,7 @@ def train_run(args, data, candidate: str, lr: float, seed: int) -> dict:
             "energy_ratio": energy_ratio(stats, 128, 128, n_gates),
             "energy_ratio_if_x_binary_same_rate": energy_ratio(stats, 128, 128, n_gates, x_rate=rate),
         })
-        if candidate == "B":
+        if isinstance(getattr(model.rnn.cell, "theta", None), nn.Parameter):
             th = model.rnn.cell.theta.detach()
             out["theta_mean"], out["theta_sd"] = th.mean().item(), th.std().item()
     return out
@@ -440,6 +496,27 @@ def gradnorm_run(args, data, candidate: str, seed: int, t: int) -> dict:
     }
 
 
+def variant(r: dict) -> str:
+    """The settings of a run that differ from the swap test's (older result files lack the keys)."""
+    parts = []
+    default_epochs = 8
+    if r.get("epochs", default_epochs) != default_epochs:
+        parts.append(f"{r['epochs']} ep")
+    if r["task"].startswith("mnist5k") and r.get("train_size", 2000) != 2000:
+        parts.append(f"n={r['train_size']}")
+    if r["task"] == "mnist1d" and r.get("train_size", 4000) != 4000:
+        parts.append(f"n={r['train_size']}")
+    if r.get("readout", "last") != "last":
+        parts.append(f"readout {r['readout']}")
+    if r.get("theta") is not None:
+        parts.append(f"theta {r['theta']:g}")
+    if r.get("learn_theta") and r["candidate"] != "B":
+        parts.append("learnable theta")
+    if r.get("rate_penalty"):
+        parts.append(f"rate penalty {r['rate_penalty']:g}")
+    return ", ".join(parts) or "-"
+
+
 def summarize(paths) -> None:
     """Print a markdown table (mean +- sd over seeds) from JSON-line result files."""
     import statistics as st
@@ -453,7 +530,7 @@ def summarize(paths) -> None:
                     continue
                 r = json.loads(line)
                 if r["mode"] == "train":
-                    train[(r["task"], r["candidate"], r["alpha"], r["lr"])].append(r)
+                    train[(r["task"], r["candidate"], r["alpha"], r["lr"], variant(r))].append(r)
                 else:
                     grad[(r["candidate"], r["alpha"])][r["T"]] = r
 
@@ -465,16 +542,25 @@ def summarize(paths) -> None:
         return (fmt + " ± " + fmt).format(st.mean(vals), sd)
 
     if train:
-        print("| task | candidate | alpha | lr | n | test acc | firing rate | energy vs dense "
+        print("| task | candidate | variant | alpha | lr | n | test acc | firing rate | energy vs dense "
               "| (if x binary) | s/epoch |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
-        for (task, cand, alpha, lr), rs in sorted(train.items(), key=lambda kv: (kv[0][0], -kv[0][3], kv[0][1], kv[0][2])):
-            print(f"| {task} | {cand} | {alpha} | {lr:g} | {len(rs)} | "
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for (task, cand, alpha, lr, var), rs in sorted(
+                train.items(), key=lambda kv: (kv[0][0], -kv[0][3], kv[0][1], kv[0][4], kv[0][2])):
+            print(f"| {task} | {cand} | {var} | {alpha} | {lr:g} | {len(rs)} | "
                   f"{ms([r['test_acc'] for r in rs])} | "
                   f"{ms([r.get('firing_rate') for r in rs])} | "
                   f"{ms([r.get('energy_ratio') for r in rs])} | "
                   f"{ms([r.get('energy_ratio_if_x_binary_same_rate') for r in rs])} | "
                   f"{st.mean(r['sec_per_epoch'] for r in rs):.1f} |")
+        thetas = {k: rs for k, rs in train.items() if any("theta_mean" in r for r in rs)}
+        if thetas:
+            print()
+            print("| task | candidate | variant | lr | learned theta: mean of unit means | mean of unit sds |")
+            print("|---|---|---|---|---|---|")
+            for (task, cand, alpha, lr, var), rs in sorted(thetas.items()):
+                print(f"| {task} | {cand} | {var} | {lr:g} | {ms([r.get('theta_mean') for r in rs])} | "
+                      f"{ms([r.get('theta_sd') for r in rs])} |")
     if grad:
         lengths = sorted({t for d in grad.values() for t in d})
         print()
@@ -491,10 +577,21 @@ def main():
     p.add_argument("--candidate", default="A", help="comma list of " + ",".join(CANDIDATES))
     p.add_argument("--lr", default="1e-2", help="comma list of learning rates")
     p.add_argument("--seed", default="0", help="comma list of seeds")
-    p.add_argument("--task", default=None, help="mnist5k_rows (train) / mnist5k_pixels (gradnorm)")
+    p.add_argument("--task", default=None,
+                   help="mnist5k_rows (train default), mnist5k_pixels (gradnorm default), mnist1d, "
+                        "or any name of spikingrnn.data.load_dataset (loaded with seed=0: fixed split)")
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--train-size", type=int, default=2000)
+    p.add_argument("--train-size", type=int, default=None,
+                   help="first N training samples (0 = all); default 2000 for mnist5k_*, all otherwise")
+    p.add_argument("--readout", choices=["last", "mean"], default="last",
+                   help="classifier reads the rnn output at the last step (swap test) or its time average")
+    p.add_argument("--theta", type=float, default=None,
+                   help="threshold of A/B/C/F/G (default: the candidate's, 0.25)")
+    p.add_argument("--learn-theta", action="store_true",
+                   help="learnable per-unit threshold (init --theta) for A/C/F/G")
+    p.add_argument("--rate-penalty", type=float, default=0.0,
+                   help="add lambda * mean firing rate of h (batch, steps, units) to the training loss")
     p.add_argument("--alpha", type=float, default=0.5, help="surrogate width")
     p.add_argument("--T", default=None,
                    help="gradnorm: comma list of lengths; train on pixels: centre window length")
