@@ -16,7 +16,7 @@ functions (``register_fake``) and the backward (``register_autograd``) registere
 traces a model without a graph break, ``torch.export`` keeps the time and batch dimensions symbolic,
 and ``torch.jit.trace`` records one node per (layer, direction) instead of unrolling the loop.
 (``torch.onnx.export`` does not meet them: under an ONNX export every backend runs the reference
-step in a ``scan``, see :mod:`spikingrnn.ops.dispatch`.)
+step in a ``scan``, see :mod:`spikingrnn.ops.scanned`.)
 
 :func:`sequence` picks the operator while a graph is being captured (``torch.compile``,
 ``torch.export``, ``torch.jit.trace``) and the eager Function otherwise, which keeps less
