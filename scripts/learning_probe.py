@@ -134,6 +134,14 @@ class _GatedCellBase(nn.Module):
 
     n_gates = 4
 
+    def set_threshold(self, theta: float, learn: bool) -> None:
+        """A per-unit firing threshold ``theta [H]``: a parameter when ``learn``, else a buffer."""
+        th = torch.full((self.hidden_size,), float(theta))
+        if learn:
+            self.theta = nn.Parameter(th)
+        else:
+            self.register_buffer("theta", th)
+
     def __init__(self, input_size: int, hidden_size: int, alpha: float):
         super().__init__()
         self.input_size = input_size
@@ -170,11 +178,7 @@ class AnalogGateBinaryLSTMCell(_GatedCellBase):
     def __init__(self, input_size, hidden_size, alpha, theta=0.25,
                  learn_theta=False, forget_bias=None):
         super().__init__(input_size, hidden_size, alpha)
-        th = torch.full((hidden_size,), float(theta))
-        if learn_theta:
-            self.theta = nn.Parameter(th)
-        else:
-            self.register_buffer("theta", th)
+        self.set_threshold(theta, learn_theta)
         if forget_bias is not None:
             self.set_forget_bias(forget_bias)
 
@@ -229,11 +233,7 @@ class AnalogGateBinaryGRUCell(_GatedCellBase):
     def __init__(self, input_size, hidden_size, alpha, theta=0.25, update_bias=None,
                  learn_theta=False):
         super().__init__(input_size, hidden_size, alpha)
-        th = torch.full((hidden_size,), float(theta))
-        if learn_theta:
-            self.theta = nn.Parameter(th)
-        else:
-            self.register_buffer("theta", th)
+        self.set_threshold(theta, learn_theta)
         if update_bias is not None:
             # total bias of the update gate z (order r, z, n): z near 1 keeps s
             h = hidden_size

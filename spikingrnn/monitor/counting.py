@@ -14,6 +14,7 @@ from ..functional.cells import gru_step_gates, lstm_step_gates, rnn_step_gates
 from ..nn.base import SpikingRNNBase
 from ..nn.surrogates import surrogate_pair
 from ..ops.spec import GATES_PER_MODE
+from ..ops.storage import is_binary
 
 AC_PJ = 0.9   # pJ per accumulate, 32-bit float add, 45 nm (Horowitz 2014)
 MAC_PJ = 4.6  # pJ per multiply-accumulate, 32-bit float mult (3.7) + add (0.9), 45 nm (Horowitz 2014)
@@ -29,10 +30,6 @@ def energy_pj(ac: float, mac: float) -> float:
 def spiking_modules(model: nn.Module) -> dict[str, SpikingRNNBase]:
     """The spiking RNN stacks inside ``model`` by qualified name (``""`` for ``model`` itself)."""
     return {name: module for name, module in model.named_modules() if isinstance(module, SpikingRNNBase)}
-
-
-def _binary(t: Tensor) -> bool:
-    return bool(((t == 0) | (t == 1)).all())
 
 
 def _nnz(t: Tensor) -> int:
@@ -149,7 +146,7 @@ def _run_cell(rnn: SpikingRNNBase, tally: _Tally, layer: int, y: Tensor, state: 
     if mode == "LSTM" and rnn.cell_state == "spike":
         tally.gate(layer, "c", torch.stack(cells))
     # input projection W_ih x
-    binary_input = _binary(y)
+    binary_input = is_binary(y)
     tally.layer_binary_input[layer] = binary_input
     if binary_input:
         tally.ops(layer, ac=_nnz(y) * fan_out)
@@ -157,7 +154,7 @@ def _run_cell(rnn: SpikingRNNBase, tally: _Tally, layer: int, y: Tensor, state: 
         tally.ops(layer, mac=steps * batch * fan_in * fan_out)
     # recurrent projection W_hh h_{t-1}
     recurrent = torch.stack(previous_h)
-    if _binary(recurrent):
+    if is_binary(recurrent):
         tally.ops(layer, ac=_nnz(recurrent) * fan_out)
     else:
         tally.ops(layer, mac=steps * batch * h_out * fan_out)
@@ -165,7 +162,7 @@ def _run_cell(rnn: SpikingRNNBase, tally: _Tally, layer: int, y: Tensor, state: 
     # LSTM projection W_hr (o*c)
     if pre_projection:
         projected = torch.stack(pre_projection)
-        if _binary(projected):
+        if is_binary(projected):
             tally.ops(layer, ac=_nnz(projected) * h_out)
         else:
             tally.ops(layer, mac=steps * batch * hidden * h_out)
