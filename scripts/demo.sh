@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh train
-# the training defaults of docs/TRAINING.md (accumulating cell state, wide surrogate, Adam 1e-2, cosine)
+# the training defaults (docs/LEARNING.md): sigmoid gates with binary spikes out, Adam 1e-2, cosine, clip 1
 .venv/bin/spikingrnn train --task digits_rows --model lstm --hidden 128 --epochs 30 --threads 2 \
     --out runs/demo --overwrite "$@"

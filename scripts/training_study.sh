@@ -11,7 +11,7 @@ COMMON="--threads 1 --no-plots"
 # every spiking run uses the training defaults found by the sweep in docs/TRAINING.md:
 # accumulating cell state, a wide surrogate (erf, alpha 0.5), Adam at 1e-2 with a cosine schedule,
 # gradients clipped to norm 1
-SPIKE="--cell-state accumulate --surrogate erf --surrogate-alpha 0.5 --lr 1e-2 --schedule cosine --grad-clip 1.0"
+SPIKE="--gates heaviside --forget-bias none --leak none --cell-state accumulate --surrogate erf --surrogate-alpha 0.5 --lr 1e-2 --schedule cosine --grad-clip 1.0"
 commands=(
   # sequential digits, row-wise (T=8): the >= 97 % target
   "digits_h256 --task digits_rows --model lstm --hidden 256 --epochs 60 --batch-size 64 $SPIKE"

@@ -11,7 +11,8 @@ mkdir -p "$OUT"
 # every setting the sweep varies is pinned here (SpikingJelly's: clamped cell, erf alpha 2, no clipping),
 # so that the runs do not depend on TrainConfig's defaults; each run overrides some of them
 BASE="--task mnist5k_rows --model lstm --hidden 128 --epochs 12 --schedule cosine --limit-train 2000 --threads 1
-      --no-plots --cell-state clamp --surrogate erf --surrogate-alpha 0 --readout mean --grad-clip 0 --lr 3e-3"
+      --no-plots --gates heaviside --forget-bias none --leak none --cell-state clamp --surrogate erf --surrogate-alpha 0
+      --readout mean --grad-clip 0 --lr 3e-3"
 runs=(
   "base --lr 3e-3"
   "lr1e3 --lr 1e-3"

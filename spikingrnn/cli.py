@@ -50,7 +50,8 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(*names, dest=field.name, action=argparse.BooleanOptionalAction,
                                 default=argparse.SUPPRESS, help=text)
         else:
-            parser.add_argument(*names, dest=field.name, type=type(field.default), default=argparse.SUPPRESS,
+            kind = _float_or_none if field.name in OPTIONAL_NUMBERS else type(field.default)
+            parser.add_argument(*names, dest=field.name, type=kind, default=argparse.SUPPRESS,
                                 choices=allowed.get(field.name), help=text)
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in OUT from its checkpoint.pt, with its saved settings (config.json); "
@@ -63,12 +64,27 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
                              "run is refused)")
 
 
+# TrainConfig fields that take a number or None ("none" on the command line)
+OPTIONAL_NUMBERS = ("forget_bias", "leak")
+
+
+def _float_or_none(text: str) -> float | None:
+    """A command-line number, or ``None`` for ``none``."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
+
+
 def _train_config(args: argparse.Namespace):
     """The run's TrainConfig: the flags given, over the resumed run's saved settings (``--resume``),
     over the defaults."""
     from .train import TrainConfig
     from .train.errors import TrainError
-    from .train.loop import CONFIG, saved_config
+    from .train.config import saved_config
+    from .train.loop import CONFIG
 
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     values = {f.name: f.default for f in fields(TrainConfig)}

@@ -51,13 +51,16 @@ def build_model(mode: str = "LSTM", inputs: int = 4, hidden: int = 8, layers: in
                 bidirectional: bool = False, proj_size: int = 0, bias: bool = True, batch_first: bool = False,
                 cell_state: str = "clamp", surrogate=None, surrogate2=None, dtype=torch.float64,
                 backend: str = "reference", low_memory: bool = False, dropout: float = 0.0, seed: int | None = 0,
-                weights: str = "init", **options) -> spikingrnn.SpikingRNNBase:
+                weights: str = "init", gates: str = "heaviside", **options) -> spikingrnn.SpikingRNNBase:
     """A ``SpikingLSTM`` / ``SpikingGRU`` / ``SpikingRNN`` stack.
 
-    ``surrogate`` / ``surrogate2`` are ``surrogate_function1`` / ``surrogate_function2`` (a name,
-    an instance or ``None`` for the default); ``surrogate2``, ``proj_size`` and ``cell_state`` are
-    ignored where the cell has no such thing (``proj_size`` and ``cell_state``: LSTM only,
-    ``surrogate2``: not the RNN). ``seed`` seeds the global RNG before construction (``None``:
+    ``gates`` is the LSTM's and GRU's form: ``"heaviside"`` (here the default, with torch's init:
+    ``forget_bias=None`` unless given) or ``"sigmoid"`` (the modules' default; its LSTM takes
+    ``cell_state="accumulate"`` whatever ``cell_state`` says). The RNN is the seed's cell (``leak=None``)
+    unless ``leak`` is given. ``surrogate`` / ``surrogate2`` are
+    ``surrogate_function1`` / ``surrogate_function2`` (a name, an instance or ``None`` for the
+    default); ``surrogate2``, ``proj_size`` and ``cell_state`` are ignored where the cell has no such
+    thing (``proj_size`` and ``cell_state``: LSTM only, ``surrogate2``: not the RNN). ``seed`` seeds the global RNG before construction (``None``:
     not); ``weights`` is ``"init"`` (the module's initialisation) or ``"dyadic"`` (see the module
     docstring). ``options`` go to the constructor as they are (``invariant_dropout_mask``, ...).
     """
@@ -68,9 +71,14 @@ def build_model(mode: str = "LSTM", inputs: int = 4, hidden: int = 8, layers: in
     kwargs = dict(bias=bias, batch_first=batch_first, bidirectional=bidirectional, dtype=dtype,
                   surrogate_function1=surrogate, backend=backend, dropout=dropout, low_memory=low_memory, **options)
     if mode == "LSTM":
-        kwargs.update(proj_size=proj_size, cell_state=cell_state)
+        kwargs.update(proj_size=proj_size, cell_state="accumulate" if gates == "sigmoid" else cell_state)
     if mode != "RNN":
         kwargs["surrogate_function2"] = surrogate2
+        kwargs["gates"] = gates
+        if gates == "heaviside":
+            kwargs.setdefault("forget_bias", None)
+    else:
+        kwargs.setdefault("leak", None)  # the seed's cell unless a leak is given
     model = CLASSES[mode](inputs, hidden, layers, **kwargs)
     if weights == "dyadic":
         make_dyadic(model, 0 if seed is None else seed)
@@ -96,13 +104,18 @@ def same_weights(module: spikingrnn.SpikingRNNBase, backend: str | None = None, 
 
 def layer_copy(stack: spikingrnn.SpikingRNNBase, layer: int, **overrides) -> spikingrnn.SpikingRNNBase:
     """A one-layer module of the same kind holding ``layer``'s weights of ``stack``: same directions,
-    bias, dtype, surrogates, backend and ``low_memory`` (for the LSTM ``proj_size``, ``cell_state`` and
-    ``cell_threshold``), no dropout; ``overrides`` go to the constructor (e.g. ``backend``)."""
+    bias, dtype, surrogates, backend and ``low_memory`` (LSTM and GRU: ``gates``, ``spike_threshold`` and
+    ``forget_bias``; LSTM: ``proj_size``, ``cell_state`` and ``cell_threshold``; RNN: ``leak`` and
+    ``spike_threshold``), no dropout; ``overrides``
+    go to the constructor (e.g. ``backend``)."""
     input_size = stack.input_size if layer == 0 else stack.real_hidden_size * stack.num_directions
     kwargs = dict(bidirectional=stack.bidirectional, bias=stack.bias, dtype=stack.weight_ih_l0.dtype,
                   surrogate_function1=stack.surrogate_function1, backend=stack.backend, low_memory=stack.low_memory)
     if stack.mode != "RNN":
-        kwargs["surrogate_function2"] = stack.surrogate_function2
+        kwargs.update(surrogate_function2=stack.surrogate_function2, gates=stack.gates,
+                      spike_threshold=stack.spike_threshold, forget_bias=stack.forget_bias)
+    else:
+        kwargs.update(leak=stack.leak, spike_threshold=stack.spike_threshold)
     if stack.mode == "LSTM":
         kwargs.update(proj_size=stack.proj_size, cell_state=stack.cell_state, cell_threshold=stack.cell_threshold)
     kwargs.update(overrides)

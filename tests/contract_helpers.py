@@ -50,7 +50,9 @@ def spiking(mode: str, input_size: int = INPUT_SIZE, hidden_size: int = HIDDEN_S
 
 def torch_twin(mode: str, input_size: int = INPUT_SIZE, hidden_size: int = HIDDEN_SIZE, **kwargs):
     """The torch module with the same configuration (``nn.RNN`` with torch's own ``tanh``)."""
-    kwargs = {k: v for k, v in kwargs.items() if k not in ("invariant_dropout_mask", "backend")}
+    kwargs = {k: v for k, v in kwargs.items()
+              if k not in ("invariant_dropout_mask", "backend", "gates", "spike_threshold", "forget_bias",
+                           "cell_state", "cell_threshold", "low_memory", "leak")}
     return TORCH[mode](input_size, hidden_size, **kwargs)
 
 
@@ -92,6 +94,49 @@ def assert_states_equal(actual, expected) -> None:
     for a, e in zip(actual, expected):
         assert a.shape == e.shape
         torch.testing.assert_close(a, e, rtol=1e-9, atol=1e-12)
+
+
+# the row block of the gate whose bias ``forget_bias`` sets (LSTM i|f|g|o -> f, GRU r|z|n -> z)
+MEMORY_GATE = {"LSTM": 1, "GRU": 1}
+
+
+def memory_gate_bias(module) -> dict[str, tuple[slice, float]]:
+    """``{parameter name: (rows, value)}`` of the memory gate's bias entries that the module's
+    ``forget_bias`` initialises (``bias_ih*`` rows to ``forget_bias``, ``bias_hh*`` rows to 0): every other
+    entry is torch's uniform init. Empty for a vanilla RNN, ``forget_bias=None`` or ``bias=False``."""
+    value = getattr(module, "forget_bias", None)
+    if module.mode not in MEMORY_GATE or value is None:
+        return {}
+    hidden = module.hidden_size
+    rows = slice(MEMORY_GATE[module.mode] * hidden, (MEMORY_GATE[module.mode] + 1) * hidden)
+    return {name: (rows, value if name.startswith("bias_ih") else 0.0)
+            for name, _ in module.named_parameters() if name.startswith(("bias_ih", "bias_hh"))}
+
+
+def uniform_part(module) -> dict[str, torch.Tensor]:
+    """``{name: the parameter's entries that torch's uniform init draws}`` (all but :func:`memory_gate_bias`),
+    after checking that those set by ``forget_bias`` hold their value."""
+    fixed = memory_gate_bias(module)
+    parts = {}
+    for name, param in module.named_parameters():
+        param = param.detach()
+        if name in fixed:
+            rows, value = fixed[name]
+            assert torch.all(param[rows] == value), f"{name}: memory gate rows are not {value}"
+            keep = torch.ones(param.shape[0], dtype=torch.bool)
+            keep[rows] = False
+            param = param[keep]
+        parts[name] = param
+    return parts
+
+
+def emitted_spikes(module, h: torch.Tensor) -> torch.Tensor:
+    """What the module outputs with the final state ``h``: ``h`` itself, except for the sigmoid-form GRU
+    whose state is the analog ``s`` and the leaky RNN (``leak`` not None) whose state is the analog membrane
+    ``v``: their output is the spikes ``Θ(state - spike_threshold)``."""
+    if (module.mode == "GRU" and module.gates == "sigmoid") or (module.mode == "RNN" and module.leak is not None):
+        return (h - module.spike_threshold >= 0).to(h.dtype)
+    return h
 
 
 def layer_module(module, layer: int, backend: str = "auto"):

@@ -1,7 +1,8 @@
 """Every cell on every backend and path against the reference backend (issue 15, item 5).
 
-One suite per cell (LSTM with each ``cell_state`` and ``proj_size``, GRU, vanilla RNN), each case on
-every path:
+One suite per cell (LSTM with each ``cell_state`` and ``proj_size``, GRU, vanilla RNN; the LSTM and GRU
+in both forms, ``gates="heaviside"`` and ``gates="sigmoid"``; the RNN with and without ``leak``), each
+case on every path:
 
 * ``cpu``: the cpu backend's C++ loops (skipped where they cannot be built);
 * ``cpu-fallback``: the same backend's Python twin loops, which it runs where the C++ loops cannot be
@@ -22,7 +23,9 @@ odd hidden sizes, packed sequences of unequal lengths (sorted, and unsorted with
   every forward sum is exact in float32, and the reference's pre-activations, recorded as its
   surrogates see them, are never within float32 rounding of 0 (exact zeros aside, computed exactly
   by both), so outputs and states must be equal bit for bit; gradients (surrogate derivatives are
-  rounded to float32) within ``GRAD_TOL_FLOAT32`` of the reference's largest.
+  rounded to float32) within ``GRAD_TOL_FLOAT32`` of the reference's largest. The sigmoid form's
+  sigmoid and tanh are not exact in float32: its spikes (whose thresholded values stay farther than
+  ``SIGMOID_MARGIN`` from the threshold) must be equal, its analog states within ``SIGMOID_TOL_FLOAT32``.
 """
 from __future__ import annotations
 
@@ -43,6 +46,10 @@ GRAD_TOL_FLOAT64 = 1e-9   # max |grad - reference| over max |reference|, float64
 GRAD_TOL_FLOAT32 = 1e-5   # the same for the float32 interpreter against the float64 reference
 STATE_TOL_FLOAT64 = 1e-12  # outputs and states of the float64 paths (absolute and relative)
 ROUNDING_OF_ZERO = 1e-4    # |u| below this (and not 0) could round to the other side of 0 in float32
+SIGMOID_TOL_FLOAT32 = 1e-5  # analog states of the sigmoid form in float32 against the float64 reference
+# the sigmoid form's thresholded values |o tanh(c) - θ|, |s - θ| stay above this (float32 sigmoid/tanh are within
+# a few 1e-7); exact zeros (a dyadic s0 equal to θ) are computed exactly by both
+SIGMOID_MARGIN = 1e-4
 
 
 # --------------------------------------------------------------------------------------------- the paths
@@ -70,8 +77,21 @@ PATHS = [Path("cpu", "cpu"), Path("cpu-low_memory", "cpu", low_memory=True),
          Path("cpu-fallback-low_memory", "cpu", low_memory=True, python_loops=True),
          Path("triton", "triton"), Path("triton-low_memory", "triton", low_memory=True),
          Path("triton-per_step", "triton", per_step=True)]
-CPU_MODULES = {"LSTM": "spikingrnn.ops.cpu.lstm", "GRU": "spikingrnn.ops.cpu.gru", "RNN": "spikingrnn.ops.cpu.vanilla"}
-CPP_ENTRIES = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn"}  # {name}_forward_steps, {name}_backward_steps
+CPU_MODULES = {"LSTM": "spikingrnn.ops.cpu.lstm", "GRU": "spikingrnn.ops.cpu.gru", "RNN": "spikingrnn.ops.cpu.vanilla",
+               "sigmoid-LSTM": "spikingrnn.ops.cpu.sigmoid_lstm", "sigmoid-GRU": "spikingrnn.ops.cpu.sigmoid_gru",
+               "leaky-RNN": "spikingrnn.ops.cpu.leaky_rnn"}
+# {name}_forward_steps, {name}_backward_steps
+CPP_ENTRIES = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn", "sigmoid-LSTM": "sigmoid_lstm", "sigmoid-GRU": "sigmoid_gru",
+               "leaky-RNN": "leaky_rnn"}
+
+
+def kind_of(mode: str, cell: dict) -> str:
+    """The cell's implementation: ``mode``, or its sigmoid form or leaky RNN."""
+    if cell.get("gates") == "sigmoid":
+        return f"sigmoid-{mode}"
+    if mode == "RNN" and cell.get("leak") is not None:
+        return "leaky-RNN"
+    return mode
 
 
 class CallRecorder:
@@ -116,21 +136,29 @@ def use_loops(monkeypatch, python: bool):
     return recorder, bound
 
 
-def set_up(path: Path, mode: str, request, monkeypatch):
+def set_up(path: Path, mode: str, cell: dict, request, monkeypatch):
     """Set ``path`` up for the test; returns ``check()``, to call after the run (which loops ran)."""
     if path.backend != "cpu":
         request.getfixturevalue("triton_interpreter")
+        if kind_of(mode, cell) != mode:
+            from spikingrnn.ops.spec import RNNSpec
+            from spikingrnn.ops.triton import unsupported_spec
+            reason = unsupported_spec(RNNSpec(mode, 1, False, gates=cell.get("gates", "heaviside"),
+                                              leak=cell.get("leak")))
+            if reason is not None:
+                pytest.skip(f"NOT VERIFIED: the triton backend refuses this cell ({reason})")
         if path.per_step:
             from spikingrnn.ops.triton import persistent
             monkeypatch.setattr(persistent, "PERSISTENT_MAX_HIDDEN", 0)
         return lambda: None
     recorder, bound = use_loops(monkeypatch, path.python_loops)
-    entry = CPP_ENTRIES[mode]
+    kind = kind_of(mode, cell)
+    entry = CPP_ENTRIES[kind]
 
     def check():
         if path.python_loops:
-            assert CPU_MODULES[mode] in {name for name, _ in bound}, \
-                f"{CPU_MODULES[mode]} has no binding of extension.loops to patch: {bound}"
+            assert CPU_MODULES[kind] in {name for name, _ in bound}, \
+                f"{CPU_MODULES[kind]} has no binding of extension.loops to patch: {bound}"
             called = {} if recorder is None else dict(recorder.calls)
             assert not called, f"the fallback path reached the C++ loops: {called}"
         else:
@@ -174,9 +202,14 @@ LSTM_CELLS = [
     dict(cell_state="spike", surrogate="piecewise_quadratic", surrogate2="super_spike"),
     dict(cell_state="clamp", proj_size=3, bias=False, surrogate="rect", surrogate2="soft_sign"),
     dict(cell_state="spike", proj_size=2, surrogate="atan", surrogate2="piecewise_exp"),
+    dict(gates="sigmoid"),
+    dict(gates="sigmoid", proj_size=3, surrogate="atan", spike_threshold=0.1),
+    dict(gates="sigmoid", bias=False, surrogate="sigmoid", spike_threshold=-0.05, forget_bias=2.0),
 ]
-GRU_CELLS = [dict(), dict(bias=False, surrogate="sigmoid", surrogate2="atan")]
-RNN_CELLS = [dict(), dict(bias=False, surrogate="super_spike")]
+GRU_CELLS = [dict(), dict(bias=False, surrogate="sigmoid", surrogate2="atan"),
+             dict(gates="sigmoid"), dict(gates="sigmoid", bias=False, surrogate="atan", spike_threshold=0.1)]
+RNN_CELLS = [dict(), dict(bias=False, surrogate="super_spike"), dict(leak=0.9),
+             dict(leak=0.5, bias=False, surrogate="atan", spike_threshold=0.1), dict(leak=0.0, spike_threshold=-0.2)]
 
 
 def cell_id(cell: dict) -> str:
@@ -252,7 +285,7 @@ def relative_error(actual, expected) -> float:
 
 def compare(mode: str, cell: dict, shape: Shape, path: Path, request, monkeypatch) -> None:
     """Run ``path`` on one case and compare everything with the reference (see the module docstring)."""
-    check = set_up(path, mode, request, monkeypatch)
+    check = set_up(path, mode, cell, request, monkeypatch)
     c = case(mode, cell, shape, path.data)
     model = same_weights(c.model, path.backend, dtype=path.dtype, low_memory=path.low_memory)
     actual = forward_backward(model, c.inputs.to(path.dtype))
@@ -262,7 +295,15 @@ def compare(mode: str, cell: dict, shape: Shape, path: Path, request, monkeypatc
     assert len(actual.states) == len(expected.states)
     pairs = [("output", actual.output, expected.output)]
     pairs += [(f"final state {k}", a, e) for k, (a, e) in enumerate(zip(actual.states, expected.states))]
-    if path.dtype == F32:
+    if path.dtype == F32 and kind_of(mode, cell) != mode:
+        # spikes exact (no thresholded value within float32 rounding of the threshold), analog states close
+        assert c.pre.get("min", 1.0) > SIGMOID_MARGIN, f"reference |value - threshold| = {c.pre['min']} too small"
+        mismatch = int((actual.output.to(F64) != expected.output).sum())
+        assert mismatch == 0, f"{path.name}: output spikes differ from the reference at {mismatch}"
+        for name, a, e in pairs[1:]:
+            torch.testing.assert_close(a.to(F64), e, rtol=SIGMOID_TOL_FLOAT32, atol=SIGMOID_TOL_FLOAT32,
+                                       msg=lambda text: f"{path.name}: {name}: {text}")
+    elif path.dtype == F32:
         # the premise of exact float32 forward sums: no pre-activation within rounding of 0
         assert c.pre.get("min", 1.0) > ROUNDING_OF_ZERO, f"reference pre-activation |u| = {c.pre['min']} near 0"
         for name, a, e in pairs:

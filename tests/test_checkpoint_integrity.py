@@ -29,9 +29,10 @@ def flip_bit(path: Path, offset: int, mask: int) -> None:
 
 
 def lstm_file(tmp_path) -> Path:
+    """A checkpoint of a heaviside-gate LSTM with the spiking cell state (whose cell_threshold is recorded)."""
     torch.manual_seed(0)
     model = spikingrnn.SpikingLSTM(4, 6, num_layers=2, surrogate_function1=surrogate.ATan(alpha=2.0),
-                                   cell_state="spike", cell_threshold=0.1, backend="reference")
+                                   gates="heaviside", cell_state="spike", cell_threshold=0.1, backend="reference")
     path = tmp_path / "lstm.safetensors"
     save_checkpoint(path, model)
     return path
@@ -88,6 +89,8 @@ def test_format_version_1_files_still_load_with_a_warning(tmp_path):
     tensors, header = load_checkpoint(path)
     header["format_version"] = 1
     header["sha256"] = tensors_digest(tensors)  # version 1: the digest covered the tensors only
+    for name in ("gates", "spike_threshold", "forget_bias"):  # options newer than format version 1
+        del header["model"]["config"][name]
     from spikingrnn.io.checkpoints import METADATA_KEY, _safetensors
     import json
     old = tmp_path / "v1.safetensors"
@@ -95,6 +98,7 @@ def test_format_version_1_files_still_load_with_a_warning(tmp_path):
     with pytest.warns(UserWarning, match="format version 1: its configuration is not covered"):
         model = load_model(old)
     assert model.cell_threshold == 0.1
+    assert model.gates == "heaviside" and model.cell_state == "spike"  # what a version-1 LSTM ran
 
 
 # ----------------------------------------------------------------------------- training checkpoints

@@ -23,7 +23,11 @@ MODELS = {
     "lstm": lambda: spikingrnn.SpikingLSTM(
         I, H, num_layers=2, bidirectional=True, proj_size=3, batch_first=True, dropout=0.2, dtype=torch.float64,
         surrogate_function1=surrogate.ATan(alpha=3.0), surrogate_function2=surrogate.Sigmoid(alpha=5.0),
-        cell_state="spike", cell_threshold=0.3, backend="reference"),
+        gates="heaviside", cell_state="spike", cell_threshold=0.3, forget_bias=None, backend="reference"),
+    "lstm_sigmoid": lambda: spikingrnn.SpikingLSTM(I, H, num_layers=2, bidirectional=True, dtype=torch.float64,
+                                                   spike_threshold=0.4, forget_bias=2.0, backend="reference"),
+    "gru_heaviside": lambda: spikingrnn.SpikingGRU(I, H, num_layers=2, gates="heaviside", forget_bias=None,
+                                                   backend="reference"),
     "gru": lambda: spikingrnn.SpikingGRU(I, H, bias=False, invariant_dropout_mask=True, low_memory=True,
                                          backend="reference"),
     "rnn": lambda: spikingrnn.SpikingRNN(I, H, num_layers=2, surrogate_function1=surrogate.Rect(alpha=0.7),
@@ -114,6 +118,7 @@ def test_config_is_readable_json(saved):
         document = json.loads(handle.metadata()["spikingrnn"])
     config = document["model"]["config"]
     assert config["proj_size"] == 3 and config["cell_state"] == "spike" and config["batch_first"] is True
+    assert config["gates"] == "heaviside" and config["forget_bias"] is None
     assert config["surrogate_function1"] == {"name": "atan", "alpha": 3.0, "spiking": True}
 
 

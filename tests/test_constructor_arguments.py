@@ -41,7 +41,13 @@ def test_signature_matches_the_list(cls):
 
 
 def test_base_signature_is_the_lstm_one():
-    assert inspect.signature(SpikingRNNBase) == inspect.signature(SpikingLSTM)
+    # the base takes the LSTM's arguments, in the LSTM's order, plus the RNN's keyword-only ``leak`` last
+    base = list(inspect.signature(SpikingRNNBase).parameters.values())
+    assert inspect.Signature(base[:-1], return_annotation=inspect.signature(SpikingRNNBase).return_annotation) == \
+        inspect.signature(SpikingLSTM)
+    leak = base[-1]
+    assert (leak.name, leak.kind) == ("leak", inspect.Parameter.KEYWORD_ONLY)
+    assert leak.default == next(a.default for a in CONSTRUCTOR_ARGUMENTS if a.name == "leak")
 
 
 def test_every_listed_argument_is_taken_by_some_class():
@@ -55,24 +61,28 @@ def test_a_keyword_added_to_a_class_only_is_caught():
     class WithNewKeyword(SpikingLSTM):
         def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                      bidirectional=False, proj_size=0, device=None, dtype=None, *, surrogate_function1=None,
-                     surrogate_function2=None, invariant_dropout_mask=False, cell_state="clamp",
-                     cell_threshold=0.1, backend="auto", low_memory=False, leak=0.5):
+                     surrogate_function2=None, invariant_dropout_mask=False, gates="sigmoid", spike_threshold=0.25,
+                     forget_bias=1.0, cell_state="accumulate", cell_threshold=0.1, backend="auto",
+                     low_memory=False, leak=0.5):
             super().__init__(input_size, hidden_size)
 
     class WithChangedDefault(SpikingGRU):
         def __init__(self, input_size, hidden_size, num_layers=2, bias=True, batch_first=False, dropout=0.0,
                      bidirectional=False, device=None, dtype=None, *, surrogate_function1=None,
-                     surrogate_function2=None, invariant_dropout_mask=False, backend="auto", low_memory=False):
+                     surrogate_function2=None, invariant_dropout_mask=False, gates="sigmoid",
+                     spike_threshold=0.25, forget_bias=1.0, backend="auto", low_memory=False):
             super().__init__(input_size, hidden_size)
 
-    assert any("'leak'" in p for p in signature_mismatches(WithNewKeyword))
-    assert any("'num_layers'" in p for p in signature_mismatches(WithChangedDefault))
+    assert [p for p in signature_mismatches(WithNewKeyword) if "'leak'" in p] == \
+        signature_mismatches(WithNewKeyword) != []
+    assert [p for p in signature_mismatches(WithChangedDefault) if "'num_layers'" in p] == \
+        signature_mismatches(WithChangedDefault) != []
 
 
 NON_DEFAULT = {"proj_size": 2, "num_layers": 2, "bias": False, "batch_first": True, "dropout": 0.25,
-               "bidirectional": True, "invariant_dropout_mask": True, "low_memory": True, "cell_state": "spike",
-               "cell_threshold": 0.3, "backend": "reference", "surrogate_function1": "atan",
-               "surrogate_function2": "sigmoid"}
+               "bidirectional": True, "invariant_dropout_mask": True, "low_memory": True, "gates": "heaviside",
+               "leak": 0.5, "spike_threshold": 0.4, "forget_bias": 2.0, "cell_state": "spike", "cell_threshold": 0.3,
+               "backend": "reference", "surrogate_function1": "atan", "surrogate_function2": "sigmoid"}
 
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
@@ -112,9 +122,21 @@ def test_from_torch_takes_the_keyword_only_arguments(cls):
 
 def test_extra_repr_lists_non_defaults_in_order():
     lstm = SpikingLSTM(3, 4, 2, bias=False, batch_first=True, dropout=0.5, bidirectional=True, proj_size=2,
-                       invariant_dropout_mask=True, cell_state="accumulate", cell_threshold=0.2, backend="reference",
-                       low_memory=True)
+                       invariant_dropout_mask=True, gates="heaviside", spike_threshold=0.5, forget_bias=None,
+                       cell_state="spike", cell_threshold=0.2, backend="reference", low_memory=True)
     assert lstm.extra_repr() == ("3, 4, proj_size=2, num_layers=2, bias=False, batch_first=True, dropout=0.5, "
                                  "bidirectional=True, invariant_dropout_mask=True, low_memory=True, "
-                                 "cell_state='accumulate', backend='reference'")
+                                 "gates='heaviside', spike_threshold=0.5, forget_bias=None, "
+                                 "cell_state='spike', backend='reference'")
+    # the defaults (gates="sigmoid", spike_threshold=0.25, forget_bias=1.0, cell_state="accumulate") are not shown
+    assert SpikingLSTM(3, 4, gates="sigmoid", spike_threshold=0.25, forget_bias=1.0,
+                       cell_state="accumulate").extra_repr() == "3, 4"
     assert SpikingGRU(3, 4).extra_repr() == "3, 4"
+    assert SpikingGRU(3, 4, gates="heaviside", forget_bias=None).extra_repr() == \
+        "3, 4, gates='heaviside', forget_bias=None"
+    assert SpikingGRU(3, 4, spike_threshold=0.1, forget_bias=2.0).extra_repr() == \
+        "3, 4, spike_threshold=0.1, forget_bias=2.0"
+    # the RNN's defaults (leak=0.9, spike_threshold=0.25) are not shown; leak=None (the seed's cell) is
+    assert SpikingRNN(3, 4, leak=0.9, spike_threshold=0.25).extra_repr() == "3, 4"
+    assert SpikingRNN(3, 4, leak=None).extra_repr() == "3, 4, leak=None"
+    assert SpikingRNN(3, 4, leak=0.5, spike_threshold=0.1).extra_repr() == "3, 4, leak=0.5, spike_threshold=0.1"

@@ -143,15 +143,22 @@ def test_to_torch_rnn_nonlinearity_default_and_choice():
 
 
 def test_from_torch_forwards_spiking_arguments():
-    lstm = from_torch(nn.LSTM(I, H), surrogate_function1="atan", surrogate_function2="sigmoid",
-                      cell_state="spike", cell_threshold=0.5, invariant_dropout_mask=True, low_memory=True,
-                      backend="reference")
+    source = nn.LSTM(I, H)
+    lstm = from_torch(source, surrogate_function1="atan", surrogate_function2="sigmoid", gates="heaviside",
+                      spike_threshold=0.4, forget_bias=None, cell_state="spike", cell_threshold=0.5,
+                      invariant_dropout_mask=True, low_memory=True, backend="reference")
     assert isinstance(lstm.surrogate_function1, spikingrnn.surrogate.ATan)
     assert isinstance(lstm.surrogate_function2, spikingrnn.surrogate.Sigmoid)
-    assert (lstm.cell_state, lstm.cell_threshold, lstm.invariant_dropout_mask, lstm.low_memory, lstm.backend) == \
-        ("spike", 0.5, True, True, "reference")
+    assert (lstm.gates, lstm.spike_threshold, lstm.forget_bias, lstm.cell_state, lstm.cell_threshold,
+            lstm.invariant_dropout_mask, lstm.low_memory, lstm.backend) == \
+        ("heaviside", 0.4, None, "spike", 0.5, True, True, "reference")
     cell = from_torch(nn.LSTMCell(I, H), cell_state="accumulate")
-    assert cell.cell_state == "accumulate"
+    assert cell.cell_state == "accumulate" and cell.gates == "sigmoid"
+    # the sigmoid form's settings; the weights are torch's, whatever forget_bias says (it only initialises)
+    gru_source = nn.GRU(I, H)
+    gru = from_torch(gru_source, spike_threshold=0.1, forget_bias=3.0)
+    assert (gru.gates, gru.spike_threshold, gru.forget_bias) == ("sigmoid", 0.1, 3.0)
+    assert_same_parameters(gru_source, gru)
 
 
 def test_plain_state_dict_loading_works_both_ways():

@@ -119,6 +119,73 @@ def gru_backward_steps_derivatives(dtype):  # derivatives given (a user-defined 
     return call
 
 
+def sigmoid_lstm_forward_steps(dtype):  # the sigmoid form (gates="sigmoid"): analog gates and cell kept
+    w_hh = _randn(4 * H, H, dtype=dtype)
+    return dict(xp=_randn(K, B, 4 * H, dtype=dtype), t0=T0, batch_sizes=list(BATCH_SIZES),
+                h=torch.zeros(B, H, dtype=dtype), c=torch.zeros(B, H, dtype=dtype), w_hh_t=w_hh.t(),
+                w_hh_tiles=_tiles(w_hh), w_hr_t=None, threshold=0.25, y=torch.zeros(T, B, H, dtype=dtype),
+                gate_store=torch.zeros(T, B, 4 * H, dtype=dtype), cell_store=torch.zeros(T, B, H, dtype=dtype),
+                scratch=torch.empty(B, 4 * H, dtype=dtype), m=torch.empty(B, H, dtype=dtype), event_density=0.5)
+
+
+def sigmoid_lstm_forward_steps_projected(dtype):  # proj_size P: h, y [.., P], w_hr_t [H, P]
+    call = sigmoid_lstm_forward_steps(dtype)
+    call.update(h=torch.zeros(B, P, dtype=dtype), w_hh_t=_randn(4 * H, P, dtype=dtype).t().contiguous(),
+                w_hh_tiles=None, w_hr_t=_randn(P, H, dtype=dtype).t().contiguous(), y=torch.zeros(T, B, P, dtype=dtype))
+    return call
+
+
+def sigmoid_lstm_backward_steps(dtype):
+    return dict(gates=torch.rand(K, B, 4 * H, generator=torch.Generator().manual_seed(0), dtype=dtype),
+                c_prev=_randn(K, B, H, dtype=dtype, seed=1), tanh_c=torch.tanh(_randn(K, B, H, dtype=dtype, seed=2)),
+                spike_deriv=_randn(K, B, H, dtype=dtype, seed=3).abs(), dy=_randn(K, B, H, dtype=dtype, seed=4),
+                t0=T0, batch_sizes=list(BATCH_SIZES), w_hh=_randn(4 * H, H, dtype=dtype), w_hr=None,
+                dh_carry=torch.zeros(B, H, dtype=dtype), dc_carry=torch.zeros(B, H, dtype=dtype),
+                d_pre=torch.zeros(K, B, 4 * H, dtype=dtype), dh_all=None, dm_buffer=None)
+
+
+def sigmoid_lstm_backward_steps_projected(dtype):  # with w_hr [P, H]: dh_all and dm_buffer
+    call = sigmoid_lstm_backward_steps(dtype)
+    call.update(dy=_randn(K, B, P, dtype=dtype), w_hh=_randn(4 * H, P, dtype=dtype), w_hr=_randn(P, H, dtype=dtype),
+                dh_carry=torch.zeros(B, P, dtype=dtype), dh_all=torch.zeros(K, B, P, dtype=dtype),
+                dm_buffer=torch.empty(B, H, dtype=dtype))
+    return call
+
+
+def sigmoid_gru_forward_steps(dtype):  # h: the spikes fed back, s: the analog state
+    w_hh = _randn(3 * H, H, dtype=dtype)
+    return dict(xp=_randn(K, B, 3 * H, dtype=dtype), t0=T0, batch_sizes=list(BATCH_SIZES),
+                h=torch.zeros(B, H, dtype=dtype), s=torch.zeros(B, H, dtype=dtype), w_hh_t=w_hh.t().contiguous(),
+                w_hh_tiles=_tiles(w_hh), b_hh=_randn(3 * H, dtype=dtype), threshold=0.25,
+                y=torch.zeros(T, B, H, dtype=dtype), gate_store=torch.zeros(T, B, 4 * H, dtype=dtype),
+                state_store=torch.zeros(T, B, H, dtype=dtype), scratch=torch.empty(B, 3 * H, dtype=dtype),
+                event_density=0.5)
+
+
+def sigmoid_gru_backward_steps(dtype):
+    return dict(gates=torch.rand(K, B, 4 * H, generator=torch.Generator().manual_seed(0), dtype=dtype),
+                s_prev=_randn(K, B, H, dtype=dtype, seed=1), spike_deriv=_randn(K, B, H, dtype=dtype, seed=2).abs(),
+                dy=_randn(K, B, H, dtype=dtype, seed=3), t0=T0, batch_sizes=list(BATCH_SIZES),
+                w_hh=_randn(3 * H, H, dtype=dtype), dh_carry=torch.zeros(B, H, dtype=dtype),
+                ds_carry=torch.zeros(B, H, dtype=dtype), d_hidden_pre=torch.zeros(K, B, 3 * H, dtype=dtype),
+                d_input_pre=torch.zeros(K, B, 3 * H, dtype=dtype))
+
+
+def leaky_rnn_forward_steps(dtype):  # leak=β: h the spikes fed back, v the analog membrane
+    w_hh = _randn(H, H, dtype=dtype)
+    return dict(xp=_randn(K, B, H, dtype=dtype), t0=T0, batch_sizes=list(BATCH_SIZES), h=torch.zeros(B, H, dtype=dtype),
+                v=torch.zeros(B, H, dtype=dtype), w_hh_t=w_hh.t(), w_hh_tiles=_tiles(w_hh), leak=0.9, threshold=0.25,
+                y=torch.zeros(T, B, H, dtype=dtype), state_store=torch.zeros(T, B, H, dtype=dtype),
+                scratch=torch.empty(B, H, dtype=dtype), event_density=0.5)
+
+
+def leaky_rnn_backward_steps(dtype):
+    return dict(spike_deriv=_randn(K, B, H, dtype=dtype).abs(), dy=_randn(K, B, H, dtype=dtype, seed=1), t0=T0,
+                batch_sizes=list(BATCH_SIZES), w_hh=_randn(H, H, dtype=dtype), leak=0.9,
+                dh_carry=torch.zeros(B, H, dtype=dtype), dv_carry=torch.zeros(B, H, dtype=dtype),
+                d_pre=torch.zeros(K, B, H, dtype=dtype))
+
+
 def rnn_forward_steps(dtype):
     w_hh = _randn(H, H, dtype=dtype)
     return dict(xp=_randn(K, B, H, dtype=dtype), t0=T0, batch_sizes=list(BATCH_SIZES), h=torch.zeros(B, H, dtype=dtype),
@@ -166,7 +233,16 @@ CALLS = {f.__name__: (name, f) for name, f in [
     ("lstm_backward_steps", lstm_backward_steps), ("lstm_backward_steps", lstm_backward_steps_projected),
     ("lstm_cell_scan", lstm_cell_scan), ("set_gate_signs", set_gate_signs),
     ("gru_forward_steps", gru_forward_steps), ("gru_backward_steps", gru_backward_steps),
-    ("gru_backward_steps", gru_backward_steps_derivatives), ("rnn_forward_steps", rnn_forward_steps),
+    ("gru_backward_steps", gru_backward_steps_derivatives),
+    ("sigmoid_lstm_forward_steps", sigmoid_lstm_forward_steps),
+    ("sigmoid_lstm_forward_steps", sigmoid_lstm_forward_steps_projected),
+    ("sigmoid_lstm_backward_steps", sigmoid_lstm_backward_steps),
+    ("sigmoid_lstm_backward_steps", sigmoid_lstm_backward_steps_projected),
+    ("sigmoid_gru_forward_steps", sigmoid_gru_forward_steps),
+    ("sigmoid_gru_backward_steps", sigmoid_gru_backward_steps),
+    ("leaky_rnn_forward_steps", leaky_rnn_forward_steps),
+    ("leaky_rnn_backward_steps", leaky_rnn_backward_steps),
+    ("rnn_forward_steps", rnn_forward_steps),
     ("rnn_backward_steps", rnn_backward_steps), ("unpack_bit_rows", unpack_bit_rows),
     ("pack_column_tiles", pack_column_tiles), ("binary_matmul", binary_matmul),
     ("binary_weight_grad", binary_weight_grad), ("advise_huge_pages", advise_huge_pages), ("use_blas", use_blas)]}
@@ -248,6 +324,81 @@ SIZES_BY_CALL = {
     "gru_backward_steps_derivatives": {
         "deriv": [(0, 1, "deriv"), (1, 1, "deriv"), (2, 1, "deriv")],
     },
+    "sigmoid_lstm_forward_steps": {
+        "xp": [(0, 1, "batch_sizes"), (1, 1, "c"), (2, 1, "xp")],
+        "h": [(0, 1, "h"), (1, 1, "h")],
+        "c": [(0, 1, "c"), (1, 1, "xp")],
+        "w_hh_t": [(0, 1, "w_hh_t"), (1, 1, "w_hh_t")],
+        "w_hh_tiles": [(0, 1, "w_hh_tiles"), (1, 1, "w_hh_tiles"), (2, 1, "w_hh_tiles")],
+        "y": [(0, -1, "y"), (1, 1, "y"), (2, 1, "y")],
+        "gate_store": [(0, -1, "gate_store"), (1, 1, "gate_store"), (2, 1, "gate_store")],
+        "cell_store": [(0, -1, "cell_store"), (1, 1, "cell_store"), (2, 1, "cell_store")],
+        "scratch": [(0, 1, "scratch"), (1, 1, "scratch")],
+        "m": [(0, 1, "m"), (1, 1, "m")],
+    },
+    "sigmoid_lstm_forward_steps_projected": {
+        "w_hr_t": [(0, 1, "w_hr_t"), (1, 1, "h")],
+        "h": [(1, 1, "h")],
+        "y": [(2, 1, "y")],
+        "w_hh_t": [(0, 1, "w_hh_t")],
+    },
+    "sigmoid_lstm_backward_steps": {
+        "gates": [(0, 1, "c_prev"), (1, 1, "dc_carry"), (2, 1, "gates")],
+        "dc_carry": [(0, 1, "dc_carry"), (1, 1, "gates")],
+        "dh_carry": [(0, 1, "dh_carry"), (1, 1, "dh_carry")],
+        "c_prev": [(0, 1, "c_prev"), (1, 1, "c_prev"), (2, 1, "c_prev")],
+        "tanh_c": [(0, 1, "tanh_c"), (1, 1, "tanh_c"), (2, 1, "tanh_c")],
+        "spike_deriv": [(0, 1, "spike_deriv"), (1, 1, "spike_deriv"), (2, 1, "spike_deriv")],
+        "dy": [(0, 1, "dy"), (1, 1, "dy"), (2, 1, "dy")],
+        "w_hh": [(0, 1, "w_hh"), (1, 1, "w_hh")],
+        "d_pre": [(0, 1, "d_pre"), (1, 1, "d_pre"), (2, 1, "d_pre")],
+    },
+    "sigmoid_lstm_backward_steps_projected": {
+        "w_hr": [(0, 1, "dh_carry"), (1, 1, "w_hr")],
+        "dh_all": [(0, 1, "dh_all"), (1, 1, "dh_all"), (2, 1, "dh_all")],
+        "dm_buffer": [(0, 1, "dm_buffer"), (1, 1, "dm_buffer")],
+    },
+    "sigmoid_gru_forward_steps": {
+        "xp": [(0, 1, "batch_sizes"), (1, 1, "s"), (2, 1, "xp")],
+        "s": [(0, 1, "s"), (1, 1, "xp")],
+        "h": [(0, 1, "h"), (1, 1, "h")],
+        "w_hh_t": [(0, 1, "w_hh_t"), (1, 1, "w_hh_t")],
+        "w_hh_tiles": [(0, 1, "w_hh_tiles"), (1, 1, "w_hh_tiles"), (2, 1, "w_hh_tiles")],
+        "b_hh": [(0, 1, "b_hh")],
+        "y": [(0, -1, "y"), (1, 1, "y"), (2, 1, "y")],
+        "gate_store": [(0, -1, "gate_store"), (1, 1, "gate_store"), (2, 1, "gate_store")],
+        "state_store": [(0, -1, "state_store"), (1, 1, "state_store"), (2, 1, "state_store")],
+        "scratch": [(0, 1, "scratch"), (1, 1, "scratch")],
+    },
+    "sigmoid_gru_backward_steps": {
+        "gates": [(0, 1, "s_prev"), (1, 1, "ds_carry"), (2, 1, "gates")],
+        "ds_carry": [(0, 1, "ds_carry"), (1, 1, "gates")],
+        "s_prev": [(0, 1, "s_prev"), (1, 1, "s_prev"), (2, 1, "s_prev")],
+        "spike_deriv": [(0, 1, "spike_deriv"), (1, 1, "spike_deriv"), (2, 1, "spike_deriv")],
+        "dy": [(0, 1, "dy"), (1, 1, "dy"), (2, 1, "dy")],
+        "w_hh": [(0, 1, "w_hh"), (1, 1, "w_hh")],
+        "dh_carry": [(0, 1, "dh_carry"), (1, 1, "dh_carry")],
+        "d_hidden_pre": [(0, 1, "d_hidden_pre"), (1, 1, "d_hidden_pre"), (2, 1, "d_hidden_pre")],
+        "d_input_pre": [(0, 1, "d_input_pre"), (1, 1, "d_input_pre"), (2, 1, "d_input_pre")],
+    },
+    "leaky_rnn_forward_steps": {
+        "xp": [(0, 1, "batch_sizes"), (1, 1, "h"), (2, 1, "h")],
+        "h": [(0, 1, "h"), (1, 1, "h")],
+        "v": [(0, 1, "v"), (1, 1, "v")],
+        "w_hh_t": [(0, 1, "w_hh_t"), (1, 1, "w_hh_t")],
+        "w_hh_tiles": [(0, 1, "w_hh_tiles"), (1, 1, "w_hh_tiles"), (2, 1, "w_hh_tiles")],
+        "y": [(0, -1, "y"), (1, 1, "y"), (2, 1, "y")],
+        "state_store": [(0, -1, "state_store"), (1, 1, "state_store"), (2, 1, "state_store")],
+        "scratch": [(0, 1, "scratch"), (1, 1, "scratch")],
+    },
+    "leaky_rnn_backward_steps": {
+        "spike_deriv": [(0, 1, "dy"), (1, 1, "dy"), (2, 1, "dy")],
+        "dy": [(0, 1, "dy"), (1, 1, "dy"), (2, 1, "dy")],
+        "w_hh": [(0, 1, "w_hh"), (1, 1, "w_hh")],
+        "dh_carry": [(0, 1, "dh_carry"), (1, 1, "dh_carry")],
+        "dv_carry": [(0, 1, "dv_carry"), (1, 1, "dv_carry")],
+        "d_pre": [(0, 1, "d_pre"), (1, 1, "d_pre"), (2, 1, "d_pre")],
+    },
     "rnn_forward_steps": {
         "xp": [(0, 1, "batch_sizes"), (1, 1, "h"), (2, 1, "h")],
         "h": [(0, 1, "h"), (1, 1, "h")],
@@ -321,6 +472,16 @@ VALUES += [
     ("lstm_backward_steps_projected", "w_hr missing", lambda call: call.update(w_hr=None), "dh_carry"),
     ("gru_backward_steps", "kind1 unknown", lambda call: call.update(kind1=8), "kind1"),
     ("gru_backward_steps", "kind2 none without deriv", lambda call: call.update(kind2=-1), "kind2"),
+    ("sigmoid_lstm_forward_steps", "t0 past y", lambda call: call.update(t0=T0 + 1, batch_sizes=[]), "y"),
+    ("sigmoid_lstm_forward_steps_projected", "w_hr_t missing", lambda call: call.update(w_hr_t=None), "h"),
+    ("sigmoid_lstm_backward_steps", "w_hr without dh_all", lambda call: call.update(w_hr=torch.zeros(H, H)),
+     "dh_all"),
+    ("sigmoid_lstm_backward_steps_projected", "dh_all missing", lambda call: call.update(dh_all=None), "dh_all"),
+    ("sigmoid_lstm_backward_steps_projected", "dm_buffer missing", lambda call: call.update(dm_buffer=None),
+     "dm_buffer"),
+    ("sigmoid_lstm_backward_steps_projected", "w_hr missing", lambda call: call.update(w_hr=None), "dh_carry"),
+    ("sigmoid_gru_forward_steps", "t0 past y", lambda call: call.update(t0=T0 + 1, batch_sizes=[]), "y"),
+    ("leaky_rnn_forward_steps", "t0 past y", lambda call: call.update(t0=T0 + 1, batch_sizes=[]), "y"),
     ("set_gate_signs", "offsets past the entries", _bad_offsets, "offsets"),
     ("set_gate_signs", "negative entry", _negative_entry, "entries"),
     ("set_gate_signs", "entry past a step", _entry_past_step, "entries"),
@@ -403,7 +564,11 @@ def test_wrong_dtype(name, argument):
 
 @pytest.mark.parametrize("name, first, argument", [("lstm_forward_steps", "xp", "m"),
                                                    ("gru_backward_steps", "u", "d_input_pre"),
-                                                   ("binary_weight_grad", "d", "grad_t")])
+                                                   ("binary_weight_grad", "d", "grad_t"),
+                                                   ("sigmoid_lstm_forward_steps", "xp", "m"),
+                                                   ("sigmoid_gru_backward_steps", "gates", "d_input_pre"),
+                                                   ("leaky_rnn_forward_steps", "xp", "scratch"),
+                                                   ("leaky_rnn_backward_steps", "spike_deriv", "d_pre")])
 def test_float64_call_refuses_a_float32_tensor(name, first, argument):
     function, call = _call(name, torch.float64)
     call[argument] = call[argument].float()

@@ -34,8 +34,18 @@ def product_path(request, monkeypatch):
 
 
 def build(mode, input_size, hidden, layers, bidirectional, *, bias=True, proj=0, cell_state="clamp",
-          backend="reference", **spiking):
+          backend="reference", gates="heaviside", **spiking):
+    """A float64 stack; the LSTM and GRU in the heaviside form (the bit-exact 0/1 paths this file checks,
+    with torch's init) unless ``gates="sigmoid"`` (then the LSTM's ``cell_state`` must be "accumulate").
+    ``"RNN"``: the seed's cell (``leak=None``, the same 0/1 paths); ``"leaky-RNN"``: SpikingRNN with its
+    default leak unless ``leak`` is given (``gates`` does not apply to either)."""
+    if mode == "RNN":
+        spiking.setdefault("leak", None)
     kwargs = dict(bidirectional=bidirectional, bias=bias, dtype=DT, backend=backend, **spiking)
+    if mode not in ("RNN", "leaky-RNN"):
+        kwargs["gates"] = gates
+        if gates == "heaviside":
+            kwargs.setdefault("forget_bias", None)
     if mode == "LSTM":
         return spikingrnn.SpikingLSTM(input_size, hidden, layers, proj_size=proj, cell_state=cell_state, **kwargs)
     cls = spikingrnn.SpikingGRU if mode == "GRU" else spikingrnn.SpikingRNN
@@ -101,7 +111,7 @@ def random_hx(model, batch, generator=None):
     return hx if model.mode == "LSTM" else hx[0]
 
 
-MODES = ["LSTM", "GRU", "RNN"]
+MODES = ["LSTM", "GRU", "RNN", "leaky-RNN"]
 SHAPES = [(1, 1, 1, 1), (5, 3, 4, 33), (7, 2, 1, 8), (3, 4, 6, 5)]  # T, B, I, H
 
 
@@ -134,8 +144,10 @@ def test_lstm_cell_states_projection_bias(cell_state, proj, bias):
 def test_every_surrogate(cls, mode):
     torch.manual_seed(3)
     spiking = dict(surrogate_function1=cls(alpha=0.8))
-    if mode != "RNN":
+    if mode not in ("RNN", "leaky-RNN"):
         spiking["surrogate_function2"] = sg.ATan(alpha=1.7)
+    if mode == "leaky-RNN":  # the default leak 0.9 gives no spike in these 5 steps: a faster membrane
+        spiking.update(leak=0.5, spike_threshold=0.1)
     model = build(mode, 3, 9, 2, True, **spiking)
     x = (torch.randn(5, 2, 3, dtype=DT) * 2).requires_grad_()
     assert_same(run_both(model, x))
@@ -153,7 +165,8 @@ def test_packed_sequences(mode, enforce_sorted):
 
 
 @pytest.mark.parametrize("mode, extra", [("LSTM", {}), ("LSTM", {"cell_state": "spike"}),
-                                         ("LSTM", {"cell_state": "accumulate", "proj": 3}), ("GRU", {}), ("RNN", {})])
+                                         ("LSTM", {"cell_state": "accumulate", "proj": 3}), ("GRU", {}), ("RNN", {}),
+                                         ("leaky-RNN", {})])
 def test_threads_split_the_batch_into_row_blocks(mode, extra, monkeypatch):
     """With 2 threads and at least 16 rows the C++ loops run row blocks (multiples of 8 rows) on
     separate threads; 21 rows (blocks of 16 and 5), H = 5 (bit rows of a block start mid-row, on
@@ -204,9 +217,11 @@ def test_training_dropout_draws_the_same_masks(invariant):
     assert_same(run_both(model, x, seed=123))
 
 
-def test_float32_spike_mismatch_rate_is_tiny():
+@pytest.mark.parametrize("gates", ["sigmoid", "heaviside"])
+def test_float32_spike_mismatch_rate_is_tiny(gates):
     torch.manual_seed(0)
-    model = spikingrnn.SpikingLSTM(16, 64, 2, backend="reference")
+    model = spikingrnn.SpikingLSTM(16, 64, 2, backend="reference", gates=gates,
+                                   **({"cell_state": "clamp", "forget_bias": None} if gates == "heaviside" else {}))
     x = torch.randn(50, 8, 16)
     ref, _ = model(x)
     model.backend = "cpu"
@@ -215,10 +230,12 @@ def test_float32_spike_mismatch_rate_is_tiny():
     assert mismatch < 1e-3, mismatch
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_long_sequence_stays_finite(mode):
+@pytest.mark.parametrize("mode, gates", [("LSTM", "heaviside"), ("LSTM", "sigmoid"), ("GRU", "heaviside"),
+                                         ("GRU", "sigmoid"), ("RNN", "heaviside"), ("leaky-RNN", "leaky")])
+def test_long_sequence_stays_finite(mode, gates):
     torch.manual_seed(2)
-    model = build(mode, 2, 16, 1, False, backend="cpu", **({"cell_state": "accumulate"} if mode == "LSTM" else {}))
+    model = build(mode, 2, 16, 1, False, backend="cpu", gates=gates,
+                  **({"cell_state": "accumulate"} if mode == "LSTM" else {}))
     x = (torch.randn(3000, 2, 2, dtype=DT)).requires_grad_()
     out, final = model(x)
     out.sum().backward()

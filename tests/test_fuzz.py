@@ -1,7 +1,8 @@
 """Property-based fuzzing (hypothesis) of the spiking modules.
 
 1. ``test_cpu_backend_matches_reference``: random configurations (mode, layers, bidirectional, bias,
-   proj_size, cell_state, batch_first, surrogate and alpha, sizes) x random inputs (batched,
+   proj_size, gates (LSTM and GRU: the default sigmoid form, or the heaviside form with torch's init),
+   cell_state, batch_first, surrogate and alpha, sizes) x random inputs (batched,
    unbatched, PackedSequence with enforce_sorted True/False, hx given or not). The "cpu" backend
    (low_memory False and True) must match the "reference" backend (same weights via
    load_state_dict) in float64: outputs and final states to atol 1e-10, gradients of the input, hx
@@ -46,6 +47,9 @@ def make(cfg, backend, low_memory=False, dtype=DT):
                   surrogate_function1=sg.SURROGATES[cfg["sg1"]](alpha=cfg["alpha1"]))
     if cfg["mode"] != "RNN":
         kwargs["surrogate_function2"] = sg.SURROGATES[cfg["sg2"]](alpha=cfg["alpha2"])
+        kwargs["gates"] = cfg["gates"]
+        if cfg["gates"] == "heaviside":
+            kwargs["forget_bias"] = None  # torch's init, as the seed's modules
     if cfg["mode"] == "LSTM":
         kwargs.update(proj_size=cfg["proj"], cell_state=cfg["cell_state"])
     return MODES[cfg["mode"]](cfg["I"], cfg["H"], cfg["layers"], **kwargs)
@@ -58,10 +62,15 @@ def configs(draw):
     cfg = dict(mode=mode, H=H, I=draw(st.integers(1, 5)), layers=draw(st.integers(1, 3)),
                bidirectional=draw(st.booleans()), bias=draw(st.booleans()), batch_first=draw(st.booleans()),
                sg1=draw(st.sampled_from(SURROGATE_NAMES)), sg2=draw(st.sampled_from(SURROGATE_NAMES)),
-               alpha1=draw(st.floats(0.5, 4.0)), alpha2=draw(st.floats(0.5, 4.0)), proj=0, cell_state="clamp")
+               alpha1=draw(st.floats(0.5, 4.0)), alpha2=draw(st.floats(0.5, 4.0)), proj=0, cell_state="clamp",
+               gates="heaviside")
+    if mode != "RNN":  # the vanilla RNN has the one (heaviside) form
+        cfg["gates"] = draw(st.sampled_from(["sigmoid", "heaviside"]))
     if mode == "LSTM":
         cfg["proj"] = draw(st.integers(0, H - 1)) if H > 1 else 0
-        cfg["cell_state"] = draw(st.sampled_from(spikingrnn.functional.CELL_STATES))
+        # the sigmoid form's cell state is analog: "accumulate" is its only rule
+        cfg["cell_state"] = "accumulate" if cfg["gates"] == "sigmoid" else draw(
+            st.sampled_from(spikingrnn.functional.CELL_STATES))
     return cfg
 
 
@@ -272,7 +281,8 @@ def test_malformed_inputs_raise_clearly(cfg, kind, backend, data):
         out, final = model(bad)
         assert out.shape[-1] == (2 if cfg["bidirectional"] else 1) * (cfg["proj"] or cfg["H"])
         assert bool(torch.isfinite(out).all()), "NaN/Inf must not leak past the spiking gates"
-        if not cfg["proj"] and cfg["cell_state"] != "accumulate":   # accumulate: h = o * c, c counts up
+        # heaviside accumulate: h = o * c, c counts up; the sigmoid form always emits 0/1 spikes
+        if not cfg["proj"] and (cfg["gates"] == "sigmoid" or cfg["cell_state"] != "accumulate"):
             assert bool(((out == 0) | (out == 1)).all()), "spike outputs must be 0/1"
         other = make(cfg, "cpu" if backend == "reference" else "reference")
         other.load_state_dict(model.state_dict())

@@ -15,6 +15,8 @@ from spikingrnn.ops.cpu.extension import loops
 from spikingrnn.ops.storage import unpack_rows
 
 STEPS, BATCH, INPUTS, HIDDEN = 6, 64, 200, 16
+# the heaviside form (0/1 gates stored as bits; SpikingJelly's cell, torch's init), which this file is about
+HEAVISIDE = dict(gates="heaviside", cell_state="clamp", forget_bias=None)
 
 
 @pytest.fixture(params=["compiled-1-thread", "compiled-2-threads", "pytorch"])
@@ -89,7 +91,7 @@ def test_bits_are_kept_where_the_list_would_be_longer():
     """Zero weights and no bias put every pre-activation at exactly 0: all listed, so the bits win;
     gradients still match the reference."""
     torch.manual_seed(1)
-    model = spikingrnn.SpikingLSTM(3, 8, bias=False, dtype=torch.float64, backend="cpu", low_memory=True)
+    model = spikingrnn.SpikingLSTM(3, 8, bias=False, dtype=torch.float64, backend="cpu", low_memory=True, **HEAVISIDE)
     with torch.no_grad():
         model.weight_ih_l0.zero_()
         model.weight_hh_l0.zero_()
@@ -116,7 +118,7 @@ def test_low_memory_keeps_about_two_bits_per_unit_and_step():
     a cell state per chunk; no gates, no per-step cell states, no zero h0/c0."""
     torch.manual_seed(2)
     steps, batch, inputs, hidden = 50, 16, 32, 64
-    model = spikingrnn.SpikingLSTM(inputs, hidden, backend="cpu", low_memory=True)
+    model = spikingrnn.SpikingLSTM(inputs, hidden, backend="cpu", low_memory=True, **HEAVISIDE)
     x = (torch.rand(steps, batch, inputs) < 0.2).float()
     saved = module_saved_bytes(model, x)
     bits = steps * batch * (inputs + hidden) // 8
@@ -131,7 +133,7 @@ def test_low_memory_keeps_an_eighth_of_spikingjelly_even_with_a_700_float_input(
     sj = pytest.importorskip("spikingjelly.activation_based.rnn")
     torch.manual_seed(0)
     x = torch.randn(20, 16, 700)
-    ours = module_saved_bytes(spikingrnn.SpikingLSTM(700, 256, 2, backend="cpu", low_memory=True), x)
+    ours = module_saved_bytes(spikingrnn.SpikingLSTM(700, 256, 2, backend="cpu", low_memory=True, **HEAVISIDE), x)
     theirs = module_saved_bytes(sj.SpikingLSTM(700, 256, 2), x)
     assert ours * 8 <= theirs, (ours, theirs)
     assert ours < x.numel() * x.element_size() * 1.1, "beyond the input, little is kept"

@@ -163,7 +163,7 @@ def test_an_accumulating_cell_counts_past_256_in_bfloat16(kernel_path):
     weights = [tuple(w.to(dt) for w in ws[:4]) + (None,) for ws in _all_gates_on_lstm()]
     x = torch.zeros(4, 2, 3, dtype=dt)
     h0, c0 = torch.zeros(1, 2, 4, dtype=dt), torch.full((1, 2, 4), 256.0, dtype=dt)
-    spec = RNNSpec("LSTM", 1, False, cell_state="accumulate")
+    spec = RNNSpec("LSTM", 1, False, cell_state="accumulate", gates="heaviside")
     out, (h_n, c_n) = triton_rnn(x, (h0, c0), weights, spec, [(sg.Erf(), sg.Erf())])
     assert c_n.dtype == dt
     assert torch.equal(c_n, torch.full_like(c_n, 260.0)), f"c_n = {c_n.flatten()[0].item()}, expected 260"
@@ -186,7 +186,7 @@ def test_carried_gradients_count_past_256_in_bfloat16(mode, kernel_path):
     states = [torch.zeros(1, 2, hidden, dtype=dt, requires_grad=True)]
     if mode == "LSTM":
         states.append(torch.zeros(1, 2, hidden, dtype=dt, requires_grad=True))
-    spec = RNNSpec(mode, 1, False, cell_state="accumulate")
+    spec = RNNSpec(mode, 1, False, cell_state="accumulate", gates="heaviside")
     out, final = triton_rnn(x, tuple(states), weights, spec, [(sg.Erf(), sg.Erf())], training=True)
     carried = final[-1]  # the LSTM's c_n, the GRU's h_n
     (out.float().sum() + 256 * carried.float().sum()).backward()

@@ -43,6 +43,10 @@ def dynamic_shapes():
 
 
 UNSEEN = ((3, 11), (5, 23))  # (batch, steps) not used at export (which sees batch 4, 6 steps)
+HEAVISIDE = {"gates": "heaviside", "forget_bias": None}  # the seed's 0/1 gates, torch's init
+# the whole-model routes: the modules' default form, and the heaviside form (other operators) where cheap
+MODELS = [("LSTM", {}), ("LSTM", {**HEAVISIDE, "cell_state": "clamp"}), ("GRU", {}), ("GRU", HEAVISIDE), ("RNN", {})]
+MODEL_IDS = ["LSTM", "LSTM-heaviside", "GRU", "GRU-heaviside", "RNN"]
 
 
 @pytest.mark.parametrize("mode", list(MODULES))
@@ -72,9 +76,9 @@ def test_legacy_onnx_exporter_names_the_supported_route(tmp_path):
                           dynamo=False)
 
 
-@pytest.mark.parametrize("mode", list(MODULES))
-def test_torch_export_with_dynamic_time_and_batch_matches_eager(mode):
-    model = classifier(mode).eval()
+@pytest.mark.parametrize("mode, neuron", MODELS, ids=MODEL_IDS)
+def test_torch_export_with_dynamic_time_and_batch_matches_eager(mode, neuron):
+    model = classifier(mode, **neuron).eval()
     program = torch.export.export(model, (torch.randn(4, 6, 5),), dynamic_shapes=dynamic_shapes())
     assert any("spikingrnn" in str(node.target) for node in program.graph.nodes)  # the operators, not an unrolled loop
     for batch, steps in UNSEEN:
@@ -86,12 +90,12 @@ def test_torch_export_with_dynamic_time_and_batch_matches_eager(mode):
             assert torch.equal(g, e), (batch, steps)
 
 
-@pytest.mark.parametrize("mode", list(MODULES))
-def test_compiled_train_step_matches_eager(mode):
+@pytest.mark.parametrize("mode, neuron", MODELS, ids=MODEL_IDS)
+def test_compiled_train_step_matches_eager(mode, neuron):
     if loops() is None:
         pytest.skip("the C++ extension of the cpu backend is not built here")
     torch._dynamo.reset()
-    eager, compiled_model = classifier(mode, seed=1), classifier(mode, seed=1)
+    eager, compiled_model = classifier(mode, seed=1, **neuron), classifier(mode, seed=1, **neuron)
     compiled = torch.compile(compiled_model, fullgraph=True)  # fullgraph: a graph break raises
     x, target = torch.randn(4, 9, 5), torch.randn(4, 9, 3)
     for model in (eager, compiled):
@@ -101,9 +105,9 @@ def test_compiled_train_step_matches_eager(mode):
         torch.testing.assert_close(q.grad, p.grad, rtol=0, atol=1e-6, msg=name)
 
 
-@pytest.mark.parametrize("mode", list(MODULES))
-def test_jit_trace_records_the_operators_and_holds_at_other_lengths(mode):
-    model = classifier(mode).eval()
+@pytest.mark.parametrize("mode, neuron", MODELS, ids=MODEL_IDS)
+def test_jit_trace_records_the_operators_and_holds_at_other_lengths(mode, neuron):
+    model = classifier(mode, **neuron).eval()
     traced = torch.jit.trace(model, (torch.randn(4, 6, 5),))
     for batch, steps in UNSEEN:
         x = torch.randn(batch, steps, 5)
@@ -119,8 +123,12 @@ def test_jit_trace_of_a_loop_that_would_unroll_raises():
 
 # ----------------------------------------------------------------- the operators against the Functions
 
-CASES = [("LSTM", {}), ("LSTM", {"cell_state": "accumulate", "proj_size": 3}), ("LSTM", {"cell_state": "spike"}),
-         ("LSTM", {"bias": False}), ("GRU", {}), ("GRU", {"bias": False}), ("RNN", {})]
+# the default (sigmoid) form and the heaviside form, whose LSTM takes every cell_state rule
+CASES = [("LSTM", {}), ("LSTM", {"proj_size": 3}), ("LSTM", {"bias": False}),
+         ("LSTM", {**HEAVISIDE, "cell_state": "clamp"}),
+         ("LSTM", {**HEAVISIDE, "cell_state": "accumulate", "proj_size": 3}),
+         ("LSTM", {**HEAVISIDE, "cell_state": "spike"}), ("LSTM", {**HEAVISIDE, "cell_state": "clamp", "bias": False}),
+         ("GRU", {}), ("GRU", {"bias": False}), ("GRU", HEAVISIDE), ("GRU", {**HEAVISIDE, "bias": False}), ("RNN", {})]
 
 
 def _run(model, x, lengths, h0):
@@ -175,6 +183,26 @@ def test_operators_pass_opcheck(mode):
     else:
         args = (t(steps, batch, inputs), t(batch, hidden), *weights, *scalars, True)
         operator = getattr(torch.ops.spikingrnn, f"{mode.lower()}_sequence").default
+    torch.library.opcheck(operator, args, test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+def test_sigmoid_operators_pass_opcheck(mode):
+    """The same for the sigmoid form's operators (``gates="sigmoid"``, the modules' default)."""
+    torch.manual_seed(0)
+    steps, batch, hidden, inputs = 5, 3, 4, 6
+    gates = {"LSTM": 4, "GRU": 3}[mode]
+
+    def t(*shape):
+        return torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+
+    scalars = ([], 0, 2.0, 0.25, True)  # batch_sizes, surrogate id, alpha, spike_threshold, save
+    weights = (t(gates * hidden, inputs), t(gates * hidden, hidden), t(gates * hidden), t(gates * hidden))
+    if mode == "LSTM":
+        args = (t(steps, batch, inputs), t(batch, hidden), t(batch, hidden), *weights, None, *scalars)
+    else:
+        args = (t(steps, batch, inputs), t(batch, hidden), *weights, *scalars)
+    operator = getattr(torch.ops.spikingrnn, f"sigmoid_{mode.lower()}_sequence").default
     torch.library.opcheck(operator, args, test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
 
 

@@ -11,8 +11,8 @@ from spikingrnn.nn.modules import SpikingRNN
 
 
 def hand_rnn():
-    """SpikingRNN(2, 2), no bias, W_ih = I, W_hh = [[0, -2], [0, 0]]."""
-    rnn = SpikingRNN(2, 2, bias=False)
+    """SpikingRNN(2, 2), the seed's cell h = Θ(u) (leak=None), no bias, W_ih = I, W_hh = [[0, -2], [0, 0]]."""
+    rnn = SpikingRNN(2, 2, bias=False, leak=None)
     with torch.no_grad():
         rnn.weight_ih_l0.copy_(torch.eye(2))
         rnn.weight_hh_l0.copy_(torch.tensor([[0.0, -2.0], [0.0, 0.0]]))
@@ -55,7 +55,7 @@ def test_binary_input_is_counted_as_accumulates():
 
 
 def test_two_layers_second_layer_reads_spikes():
-    rnn = SpikingRNN(2, 2, num_layers=2, bias=False)
+    rnn = SpikingRNN(2, 2, num_layers=2, bias=False, leak=None)  # the seed's cell h = Θ(u)
     with torch.no_grad():
         rnn.weight_ih_l0.copy_(torch.eye(2))
         rnn.weight_hh_l0.zero_()
@@ -71,12 +71,23 @@ def test_two_layers_second_layer_reads_spikes():
     assert layer1 == {"layer": 1, "input_binary": True, "ac": 1 * 2 + 1 * 2, "mac": 0, "dense_mac": 16}
 
 
+HEAVISIDE = {"gates": "heaviside", "forget_bias": None}  # the seed's 0/1 gates, torch's init
+
+
 @pytest.mark.parametrize("cls,kwargs,gates", [
-    (SpikingLSTM, {}, {"i", "f", "g", "o", "h"}),
-    (SpikingLSTM, {"cell_state": "spike"}, {"i", "f", "g", "o", "c", "h"}),
-    (SpikingLSTM, {"proj_size": 3}, {"i", "f", "g", "o", "h"}),
-    (SpikingGRU, {}, {"r", "z", "n", "h"}),
+    # the heaviside form: every gate is a spike, and so is c with cell_state="spike"
+    (SpikingLSTM, {**HEAVISIDE, "cell_state": "clamp"}, {"i", "f", "g", "o", "h"}),
+    (SpikingLSTM, {**HEAVISIDE, "cell_state": "spike"}, {"i", "f", "g", "o", "c", "h"}),
+    (SpikingLSTM, {**HEAVISIDE, "cell_state": "clamp", "proj_size": 3}, {"i", "f", "g", "o", "h"}),
+    (SpikingGRU, HEAVISIDE, {"r", "z", "n", "h"}),
+    # the sigmoid form (the default): analog gates, only the emitted h fires
+    (SpikingLSTM, {}, {"h"}),
+    (SpikingLSTM, {"proj_size": 3}, {"h"}),
+    (SpikingGRU, {}, {"h"}),
+    # the vanilla RNN: the seed's cell, the leaky membrane (the default) and another leak and threshold
+    (SpikingRNN, {"leak": None}, {"h"}),
     (SpikingRNN, {}, {"h"}),
+    (SpikingRNN, {"leak": 0.5, "spike_threshold": 0.1}, {"h"}),
 ])
 def test_recomputation_matches_module_output(cls, kwargs, gates):
     torch.manual_seed(0)
@@ -89,6 +100,25 @@ def test_recomputation_matches_module_output(cls, kwargs, gates):
     for layer in ("layer0", "layer1"):
         assert set(stats["rates"][layer]) == gates
         assert all(0.0 <= rate <= 1.0 for rate in stats["rates"][layer].values())
+
+
+def test_hand_checked_leaky_rnn():
+    """The leaky RNN (leak=0.5, θ=0.25) on hand_rnn's weights and input: only its spikes h are recorded."""
+    seed, x = hand_rnn()
+    rnn = SpikingRNN(2, 2, bias=False, leak=0.5, spike_threshold=0.25)
+    rnn.load_state_dict(seed.state_dict())
+    stats, output = measure_rnn(rnn, x, return_output=True)
+    # v' = v/2 + u/2, u = x + W_hh Θ(v - θ): t0 u = [1, 1] -> v = [.5, .5] -> [1, 1];
+    # t1 u = [1 - 2, -1] -> v = [-.25, -.25] -> [0, 0]; t2 u = [.5, 2] -> v = [.125, .875] -> [0, 1]
+    assert output[:, 0].tolist() == [[1, 1], [0, 0], [0, 1]]
+    expected, v_n = rnn(x)
+    assert torch.equal(output, expected.detach())
+    assert v_n[0, 0].tolist() == [0.125, 0.875]
+    assert stats["rates"] == {"layer0": {"h": 3 / 6}}
+    # real-valued input: T*B*I*H = 12 MACs; the recurrent input is the spikes Θ(v - θ): Θ(v0 - θ) = 0,
+    # h_0 = [1, 1] (2 spikes * 2 targets), h_1 = 0 -> 4 ACs
+    assert stats["mac"] == 12 and stats["ac"] == 4 and stats["dense_mac"] == 24
+    assert stats["layers"] == [{"layer": 0, "input_binary": False, "ac": 4, "mac": 12, "dense_mac": 24}]
 
 
 def test_lstm_dense_macs_and_counts():
@@ -104,7 +134,7 @@ def test_lstm_dense_macs_and_counts():
 
 
 def test_accumulate_cell_state_makes_recurrent_products_macs():
-    rnn = SpikingLSTM(1, 1, bias=False, cell_state="accumulate")
+    rnn = SpikingLSTM(1, 1, bias=False, cell_state="accumulate", gates="heaviside")  # h = o * c
     with torch.no_grad():
         rnn.weight_ih_l0.fill_(1.0)
         rnn.weight_hh_l0.zero_()
@@ -119,7 +149,7 @@ def test_accumulate_cell_state_makes_recurrent_products_macs():
 def test_measure_on_a_model_and_monitor_accumulates():
     torch.manual_seed(0)
     model = nn.Sequential()
-    model.add_module("rnn", SpikingRNN(2, 2, bias=False))
+    model.add_module("rnn", SpikingRNN(2, 2, bias=False, leak=None))
     rnn, x = hand_rnn()
     model.rnn.load_state_dict(rnn.state_dict())
 

@@ -14,7 +14,11 @@ import torch
 import spikingrnn
 from spikingrnn.ops.cpu.extension import loops
 
-MODULES = {"LSTM": spikingrnn.SpikingLSTM, "GRU": spikingrnn.SpikingGRU, "RNN": spikingrnn.SpikingRNN}
+MODULES = {"LSTM": spikingrnn.SpikingLSTM, "GRU": spikingrnn.SpikingGRU, "RNN": spikingrnn.SpikingRNN,
+           "RNN-seed": spikingrnn.SpikingRNN}
+# "RNN": the default leaky membrane; "RNN-seed": the seed's cell h = Θ(u) (its 0/1 state is what the
+# event-driven products take), whose NaN placement this test was written for
+NEURON = {"RNN-seed": dict(leak=None)}
 STEPS, BATCH, INPUTS, HIDDEN = 20, 16, 32, 64
 NAN, INF = float("nan"), float("inf")
 # where the non-finite value goes: the input, a weight of the first layer (dense input, spiking
@@ -37,7 +41,8 @@ def run(mode: str, backend: str, where: str, index: tuple, value: float, low_mem
     """Outputs, final states and every gradient of one forward and backward with ``value`` planted."""
     torch.manual_seed(1)
     extra = dict(proj_size=proj_size) if proj_size else {}
-    model = MODULES[mode](INPUTS, HIDDEN, 2, backend=backend, low_memory=low_memory, **extra)
+    model = MODULES[mode](INPUTS, HIDDEN, 2, backend=backend, low_memory=low_memory, **NEURON.get(mode, {}),
+                          **extra)
     generator = torch.Generator().manual_seed(2)
     x = (torch.rand(STEPS, BATCH, INPUTS, generator=generator) < 0.1).float()  # spikes: event-driven products
     out_size = proj_size or HIDDEN
@@ -84,7 +89,11 @@ def assert_same_non_finite(ours: dict, reference: dict) -> None:
 def test_non_finite_values_land_where_the_reference_puts_them(mode, case, low_memory):
     where, index, value = CASES[case]
     reference = run(mode, "reference", where, index, value, low_memory)
-    if where != "dy":  # the planted value reached the gradients, else the case tests nothing
+    if mode == "RNN" and case in ("inf-input", "minus-inf-input"):
+        # the leaky membrane keeps the ±Inf (v' = βv + (1-β)u, the surrogate's derivative there is 0, and
+        # nothing multiplies it by 0): it comes out as Inf, in the final state and W_ih's gradient
+        assert bool(reference["final state 0"].isinf().any()) and bool(reference["weight_ih_l0 grad"].isinf().any())
+    elif where != "dy":  # the planted value reached the gradients, else the case tests nothing
         assert any(bool(t.isnan().any()) for t in reference.values()), "nothing non-finite came out"
     assert_same_non_finite(run(mode, "cpu", where, index, value, low_memory), reference)
 

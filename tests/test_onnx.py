@@ -20,6 +20,11 @@ from spikingrnn import surrogate as sg  # noqa: E402
 from spikingrnn.compat import spikingjelly as sj  # noqa: E402
 
 DT = torch.float32
+# export_onnx writes the Heaviside-gate cells only (the modules' default gates="sigmoid" and the RNN's
+# default leak are refused, see test_refuses_the_sigmoid_form and test_refuses_the_leaky_rnn): every
+# LSTM/GRU here is built in that form, with torch's init, and every RNN is the seed's cell (leak=None)
+HEAVISIDE = {"LSTM": dict(gates="heaviside", cell_state="clamp", forget_bias=None),
+             "GRU": dict(gates="heaviside", forget_bias=None), "RNN": dict(leak=None)}
 SHAPES = [(1, 1), (5, 3), (17, 2)]  # (T, B); no T is seen at export time, which traces nothing
 
 
@@ -48,11 +53,12 @@ def build(mode="LSTM", layers=1, bidirectional=False, proj=0, cell_state="clamp"
           hidden=8, inputs=5, seed=0):
     kwargs = dict(bias=bias, batch_first=batch_first, bidirectional=bidirectional, backend="reference")
     if mode == "LSTM":
-        module = SpikingLSTM(inputs, hidden, layers, proj_size=proj, cell_state=cell_state, **kwargs)
+        module = SpikingLSTM(inputs, hidden, layers, proj_size=proj, **{**HEAVISIDE["LSTM"], "cell_state": cell_state},
+                             **kwargs)
     elif mode == "GRU":
-        module = SpikingGRU(inputs, hidden, layers, **kwargs)
+        module = SpikingGRU(inputs, hidden, layers, **HEAVISIDE["GRU"], **kwargs)
     else:
-        module = SpikingRNN(inputs, hidden, layers, **kwargs)
+        module = SpikingRNN(inputs, hidden, layers, **HEAVISIDE["RNN"], **kwargs)
     return make_dyadic(module, seed).eval()
 
 
@@ -197,10 +203,11 @@ def test_dropout_and_training_mode_are_ignored():
 
 
 @pytest.mark.parametrize("make", [
-    lambda: SpikingLSTM(16, 32, 2, bidirectional=True, backend="reference"),
-    lambda: SpikingLSTM(16, 32, 2, proj_size=12, cell_state="spike", batch_first=True, backend="reference"),
-    lambda: SpikingGRU(16, 32, 2, bidirectional=True, backend="reference"),
-    lambda: SpikingRNN(16, 32, 3, backend="reference"),
+    lambda: SpikingLSTM(16, 32, 2, bidirectional=True, backend="reference", **HEAVISIDE["LSTM"]),
+    lambda: SpikingLSTM(16, 32, 2, proj_size=12, batch_first=True, backend="reference",
+                        **{**HEAVISIDE["LSTM"], "cell_state": "spike"}),
+    lambda: SpikingGRU(16, 32, 2, bidirectional=True, backend="reference", **HEAVISIDE["GRU"]),
+    lambda: SpikingRNN(16, 32, 3, backend="reference", **HEAVISIDE["RNN"]),
 ], ids=["lstm", "lstm-proj-spike", "gru", "rnn"])
 def test_random_weights_rarely_flip_a_spike(make):
     """Ordinary init and Gaussian inputs: rounding may flip a spike whose pre-activation is ~0.
@@ -268,8 +275,33 @@ class _OwnForward(sg.SurrogateFunction):
     (dict(dtype=torch.float64), ValueError, r"weight_ih_l0 is torch.float64; expected torch.float32"),
 ], ids=["smooth", "callable", "own-forward", "float64"])
 def test_refuses_what_the_graph_cannot_run(kwargs, error, match):
-    module = SpikingLSTM(4, 6, **kwargs)
+    module = SpikingLSTM(4, 6, **HEAVISIDE["LSTM"], **kwargs)
     with pytest.raises(error, match=match):
+        export_onnx(module, None)
+
+
+@pytest.mark.parametrize("make", [lambda: SpikingLSTM(4, 6), lambda: SpikingGRU(4, 6),
+                                  lambda: SpikingLSTM(4, 6, gates="sigmoid", proj_size=2)],
+                         ids=["lstm", "gru", "lstm-proj"])
+def test_refuses_the_sigmoid_form(make):
+    """The modules' default gates="sigmoid" is not written by this exporter: a clear error naming the form
+    and the working route (torch.onnx.export), not a graph that computes something else."""
+    module = make()
+    assert module.gates == "sigmoid"
+    with pytest.raises(NotImplementedError, match=r"gates='sigmoid'.*torch\.onnx\.export"):
+        export_onnx(module, None)
+
+
+@pytest.mark.parametrize("make, leak", [(lambda: SpikingRNN(4, 6), 0.9),
+                                        (lambda: SpikingRNN(4, 6, 2, bidirectional=True, leak=0.5), 0.5),
+                                        (lambda: SpikingRNN(4, 6, leak=0.0, spike_threshold=0.1), 0.0)],
+                         ids=["default", "bidirectional-leak0.5", "leak0"])
+def test_refuses_the_leaky_rnn(make, leak):
+    """The RNN's default leaky membrane (and any leak, 0 included) is not written by this exporter: a clear
+    error naming the leak and the working route (torch.onnx.export)."""
+    module = make()
+    assert module.leak == leak
+    with pytest.raises(NotImplementedError, match=rf"SpikingRNN\(leak={leak}\).*torch\.onnx\.export"):
         export_onnx(module, None)
 
 

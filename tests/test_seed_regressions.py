@@ -6,6 +6,14 @@ import spikingrnn
 from helpers import copy_layer
 
 CLASSES = [spikingrnn.SpikingLSTM, spikingrnn.SpikingGRU, spikingrnn.SpikingRNN]
+# the stacking bugs do not depend on the cell: the modules' default form (sigmoid gates, the RNN's leaky
+# membrane) and the seed's heaviside one (the RNN's leak=None)
+HEAVISIDE = {"gates": "heaviside", "forget_bias": None}
+FORMS = [(spikingrnn.SpikingLSTM, {}), (spikingrnn.SpikingLSTM, {**HEAVISIDE, "cell_state": "clamp"}),
+         (spikingrnn.SpikingGRU, {}), (spikingrnn.SpikingGRU, HEAVISIDE), (spikingrnn.SpikingRNN, {}),
+         (spikingrnn.SpikingRNN, {"leak": None})]
+FORM_IDS = ["SpikingLSTM", "SpikingLSTM-heaviside", "SpikingGRU", "SpikingGRU-heaviside", "SpikingRNN",
+            "SpikingRNN-seed"]
 
 
 def states_of(hx):
@@ -21,11 +29,11 @@ def as_hx(cls, states):
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
-@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
-def test_layers_read_the_previous_layer_at_the_same_step(cls, bidirectional):
+@pytest.mark.parametrize("cls, neuron", FORMS, ids=FORM_IDS)
+def test_layers_read_the_previous_layer_at_the_same_step(cls, neuron, bidirectional):
     """Seed bug: layer l at step t read layer l-1's output of step t-1 (one-step lag)."""
     torch.manual_seed(0)
-    stack = cls(4, 6, 2, bidirectional=bidirectional).eval()
+    stack = cls(4, 6, 2, bidirectional=bidirectional, **neuron).eval()
     x = torch.randn(7, 3, 4) * 2
     hx = tuple(torch.rand_like(s) for s in states_of(stack(x)[1]))
     out, final = stack(x, as_hx(cls, hx))
@@ -43,25 +51,35 @@ def test_multi_layer_gru_runs():
     assert out.shape == (6, 2, 5) and h.shape == (3, 2, 5)
 
 
-@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
-def test_batch_rows_are_independent(cls):
+@pytest.mark.parametrize("cls, neuron", FORMS, ids=FORM_IDS)
+def test_batch_rows_are_independent(cls, neuron):
     """Seed bug: a multi-layer vanilla RNN mixed batch rows (states_list[0, i-1] indexing)."""
     torch.manual_seed(1)
-    stack = cls(4, 6, 3)
+    stack = cls(4, 6, 3, **neuron)
     x = torch.randn(5, 4, 4) * 2
     out, final = stack(x)
+    assert out.any(), "no spike: the comparison would be vacuous"
+    # the analog states (sigmoid form: LSTM c, GRU s; leaky RNN: v): the products of one row alone and of
+    # the batch go through different GEMMs, which may round the last bits differently; spikes must be equal
+    analog = {spikingrnn.SpikingLSTM: {1}, spikingrnn.SpikingGRU: {0}}.get(cls, set()) \
+        if getattr(stack, "gates", "heaviside") == "sigmoid" else set()
+    if cls is spikingrnn.SpikingRNN and stack.leak is not None:
+        analog = {0}
     for row in range(4):
         alone, alone_final = stack(x[:, row:row + 1])
         assert torch.equal(out[:, row:row + 1], alone)
-        for s, a in zip(states_of(final), states_of(alone_final)):
-            assert torch.equal(s[:, row:row + 1], a)
+        for k, (s, a) in enumerate(zip(states_of(final), states_of(alone_final))):
+            if k in analog:
+                torch.testing.assert_close(s[:, row:row + 1], a, rtol=1e-6, atol=1e-6)
+            else:
+                assert torch.equal(s[:, row:row + 1], a)
 
 
-@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
-def test_bidirectional_layers_above_zero_use_and_return_their_states(cls):
+@pytest.mark.parametrize("cls, neuron", FORMS, ids=FORM_IDS)
+def test_bidirectional_layers_above_zero_use_and_return_their_states(cls, neuron):
     """Seed bug: bidirectional stacks dropped h0 of layers >= 1 and returned zeros for them."""
     torch.manual_seed(2)
-    stack = cls(3, 8, 2, bidirectional=True).eval()
+    stack = cls(3, 8, 2, bidirectional=True, **neuron).eval()
     x = torch.randn(6, 2, 3) * 2
     zeros = tuple(torch.zeros_like(s) for s in states_of(stack(x)[1]))
     ones = tuple(torch.ones_like(s) for s in zeros)

@@ -18,7 +18,8 @@ sj_surrogate = pytest.importorskip("spikingjelly.activation_based.surrogate")
 
 import spikingrnn  # noqa: E402
 from spikingrnn import surrogate as our_surrogate  # noqa: E402
-from sj_helpers import MODES, SJ_CLASS_NAMES, Config, compare_with_sj, sj_state_dict_to_torch  # noqa: E402
+from sj_helpers import (MODES, SJ_CLASS_NAMES, SJ_NEURON, Config, compare_with_sj,  # noqa: E402
+                        sj_state_dict_to_torch)
 
 OUR_CLASSES = {"LSTM": spikingrnn.SpikingLSTM, "GRU": spikingrnn.SpikingGRU, "RNN": spikingrnn.SpikingRNN}
 
@@ -30,7 +31,8 @@ SMOOTH_SURROGATES = [s for s in SURROGATES if s[0] != "SuperSpike"]
 
 
 def build_pair(cfg: Config, sj_surrogates=(), our_surrogates=(), backend="reference"):
-    """A SpikingJelly model and ours with SpikingJelly's weights; surrogates ``(sf1[, sf2])``."""
+    """A SpikingJelly model and ours (SpikingJelly's cell: :data:`sj_helpers.SJ_NEURON`) with SpikingJelly's
+    weights; surrogates ``(sf1[, sf2])``."""
     torch.manual_seed(1234)
     if cfg.mode == "RNN":
         sj_kwargs = dict(zip(("surrogate_function",), sj_surrogates))
@@ -41,7 +43,7 @@ def build_pair(cfg: Config, sj_surrogates=(), our_surrogates=(), backend="refere
         cfg.I, cfg.H, cfg.num_layers, bias=cfg.bias, bidirectional=cfg.bidirectional, **sj_kwargs).to(cfg.dtype)
     model = OUR_CLASSES[cfg.mode](cfg.I, cfg.H, num_layers=cfg.num_layers, bias=cfg.bias,
                                   bidirectional=cfg.bidirectional, dtype=cfg.dtype, backend=backend,
-                                  **our_kwargs)
+                                  **SJ_NEURON[cfg.mode], **our_kwargs)
     model.load_state_dict(sj_state_dict_to_torch(sj_model.state_dict()))  # strict: names and shapes match
     return sj_model, model
 

@@ -85,6 +85,7 @@ def test_cpu_surrogate_kinds_come_from_the_registry():
 
 
 # ------------------------------------------------------------------ (a) C++ derivative vs Python formula
+# (the heaviside form: the sigmoid form's loops take the surrogate derivative computed in PyTorch)
 
 CPU_CASES = [("LSTM", {"cell_state": "spike"}), ("LSTM", {"cell_state": "accumulate", "low_memory": True}),
              ("GRU", {}), ("GRU", {"low_memory": True})]
@@ -100,7 +101,7 @@ def test_cpp_fused_derivative_matches_python_formula(entry, mode, options, alpha
         pytest.skip("C++ loops unavailable (no compiler, or another process is building them)")
     cls, kernel = entry
     model = build_model(mode, inputs=5, hidden=12, layers=2, bidirectional=True, surrogate=cls(alpha),
-                        surrogate2=_partner(kernel)(alpha), backend="cpu", **options)
+                        surrogate2=_partner(kernel)(alpha), backend="cpu", gates="heaviside", **options)
     inputs = make_inputs(model, 6, 5, lengths=[6, 5, 5, 3, 1])
     monkeypatch.setattr(common, "FUSED_DERIVATIVES", True)
     fused = forward_backward(model, inputs)
@@ -132,7 +133,7 @@ def test_triton_kernels_match_reference_gradients(entry, mode, options, kernel_p
     float32 rounding (measured: below 5e-7 of the largest)."""
     cls, kernel = entry
     model = build_model(mode, inputs=4, hidden=8, surrogate=cls(1.5), surrogate2=_partner(kernel)(),
-                        dtype=torch.float32, weights="dyadic", **options)
+                        dtype=torch.float32, weights="dyadic", gates="heaviside", **options)
     inputs = make_inputs(model, 4, 3, kind="dyadic")
     expected = forward_backward(model, inputs)
     result = forward_backward(same_weights(model, "triton"), inputs)

@@ -25,7 +25,8 @@ from spikingrnn.ops.dispatch import BACKEND_CHOICES
 
 from contract_helpers import (CONFIGS, HIDDEN_SIZE, INPUT_SIZE, MODES, SPIKING, SPIKING_CELLS, TORCH,
                               TORCH_CELLS, as_list, assert_nontrivial, assert_states_equal, config_id,
-                              from_list, layer_module, random_hx, spiking, torch_twin)
+                              emitted_spikes, from_list, layer_module, memory_gate_bias, random_hx, spiking,
+                              torch_twin, uniform_part)
 
 F64 = torch.float64
 EMPTY = inspect.Parameter.empty
@@ -67,9 +68,11 @@ DOCUMENTED_SIGNATURES = {
     "RNN": COMMON_HEAD + [("nonlinearity", "heaviside")] + COMMON_TAIL + [("device", None), ("dtype", None)],
 }
 SPIKING_KEYWORDS = {
-    "LSTM": {"surrogate_function1", "surrogate_function2", "invariant_dropout_mask", "cell_state", "backend"},
-    "GRU": {"surrogate_function1", "surrogate_function2", "invariant_dropout_mask", "backend"},
-    "RNN": {"surrogate_function1", "invariant_dropout_mask", "backend"},
+    "LSTM": {"surrogate_function1", "surrogate_function2", "invariant_dropout_mask", "cell_state", "backend",
+             "gates", "spike_threshold", "forget_bias"},
+    "GRU": {"surrogate_function1", "surrogate_function2", "invariant_dropout_mask", "backend",
+            "gates", "spike_threshold", "forget_bias"},
+    "RNN": {"surrogate_function1", "invariant_dropout_mask", "backend", "leak", "spike_threshold"},
 }
 
 
@@ -220,32 +223,59 @@ def _assert_uniform(values: torch.Tensor, bound: float) -> None:
     assert torch.all((quarters - 0.25).abs() < 0.05), quarters
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_init_is_uniform_in_plus_minus_one_over_sqrt_hidden(mode):
+# (mode, forget_bias): the default (1.0 for the LSTM and GRU) and torch's init everywhere (None)
+FORGET_BIAS_CASES = [("LSTM", "default"), ("LSTM", None), ("GRU", "default"), ("GRU", None), ("RNN", "default")]
+
+
+def _forget_bias_kwargs(forget_bias) -> dict:
+    return {} if forget_bias == "default" else {"forget_bias": forget_bias}
+
+
+@pytest.mark.parametrize("mode, forget_bias", FORGET_BIAS_CASES,
+                         ids=[f"{m}-forget_bias={f}" for m, f in FORGET_BIAS_CASES])
+def test_init_is_uniform_in_plus_minus_one_over_sqrt_hidden(mode, forget_bias):
+    """torch's U(-1/sqrt(H), 1/sqrt(H)) for every parameter, except (LSTM and GRU with a ``forget_bias``,
+    default 1.0) the memory gate's bias: ``bias_ih``'s rows of that gate ``forget_bias``, ``bias_hh``'s 0."""
     hidden = 64
-    kwargs = {"num_layers": 2, "bidirectional": True}
+    kwargs = {"num_layers": 2, "bidirectional": True, **_forget_bias_kwargs(forget_bias)}
     if mode == "LSTM":
         kwargs["proj_size"] = 16
     module = SPIKING[mode](8, hidden, **kwargs)
+    if mode != "RNN":
+        assert module.forget_bias == (1.0 if forget_bias == "default" else forget_bias)
+    assert bool(memory_gate_bias(module)) == (mode != "RNN" and forget_bias == "default")
     bound = 1 / math.sqrt(hidden)
-    for name, param in module.named_parameters():
+    parts = uniform_part(module)  # checks the memory gate's rows
+    for name, param in parts.items():
         assert param.abs().max() <= bound, name
         if param.dim() == 2:
             assert param.min() < -0.9 * bound and param.max() > 0.9 * bound, name
-    _assert_uniform(torch.cat([p.detach().flatten() for p in module.parameters()]), bound)
-    cell = SPIKING_CELLS[mode](8, hidden)
-    _assert_uniform(torch.cat([p.detach().flatten() for p in cell.parameters()]), bound)
+    _assert_uniform(torch.cat([p.flatten() for p in parts.values()]), bound)
+    cell = SPIKING_CELLS[mode](8, hidden, **_forget_bias_kwargs(forget_bias))
+    assert bool(memory_gate_bias(cell)) == (mode != "RNN" and forget_bias == "default")
+    _assert_uniform(torch.cat([p.flatten() for p in uniform_part(cell).values()]), bound)
 
 
+@pytest.mark.parametrize("forget_bias", ["default", None], ids=lambda v: f"forget_bias={v}")
 @pytest.mark.parametrize("config", CONFIGS[:6] + CONFIGS[7:8] + CONFIGS[10:11], ids=config_id)
-def test_init_draws_the_same_numbers_as_torch_for_the_same_seed(config):
+def test_init_draws_the_same_numbers_as_torch_for_the_same_seed(config, forget_bias):
+    """The same draws as torch; with a ``forget_bias`` (the default) the memory gate's bias rows are then
+    set (``bias_ih`` to it, ``bias_hh`` to 0) without drawing, so every other entry is still torch's."""
     mode, kwargs = config
     torch.manual_seed(7)
     ref = torch_twin(mode, **kwargs)
     torch.manual_seed(7)
-    ours = spiking(mode, **kwargs)
-    for a, b in zip(ours.parameters(), ref.parameters()):
-        assert torch.equal(a, b)
+    ours = spiking(mode, **kwargs, **({} if mode == "RNN" else _forget_bias_kwargs(forget_bias)))
+    fixed = memory_gate_bias(ours)
+    assert bool(fixed) == (mode != "RNN" and forget_bias == "default" and kwargs.get("bias", True))
+    assert len(list(ours.parameters())) == len(list(ref.parameters()))
+    for (name, a), b in zip(ours.named_parameters(), ref.parameters()):
+        if name in fixed:
+            rows, value = fixed[name]
+            assert torch.all(a[rows] == value), name
+            a, b = a.clone(), b.clone()
+            a[rows] = b[rows] = 0  # compare the drawn rows only
+        assert torch.equal(a, b), name
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -258,7 +288,9 @@ def test_meta_device_and_to_empty(mode):
     module.to_empty(device="cpu")
     module.reset_parameters()
     bound = 1 / math.sqrt(5)
-    assert all(p.device.type == "cpu" and p.abs().max() <= bound for p in module.parameters())
+    assert all(p.device.type == "cpu" for p in module.parameters())
+    assert bool(memory_gate_bias(module)) == (mode != "RNN")  # reset_parameters sets forget_bias again
+    assert all(p.abs().max() <= bound for p in uniform_part(module).values())  # checks the memory gate's rows
     output, _ = module(torch.randn(4, 2, 3))
     assert output.shape == (4, 2, 2 * module.real_hidden_size)
     cell = SPIKING_CELLS[mode](3, 5, device="meta")
@@ -344,8 +376,14 @@ SEMANTIC_CONFIGS = [
     ("LSTM", {"num_layers": 2, "bidirectional": True, "proj_size": 2}),
     ("LSTM", {"num_layers": 1}),
     ("GRU", {"num_layers": 2, "bidirectional": True}),
+    # the heaviside form (SpikingJelly's cell, torch's init) keeps the same contract
+    ("LSTM", {"num_layers": 2, "bidirectional": True, "proj_size": 2, "gates": "heaviside", "cell_state": "clamp",
+              "forget_bias": None}),
+    ("GRU", {"num_layers": 2, "bidirectional": True, "gates": "heaviside", "forget_bias": None}),
     ("RNN", {"num_layers": 3}),
     ("RNN", {"num_layers": 2, "bidirectional": True, "bias": False}),
+    # the seed's RNN cell h = Θ(u) (leak=None, SpikingJelly's) keeps it too
+    ("RNN", {"num_layers": 2, "bidirectional": True, "leak": None}),
 ]
 
 
@@ -437,7 +475,7 @@ def test_final_states_are_layer_major_like_torch(config, backend):
     assert_nontrivial(out)
     num_dirs = 2 if module.bidirectional else 1
     h_out = module.real_hidden_size
-    h_n = as_list(states)[0]
+    h_n = emitted_spikes(module, as_list(states)[0])  # the sigmoid GRU's h_n is its analog state s
     if num_dirs == 1:
         torch.testing.assert_close(h_n[-1], out[-1])
     else:
@@ -536,15 +574,25 @@ def test_unbatched_cell_equals_batch_of_one(mode):
 
 
 def _cell_with_module_weights(module):
-    cell = SPIKING_CELLS[module.mode](module.input_size, module.hidden_size, bias=module.bias, dtype=F64)
+    neuron = dict(spike_threshold=module.spike_threshold)
+    if module.mode != "RNN":
+        neuron.update(gates=module.gates)
+    else:
+        neuron.update(leak=module.leak)
+    if module.mode == "LSTM":
+        neuron.update(cell_state=module.cell_state, cell_threshold=module.cell_threshold)
+    cell = SPIKING_CELLS[module.mode](module.input_size, module.hidden_size, bias=module.bias, dtype=F64, **neuron)
     cell.load_state_dict({k.replace("_l0", ""): v for k, v in module.state_dict().items()}, strict=True)
     return cell
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode, neuron", [("LSTM", {}), ("LSTM", {"gates": "heaviside", "cell_state": "clamp"}),
+                                          ("GRU", {}), ("GRU", {"gates": "heaviside"}), ("RNN", {}),
+                                          ("RNN", {"leak": None}), ("RNN", {"leak": 0.5, "spike_threshold": 0.1})],
+                         ids=["LSTM", "LSTM-heaviside", "GRU", "GRU-heaviside", "RNN", "RNN-seed", "RNN-leak0.5"])
 @pytest.mark.parametrize("steps", [1, 5])
-def test_single_layer_stack_equals_cell_applied_step_by_step(mode, steps, backend):
-    module = _f64(mode, backend=backend)
+def test_single_layer_stack_equals_cell_applied_step_by_step(mode, neuron, steps, backend):
+    module = _f64(mode, backend=backend, **neuron)
     cell = _cell_with_module_weights(module)
     x = torch.randn(steps, 8, INPUT_SIZE, dtype=F64)
     hx = random_hx(module, 8)
@@ -554,7 +602,9 @@ def test_single_layer_stack_equals_cell_applied_step_by_step(mode, steps, backen
     outputs = []
     for t in range(steps):
         state = as_list(cell(x[t], from_list(mode, state)))
-        outputs.append(state[0])
+        # the sigmoid GRU cell returns its analog state s, the leaky RNN cell its membrane v; the stack
+        # outputs the spikes they emit
+        outputs.append(cell.spikes(state[0]) if mode in ("GRU", "RNN") else state[0])
     assert_nontrivial(out, states)
     torch.testing.assert_close(out, torch.stack(outputs))
     assert_states_equal([s[0] for s in as_list(states)], state)
@@ -563,7 +613,8 @@ def test_single_layer_stack_equals_cell_applied_step_by_step(mode, steps, backen
 # ----------------------------------------------------------------------------- dropout
 
 def _dropout_probe(bidirectional: bool, invariant: bool, threshold: float, backend: str, hidden: int = 16):
-    """A 2-layer SpikingRNN whose output shows layer 0's (scaled) dropout mask.
+    """A 2-layer SpikingRNN (the seed's cell h = Θ(u), ``leak=None``) whose output shows layer 0's (scaled)
+    dropout mask.
 
     Layer 0 always fires (bias 1, no weights). Layer 1 copies its input feature j to output j
     (forward direction: first half of the input; reverse: second half) and fires when that feature
@@ -571,7 +622,7 @@ def _dropout_probe(bidirectional: bool, invariant: bool, threshold: float, backe
     is at least ``threshold``.
     """
     module = SPIKING["RNN"](2, hidden, num_layers=2, dropout=0.5, bidirectional=bidirectional,
-                            invariant_dropout_mask=invariant, dtype=F64, backend=backend)
+                            invariant_dropout_mask=invariant, dtype=F64, backend=backend, leak=None)
     eye = torch.eye(hidden, dtype=F64)
     with torch.no_grad():
         for name, param in module.named_parameters():

@@ -99,10 +99,19 @@ def test_determinism_and_metrics_structure(tmp_path):
             assert isinstance(record[key], float), key
         assert 0 <= record["test_accuracy"] <= 1 and record["epoch_time"] > 0
         assert set(record["firing_rates"]) == {"layer0"}
-        assert set(record["firing_rates"]["layer0"]) == {"i", "f", "g", "o", "h"}
+        # the default sigmoid form's gates are analog: only the emitted spikes h have a firing rate
+        assert first.config.gates == "sigmoid"
+        assert set(record["firing_rates"]["layer0"]) == {"h"}
         assert set(record["per_sample"]) == {"ac", "mac", "dense_mac", "energy_pj", "dense_energy_pj"}
     assert first.best_test_accuracy == max(r["test_accuracy"] for r in records)
     assert json.load(open(os.path.join(first.config.out_dir, "config.json")))["hidden"] == 16
+
+
+def test_heaviside_lstm_records_the_rate_of_every_gate(tmp_path):
+    """With gates="heaviside" every LSTM gate is a spike train: the monitor reports each one's rate."""
+    result = train(tiny(tmp_path, "heaviside", epochs=1, gates="heaviside", cell_state="clamp", forget_bias=None))
+    assert result.model.rnn.gates == "heaviside"
+    assert set(result.history[0]["firing_rates"]["layer0"]) == {"i", "f", "g", "o", "h"}
 
 
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])

@@ -49,7 +49,7 @@ def test_seed_does_not_move_the_test_set(tmp_path):
 
 
 def test_a_run_saved_before_split_seed_resumes_on_its_own_split(tmp_path):
-    from spikingrnn.train.loop import saved_config
+    from spikingrnn.train.config import saved_config
     assert saved_config({"seed": 3})["split_seed"] == 3
     assert saved_config({"seed": 3, "split_seed": 0})["split_seed"] == 0
 
@@ -205,10 +205,10 @@ def test_a_full_disk_is_one_line_and_keeps_the_previous_files(tmp_path, monkeypa
 
 def test_a_task_that_needs_a_file_says_so(tmp_path, capsys):
     assert main(cli_args(tmp_path / "shd", "--task", "shd", "--epochs", "1")) == 1
-    assert "--task shd reads a local file that is not downloaded: pass it with --data-path FILE" in \
+    assert "--task shd reads local files that are not downloaded: pass them with --data-path PATH" in \
         capsys.readouterr().err
     assert main(cli_args(tmp_path / "shd", "--task", "shd", "--data-path", str(tmp_path / "none.h5"))) == 1
-    assert "no dataset file at" in capsys.readouterr().err
+    assert f"no dataset file or folder at {tmp_path / 'none.h5'} (no such path)" in capsys.readouterr().err
 
 
 def test_epochs_zero_prints_only_what_it_wrote(tmp_path, capsys):

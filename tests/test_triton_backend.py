@@ -230,9 +230,10 @@ def test_persistent_kernel_runs_and_tiles(case, lstm_forward_path, monkeypatch):
     assert calls == {"forward": expected, "backward": expected}
 
 
-@pytest.mark.parametrize("case", [dict(mode="LSTM", cell_state="clamp"), dict(mode="LSTM", cell_state="spike"),
-                                  dict(mode="GRU"), dict(mode="RNN")],
-                         ids=["lstm-clamp", "lstm-spike", "gru", "rnn"])
+@pytest.mark.parametrize("case", [dict(mode="LSTM", gates="heaviside", cell_state="clamp"),
+                                  dict(mode="LSTM", gates="heaviside", cell_state="spike"), dict(mode="LSTM"),
+                                  dict(mode="GRU", gates="heaviside"), dict(mode="GRU"), dict(mode="RNN")],
+                         ids=["lstm-clamp", "lstm-spike", "lstm-sigmoid", "gru-heaviside", "gru-sigmoid", "rnn"])
 def test_low_memory_replays_the_persistent_forward_exactly(case, lstm_forward_path):
     """Float weights (not dyadic: products round): low_memory's backward recomputes the pre-activations
     with the kernel that computed them in forward, so it fires the same gates and gives the same

@@ -337,8 +337,13 @@ def from_spikingjelly(sj_module_or_state_dict, mode: str | None = None, *, prefi
     if layout == "spikingjelly":
         model = _spikingjelly_module(config, unwrap_state_dict(source, prefix), settings)
     else:
+        if config["mode"] in ("LSTM", "GRU"):  # SpikingJelly's cell, whatever spikingrnn's defaults
+            settings.setdefault("gates", "heaviside")
+            settings.setdefault("forget_bias", None)
+        if config["mode"] == "RNN":
+            settings.setdefault("leak", None)
         if config["mode"] == "LSTM":
-            settings.setdefault("cell_state", "clamp")  # SpikingJelly's rule, whatever spikingrnn's default
+            settings.setdefault("cell_state", "clamp")
         cls = SPIKING_CLASSES[config["mode"]]
         model = cls(config["input_size"], config["hidden_size"], num_layers=config["num_layers"],
                     bias=config["bias"], bidirectional=config["bidirectional"], **settings)

@@ -149,7 +149,8 @@ class SpikingLSTMCell(SpikingRNNCellBase):
             raise ValueError(f"{type(self).__name__}: hc must hold (h, c), got {len(hc)} tensors")
         self._check_step_input(x, list(hc))
         spike, spike_g = surrogate_pair(self)
-        return lstm_step(x, (hc[0], hc[1]), *self._weights(), spike=spike, spike_g=spike_g, cell_state="clamp")
+        return lstm_step(x, (hc[0], hc[1]), *self._weights(), spike=spike, spike_g=spike_g, cell_state="clamp",
+                         gates="heaviside")
 
 
 class SpikingGRUCell(SpikingRNNCellBase):
@@ -167,7 +168,7 @@ class SpikingGRUCell(SpikingRNNCellBase):
         h = x.new_zeros(x.shape[0], self.hidden_size) if h is None else h
         self._check_step_input(x, [h])
         spike, spike_n = surrogate_pair(self)
-        return gru_step(x, (h,), *self._weights()[:4], spike=spike, spike_n=spike_n)[0]
+        return gru_step(x, (h,), *self._weights()[:4], spike=spike, spike_n=spike_n, gates="heaviside")[0]
 
 
 class SpikingVanillaRNNCell(SpikingRNNCellBase):
@@ -183,7 +184,7 @@ class SpikingVanillaRNNCell(SpikingRNNCellBase):
         """``x [B, I]``, ``h [B, H]`` or ``None`` -> ``h'``."""
         h = x.new_zeros(x.shape[0], self.hidden_size) if h is None else h
         self._check_step_input(x, [h])
-        return rnn_step(x, (h,), *self._weights()[:4], spike=self.surrogate_function)[0]
+        return rnn_step(x, (h,), *self._weights()[:4], spike=self.surrogate_function, leak=None)[0]
 
 
 _BUILTIN_MODES = {SpikingLSTMCell: "LSTM", SpikingGRUCell: "GRU", SpikingVanillaRNNCell: "RNN"}
@@ -301,8 +302,10 @@ class SpikingRNNBase(nn.Module):
         return y, tuple(final)
 
     def _spec(self) -> RNNSpec:
+        # SpikingJelly 2.0's cells, whatever spikingrnn's defaults: 0/1 gates, the clamped cell
         return RNNSpec(_BUILTIN_MODES[self.base_cell()], self.num_layers, self.bidirectional,
-                       float(self.dropout_p), self.invariant_dropout_mask)
+                       float(self.dropout_p), self.invariant_dropout_mask, cell_state="clamp", gates="heaviside",
+                       leak=None)
 
     def _forward_backend(self, x: Tensor, states: Tensor, stacks: list[nn.Sequential]):
         """Built-in cells: run the stack on a :mod:`spikingrnn.ops` backend (layer-major there)."""
@@ -312,8 +315,9 @@ class SpikingRNNBase(nn.Module):
         layer_major_cells = [stacks[d][layer] for layer in range(self.num_layers) for d in range(directions)]
         weights = [cell._weights() for cell in layer_major_cells]
         surrogates = [_cell_surrogates(cell) for cell in layer_major_cells]
-        run = resolve(self.backend, x.device, x.dtype, surrogates)
-        y, final = run(x, tuple(states[:, to_layer_major].unbind(0)), weights, self._spec(), surrogates,
+        spec = self._spec()
+        run = resolve(self.backend, x.device, x.dtype, surrogates, spec=spec)
+        y, final = run(x, tuple(states[:, to_layer_major].unbind(0)), weights, spec, surrogates,
                        training=self.training)
         to_direction_major = sorted(range(len(to_layer_major)), key=to_layer_major.__getitem__)
         return y, torch.stack(final)[:, to_direction_major]

@@ -106,7 +106,8 @@ def export_onnx(module: nn.Module, path: str | os.PathLike | None, *, opset: int
     Args:
         module: a :class:`~spikingrnn.SpikingLSTM`, :class:`~spikingrnn.SpikingGRU` or
             :class:`~spikingrnn.SpikingRNN` (any ``num_layers``, ``bidirectional``, ``proj_size``,
-            ``bias``, ``batch_first``, ``cell_state``), or a stack of built-in cells from
+            ``bias``, ``batch_first``, ``cell_state``) with ``gates="heaviside"`` (RNN: ``leak=None``), or a stack
+            of built-in cells from
             :mod:`spikingrnn.compat.spikingjelly` (states direction-major, as there). Its
             surrogates must be spiking :class:`~spikingrnn.surrogate.SurrogateFunction`s (the graph
             fires ``Θ(u) = 1[u >= 0]``) and its parameters float32. Dropout is left out (the
@@ -127,7 +128,8 @@ def export_onnx(module: nn.Module, path: str | os.PathLike | None, *, opset: int
         ImportError: ``onnx`` is not installed (``pip install spikingrnn[onnx]``).
         TypeError: ``module`` is not a supported stack, or ``initial_states`` is not a bool.
         ValueError: ``opset`` out of range, or parameters that are not float32.
-        NotImplementedError: a smooth or custom surrogate, or a user-defined compat cell.
+        NotImplementedError: a smooth or custom surrogate, a user-defined compat cell, an LSTM/GRU with
+            ``gates="sigmoid"`` or an RNN with a ``leak`` (the defaults: export those with ``torch.onnx.export``).
     """
     onnx = _import_onnx()
     opset = _check_opset(onnx, opset)
@@ -181,6 +183,14 @@ def _describe(module) -> _Stack:
 
 def _describe_native(module: SpikingRNNBase) -> _Stack:
     owner = type(module).__name__
+    seed_cell = module.gates == "heaviside" if module.mode != "RNN" else module.leak is None
+    if not seed_cell:
+        option = f"gates={module.gates!r}" if module.mode != "RNN" else f"leak={module.leak!r}"
+        raise NotImplementedError(
+            f"export_onnx: {owner}({option}) is not supported by this exporter of bare stacks, which writes the "
+            "seed's cells only (gates='heaviside', the RNN with leak=None). Export it with the standard call "
+            "torch.onnx.export(model, (x,), path, dynamic_shapes=...) (dynamo=True, the default): every form of "
+            "every spiking layer becomes an ONNX Scan loop over the library's own step function")
     spike, spike_g = surrogate_pair(module)
     _check_surrogate(spike, "surrogate_function1", owner)
     _check_surrogate(spike_g, "surrogate_function2", owner)

@@ -102,6 +102,18 @@ def stack_size(name: str, config: Mapping, path: str) -> int:
     return _count(config, "num_layers", path) * (2 if config.get("bidirectional") else 1)
 
 
+def legacy_settings(name: str, config: Mapping) -> dict:
+    """Constructor arguments that a saved configuration lacks because the version that wrote it had
+    no such option, with the value that version ran: an LSTM or GRU saved before ``gates`` existed
+    had Heaviside gates and torch's init (today's defaults: the sigmoid form, ``forget_bias`` 1), a
+    vanilla RNN saved before ``leak`` existed was the seed's cell (``leak=None``; today's: 0.9)."""
+    if name.replace("Cell", "") in ("SpikingLSTM", "SpikingGRU") and "gates" not in config:
+        return {"gates": "heaviside", "forget_bias": None}
+    if name.replace("Cell", "") == "SpikingRNN" and "leak" not in config:
+        return {"leak": None}
+    return {}
+
+
 def construct(name: str, config: Mapping, overrides: Mapping, path: str, device, dtype) -> nn.Module:
     """Build class ``name`` from its saved ``config`` with ``overrides``, on ``device`` in ``dtype``
     (``device="meta"`` allocates nothing). Any refusal of the constructor is a
@@ -112,7 +124,7 @@ def construct(name: str, config: Mapping, overrides: Mapping, path: str, device,
             with torch.device(device):
                 model = cls.from_checkpoint_config(config, **overrides)
             return model.to(dtype=dtype) if dtype is not None else model
-        kwargs = dict(config)
+        kwargs = {**legacy_settings(name, config), **config}
         for argument in _surrogate_arguments(name):
             if argument not in overrides:
                 kwargs[argument] = _decode_surrogate(kwargs.get(argument), argument, path)

@@ -10,11 +10,12 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-from ..functional.cells import gru_step_gates, lstm_step_gates, rnn_step_gates
+from ..functional.cells import state_spikes, gru_step_gates, lstm_step_gates, rnn_step_gates
 from ..nn.base import SpikingRNNBase
 from ..nn.surrogates import surrogate_pair
 from ..ops.spec import GATES_PER_MODE
 from ..ops.storage import is_binary
+from ..surrogate import heaviside
 
 AC_PJ = 0.9   # pJ per accumulate, 32-bit float add, 45 nm (Horowitz 2014)
 MAC_PJ = 4.6  # pJ per multiply-accumulate, 32-bit float mult (3.7) + add (0.9), 45 nm (Horowitz 2014)
@@ -114,10 +115,13 @@ def _step_gates(rnn: SpikingRNNBase):
     spike, spike_g = surrogate_pair(rnn)
     if rnn.mode == "LSTM":
         return lambda x, state, weights: lstm_step_gates(x, state, *weights, spike=spike, spike_g=spike_g,
-                                                         cell_state=rnn.cell_state, threshold=rnn.cell_threshold)
+                                                         cell_state=rnn.cell_state, threshold=rnn.cell_threshold,
+                                                         gates=rnn.gates, spike_threshold=rnn.spike_threshold)
     if rnn.mode == "GRU":
-        return lambda x, state, weights: gru_step_gates(x, state, *weights[:4], spike=spike, spike_n=spike_g)
-    return lambda x, state, weights: rnn_step_gates(x, state, *weights[:4], spike=spike)
+        return lambda x, state, weights: gru_step_gates(x, state, *weights[:4], spike=spike, spike_n=spike_g,
+                                                        gates=rnn.gates, spike_threshold=rnn.spike_threshold)
+    return lambda x, state, weights: rnn_step_gates(x, state, *weights[:4], spike=spike, leak=rnn.leak,
+                                                    spike_threshold=rnn.spike_threshold)
 
 
 def _run_cell(rnn: SpikingRNNBase, tally: _Tally, layer: int, y: Tensor, state: tuple[Tensor, ...],
@@ -125,16 +129,23 @@ def _run_cell(rnn: SpikingRNNBase, tally: _Tally, layer: int, y: Tensor, state: 
     """One layer and direction over ``y [T, B, I_l]``, recording gates and operations; returns ``h [T, B, H_out]``."""
     w_ih, w_hh, b_ih, b_hh, w_hr = weights
     step = _step_gates(rnn)
-    mode, names = rnn.mode, GATE_NAMES[rnn.mode]
+    # the sigmoid form's gates are analog values, not spikes: only its output h fires
+    sigmoid = rnn.mode != "RNN" and rnn.gates == "sigmoid"
+    mode, names = rnn.mode, () if sigmoid else GATE_NAMES[rnn.mode]
+    # the sigmoid-form GRU's and the leaky RNN's state is analog: what they send (output and recurrent
+    # input) are its spikes
+    sends_spikes_of_state = rnn.spec().emits_state_spikes
     steps, batch, fan_in = y.shape
     fan_out = w_ih.shape[0]  # G*H
     hidden, h_out = rnn.hidden_size, rnn.real_hidden_size
     outputs: list[Tensor | None] = [None] * steps
     previous_h, pre_projection, cells = [], [], []
     order = range(steps - 1, -1, -1) if reverse else range(steps)
+    sent = state_spikes(state[0], heaviside, rnn.spike_threshold) if sends_spikes_of_state else state[0]
     for t in order:
-        previous_h.append(state[0])
+        previous_h.append(sent)
         state, gates = step(y[t], state, weights)
+        sent = gates.h if sends_spikes_of_state else state[0]
         for name in names:
             tally.gate(layer, name, getattr(gates, name))
         tally.gate(layer, "h", gates.h)  # with a projection: o*c, before W_hr
@@ -142,8 +153,8 @@ def _run_cell(rnn: SpikingRNNBase, tally: _Tally, layer: int, y: Tensor, state: 
             cells.append(gates.c)
             if w_hr is not None:
                 pre_projection.append(gates.h)
-        outputs[t] = state[0]
-    if mode == "LSTM" and rnn.cell_state == "spike":
+        outputs[t] = sent
+    if mode == "LSTM" and rnn.cell_state == "spike" and not sigmoid:
         tally.gate(layer, "c", torch.stack(cells))
     # input projection W_ih x
     binary_input = is_binary(y)

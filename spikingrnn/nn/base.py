@@ -8,17 +8,18 @@ second direction), so a torch state_dict loads unchanged. ``forward`` accepts wh
 from __future__ import annotations
 
 import inspect
-import math
 from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from ..functional.cells import DEFAULT_CELL_THRESHOLD
+from ..functional.cells import (DEFAULT_CELL_STATE, DEFAULT_CELL_THRESHOLD, DEFAULT_FORGET_BIAS, DEFAULT_GATES,
+                               DEFAULT_LEAK, DEFAULT_SPIKE_THRESHOLD)
 from ..ops.dispatch import check_backend, resolve
 from ..ops.spec import GATES_PER_MODE, RNNSpec
 from . import validation as check
+from .initialization import reset_uniform, set_forget_bias
 from .surrogates import attach_surrogates, surrogate_pair
 
 REQUIRED = inspect.Parameter.empty  # the default of an argument that has none
@@ -68,7 +69,11 @@ CONSTRUCTOR_ARGUMENTS: tuple[ConstructorArgument, ...] = (
     _A("bidirectional", False, "config", kinds=(STACK,)),
     _A("invariant_dropout_mask", False, "spiking", kinds=(STACK,)),
     _A("low_memory", False, "spiking", kinds=(STACK,)),
-    _A("cell_state", "clamp", "spiking", modes=("LSTM",)),
+    _A("gates", DEFAULT_GATES, "spiking", modes=("LSTM", "GRU")),
+    _A("leak", DEFAULT_LEAK, "spiking", modes=("RNN",)),
+    _A("spike_threshold", DEFAULT_SPIKE_THRESHOLD, "spiking"),
+    _A("forget_bias", DEFAULT_FORGET_BIAS, "spiking", modes=("LSTM", "GRU")),
+    _A("cell_state", DEFAULT_CELL_STATE, "spiking", modes=("LSTM",)),
     _A("cell_threshold", DEFAULT_CELL_THRESHOLD, "spiking", modes=("LSTM",), in_repr=False),
     _A("backend", "auto", "spiking", kinds=(STACK,)),
     _A("surrogate_function1", None, "surrogate", in_repr=False),
@@ -113,7 +118,17 @@ class SpikingRNNBase(nn.Module):
             default a fresh :class:`~spikingrnn.surrogate.Erf` per module.
         surrogate_function2: surrogate of g (LSTM) / n (GRU); ``None`` uses ``surrogate_function1``.
         invariant_dropout_mask: one dropout mask per sequence and layer, shared by all steps.
-        cell_state, cell_threshold: the LSTM's cell-state rule (see :class:`SpikingLSTM`).
+        gates: LSTM and GRU: ``"sigmoid"`` (default; torch's sigmoid/tanh gates, an analog cell
+            state, binary emitted spikes) or ``"heaviside"`` (the seed's 0/1 gates, SpikingJelly
+            2.0's cell with ``cell_state="clamp"``); see :class:`SpikingLSTM`, :class:`SpikingGRU`.
+        leak: RNN: the leak β of its membrane ``v' = β v + (1 - β) u`` (default 0.9); ``None`` is the
+            seed's cell ``h = Θ(u)`` (SpikingJelly 2.0's); see :class:`SpikingRNN`.
+        spike_threshold: the threshold θ of the emitted spikes (LSTM and GRU with sigmoid gates, RNN
+            with a leak).
+        forget_bias: LSTM and GRU: initial total bias of the memory gate (LSTM ``f``, GRU ``z``),
+            default 1.0; ``None`` keeps torch's uniform init for it.
+        cell_state, cell_threshold: the LSTM's cell-state rule (see :class:`SpikingLSTM`); with
+            sigmoid gates only ``"accumulate"`` (the default).
         backend: ``"auto"`` or a name of :data:`spikingrnn.ops.BACKENDS`.
         low_memory: keep only 0/1 bits for backward and recompute the pre-activations there
             (less memory, some extra time); default keeps the pre-activations.
@@ -129,8 +144,10 @@ class SpikingRNNBase(nn.Module):
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  proj_size: int = 0, device=None, dtype=None, *, surrogate_function1=None,
                  surrogate_function2=None, invariant_dropout_mask: bool = False,
-                 cell_state: str = "clamp", cell_threshold: float = DEFAULT_CELL_THRESHOLD,
-                 backend: str = "auto", low_memory: bool = False) -> None:
+                 gates: str = DEFAULT_GATES, spike_threshold: float = DEFAULT_SPIKE_THRESHOLD,
+                 forget_bias: float | None = DEFAULT_FORGET_BIAS,
+                 cell_state: str = DEFAULT_CELL_STATE, cell_threshold: float = DEFAULT_CELL_THRESHOLD,
+                 backend: str = "auto", low_memory: bool = False, leak: float | None = DEFAULT_LEAK) -> None:
         given = locals()  # the arguments by name (read before any other local is bound)
         super().__init__()
         owner = type(self).__name__
@@ -146,8 +163,18 @@ class SpikingRNNBase(nn.Module):
         self.bidirectional = bidirectional
         self.proj_size = proj_size
         self.invariant_dropout_mask = invariant_dropout_mask
+        if self.mode != "RNN":
+            check.check_neuron(gates, spike_threshold, forget_bias, owner)
+        else:
+            check.check_leak(leak, owner)
+            check.check_real(spike_threshold, "spike_threshold", owner)
         if self.mode == "LSTM":
-            check.check_cell_state(cell_state, cell_threshold, owner)
+            check.check_cell_state(cell_state, cell_threshold, owner, gates)
+        # the vanilla RNN has one form (its spike is the whole cell): "heaviside", never a default it lacks
+        self.gates = gates if self.mode != "RNN" else "heaviside"
+        self.spike_threshold = float(spike_threshold)
+        self.forget_bias = None if forget_bias is None or self.mode == "RNN" else float(forget_bias)
+        self.leak = None if leak is None or self.mode != "RNN" else float(leak)
         self.cell_state = cell_state
         self.cell_threshold = float(cell_threshold)
         self.backend = check_backend(backend, owner)
@@ -200,10 +227,11 @@ class SpikingRNNBase(nn.Module):
         """No-op kept for torch.nn.LSTM compatibility (cuDNN weight flattening)."""
 
     def reset_parameters(self) -> None:
-        """``U(-1/sqrt(hidden_size), 1/sqrt(hidden_size))`` for every parameter, as torch."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for weight in self.parameters():
-            nn.init.uniform_(weight, -bound, bound)
+        """``U(-1/sqrt(hidden_size), 1/sqrt(hidden_size))`` for every parameter, as torch, then the
+        memory gate's bias ``forget_bias`` (:func:`~spikingrnn.nn.initialization.set_forget_bias`)."""
+        reset_uniform(self.parameters(), self.hidden_size)
+        for _, _, b_ih, b_hh, _ in self.layer_weights():
+            set_forget_bias(b_ih, b_hh, self.mode, self.hidden_size, getattr(self, "forget_bias", None))
 
     def layer_weights(self) -> list[tuple]:
         """``(w_ih, w_hh, b_ih, b_hh, w_hr)`` per ``layer * D + direction``, ``None`` where absent."""
@@ -217,7 +245,8 @@ class SpikingRNNBase(nn.Module):
 
     def spec(self) -> RNNSpec:
         return RNNSpec(self.mode, self.num_layers, self.bidirectional, self.dropout,
-                       self.invariant_dropout_mask, self.cell_state, self.cell_threshold, self.low_memory)
+                       self.invariant_dropout_mask, self.cell_state, self.cell_threshold, self.low_memory,
+                       self.gates, self.spike_threshold, self.leak)
 
     def state_sizes(self, batch: int) -> list[tuple[int, int, int]]:
         """Expected shapes of the states: ``[(L*D, B, H_out)]`` plus ``(L*D, B, H)`` for c."""
@@ -343,8 +372,9 @@ class SpikingRNNBase(nn.Module):
             states = [x.new_zeros(size) for size in self.state_sizes(x.shape[1])]
         weights = self.layer_weights()
         surrogates = [surrogate_pair(self)] * len(weights)
-        run = resolve(self.backend, x.device, x.dtype, surrogates, owner=self)
-        return run(x, tuple(states), weights, self.spec(), surrogates, lengths=lengths, training=self.training)
+        spec = self.spec()
+        run = resolve(self.backend, x.device, x.dtype, surrogates, owner=self, spec=spec)
+        return run(x, tuple(states), weights, spec, surrogates, lengths=lengths, training=self.training)
 
 
 def _describe(value) -> str:

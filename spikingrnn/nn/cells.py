@@ -5,14 +5,14 @@ initialised like torch's, so a torch cell's state_dict loads unchanged.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
-from ..functional.cells import DEFAULT_CELL_THRESHOLD, gru_step, lstm_step, rnn_step
+from ..functional.cells import (DEFAULT_CELL_STATE, DEFAULT_CELL_THRESHOLD, DEFAULT_FORGET_BIAS, DEFAULT_GATES,
+                               DEFAULT_LEAK, DEFAULT_SPIKE_THRESHOLD, gru_step, lstm_step, rnn_step, state_spikes)
 from ..ops.spec import GATES_PER_MODE
 from . import validation as check
+from .initialization import reset_uniform, set_forget_bias
 from .modules import check_nonlinearity
 from .surrogates import attach_surrogates, surrogate_pair
 
@@ -23,10 +23,16 @@ class SpikingCellBase(nn.Module):
     mode: str = ""
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None, *,
-                 surrogate_function1=None, surrogate_function2=None) -> None:
+                 surrogate_function1=None, surrogate_function2=None, gates: str = "heaviside",
+                 spike_threshold: float = DEFAULT_SPIKE_THRESHOLD, forget_bias: float | None = None) -> None:
         super().__init__()
         check.check_sizes(input_size, hidden_size, 1, 0)
         check.check_flag(bias, "bias")
+        if self.mode != "RNN":
+            check.check_neuron(gates, spike_threshold, forget_bias, type(self).__name__)
+            self.gates = gates
+            self.spike_threshold = float(spike_threshold)
+            self.forget_bias = None if forget_bias is None else float(forget_bias)
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.bias = bias
@@ -44,9 +50,9 @@ class SpikingCellBase(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for weight in self.parameters():
-            nn.init.uniform_(weight, -bound, bound)
+        """torch's uniform init, then the memory gate's bias ``forget_bias`` (LSTM and GRU)."""
+        reset_uniform(self.parameters(), self.hidden_size)
+        set_forget_bias(self.bias_ih, self.bias_hh, self.mode, self.hidden_size, getattr(self, "forget_bias", None))
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
@@ -95,11 +101,14 @@ class SpikingLSTMCell(SpikingCellBase):
     mode = "LSTM"
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None, *,
-                 surrogate_function1=None, surrogate_function2=None, cell_state: str = "clamp",
-                 cell_threshold: float = DEFAULT_CELL_THRESHOLD) -> None:
-        check.check_cell_state(cell_state, cell_threshold, type(self).__name__)
+                 surrogate_function1=None, surrogate_function2=None, gates: str = DEFAULT_GATES,
+                 spike_threshold: float = DEFAULT_SPIKE_THRESHOLD, forget_bias: float | None = DEFAULT_FORGET_BIAS,
+                 cell_state: str = DEFAULT_CELL_STATE, cell_threshold: float = DEFAULT_CELL_THRESHOLD) -> None:
+        check.check_neuron(gates, spike_threshold, forget_bias, type(self).__name__)
+        check.check_cell_state(cell_state, cell_threshold, type(self).__name__, gates)
         super().__init__(input_size, hidden_size, bias, device, dtype,
-                         surrogate_function1=surrogate_function1, surrogate_function2=surrogate_function2)
+                         surrogate_function1=surrogate_function1, surrogate_function2=surrogate_function2,
+                         gates=gates, spike_threshold=spike_threshold, forget_bias=forget_bias)
         self.cell_state = cell_state
         self.cell_threshold = float(cell_threshold)
 
@@ -110,38 +119,68 @@ class SpikingLSTMCell(SpikingCellBase):
         x, (h, c), batched = self._prepare(input, states)
         spike, spike_g = surrogate_pair(self)
         h, c = lstm_step(x, (h, c), self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, None,
-                         spike=spike, spike_g=spike_g, cell_state=self.cell_state, threshold=self.cell_threshold)
+                         spike=spike, spike_g=spike_g, cell_state=self.cell_state, threshold=self.cell_threshold,
+                         gates=self.gates, spike_threshold=self.spike_threshold)
         return (h, c) if batched else (h.squeeze(0), c.squeeze(0))
 
 
 class SpikingGRUCell(SpikingCellBase):
-    """One spiking GRU step: ``forward(input [B, I] or [I], hx [B, H] or None) -> h'``."""
+    """One spiking GRU step: ``forward(input [B, I] or [I], hx [B, H] or None) -> h'`` (see
+    :class:`~spikingrnn.SpikingGRU`). With ``gates="sigmoid"`` (default) ``hx`` and the result are the
+    analog state ``s``; :meth:`spikes` gives the spikes the step emits."""
 
     mode = "GRU"
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None, *,
+                 surrogate_function1=None, surrogate_function2=None, gates: str = DEFAULT_GATES,
+                 spike_threshold: float = DEFAULT_SPIKE_THRESHOLD,
+                 forget_bias: float | None = DEFAULT_FORGET_BIAS) -> None:
+        super().__init__(input_size, hidden_size, bias, device, dtype, surrogate_function1=surrogate_function1,
+                         surrogate_function2=surrogate_function2, gates=gates, spike_threshold=spike_threshold,
+                         forget_bias=forget_bias)
+
+    def spikes(self, state: Tensor) -> Tensor:
+        """The spikes ``[B, H]`` (or ``[H]``) emitted with ``state``, the result of :meth:`forward`: the
+        state itself for the heaviside form, ``Θ(state - spike_threshold)`` for the sigmoid form."""
+        if self.gates != "sigmoid":
+            return state
+        return state_spikes(state, surrogate_pair(self)[0], self.spike_threshold)
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
         states = None if hx is None else [check.check_tensor(hx, "hx", type(self).__name__)]
         x, (h,), batched = self._prepare(input, states)
         spike, spike_n = surrogate_pair(self)
         (h,) = gru_step(x, (h,), self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
-                        spike=spike, spike_n=spike_n)
+                        spike=spike, spike_n=spike_n, gates=self.gates, spike_threshold=self.spike_threshold)
         return h if batched else h.squeeze(0)
 
 
 class SpikingRNNCell(SpikingCellBase):
-    """One spiking vanilla RNN step: ``forward(input [B, I] or [I], hx [B, H] or None) -> h'``."""
+    """One spiking vanilla RNN step: ``forward(input [B, I] or [I], hx [B, H] or None) -> h'`` (see
+    :class:`~spikingrnn.SpikingRNN`). With a ``leak`` (default 0.9) ``hx`` and the result are the
+    membrane ``v``; :meth:`spikes` gives the spikes the step emits."""
 
     mode = "RNN"
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "heaviside",
-                 device=None, dtype=None, *, surrogate_function1=None) -> None:
+                 device=None, dtype=None, *, surrogate_function1=None, leak: float | None = DEFAULT_LEAK,
+                 spike_threshold: float = DEFAULT_SPIKE_THRESHOLD) -> None:
         check_nonlinearity(nonlinearity, type(self).__name__)
+        check.check_leak(leak, type(self).__name__)
+        check.check_real(spike_threshold, "spike_threshold", type(self).__name__)
         super().__init__(input_size, hidden_size, bias, device, dtype, surrogate_function1=surrogate_function1)
         self.nonlinearity = nonlinearity
+        self.leak = None if leak is None else float(leak)
+        self.spike_threshold = float(spike_threshold)
+
+    def spikes(self, state: Tensor) -> Tensor:
+        """The spikes emitted with ``state`` (the result of :meth:`forward`): the state itself for the
+        seed's cell (``leak=None``), ``Θ(state - spike_threshold)`` with a leak."""
+        return state if self.leak is None else state_spikes(state, self.surrogate_function1, self.spike_threshold)
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
         states = None if hx is None else [check.check_tensor(hx, "hx", type(self).__name__)]
         x, (h,), batched = self._prepare(input, states)
         (h,) = rnn_step(x, (h,), self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
-                        spike=self.surrogate_function1)
+                        spike=self.surrogate_function1, leak=self.leak, spike_threshold=self.spike_threshold)
         return h if batched else h.squeeze(0)

@@ -6,13 +6,14 @@ the expected and the actual value.
 """
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 
 import torch
 from torch import Tensor
 
-from ..functional.cells import CELL_STATES
+from ..functional.cells import CELL_STATES, GATE_FORMS
 
 
 def check_sizes(input_size, hidden_size, num_layers, proj_size) -> None:
@@ -57,11 +58,40 @@ def check_dropout(dropout, num_layers: int) -> float:
     return float(dropout)
 
 
-def check_cell_state(cell_state, threshold, owner: str) -> None:
+def check_cell_state(cell_state, threshold, owner: str, gates: str = "heaviside") -> None:
     if cell_state not in CELL_STATES:
         raise ValueError(f"{owner}: cell_state must be one of {CELL_STATES}, got {cell_state!r}")
-    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
-        raise TypeError(f"{owner}: cell_threshold must be a real number, got {type(threshold).__name__}")
+    if gates == "sigmoid" and cell_state != "accumulate":
+        raise ValueError(f"{owner}: gates='sigmoid' keeps an analog cell state, so cell_state must be 'accumulate', "
+                         f"got {cell_state!r}; the other rules belong to gates='heaviside'")
+    check_real(threshold, "cell_threshold", owner)
+
+
+def check_real(value, name: str, owner: str) -> None:
+    """A finite real number (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: {name} must be a real number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{owner}: {name} must be finite, got {value}")
+
+
+def check_leak(leak, owner: str) -> None:
+    """The vanilla RNN's ``leak``: ``None`` or a real number in ``[0, 1)``."""
+    if leak is None:
+        return
+    check_real(leak, "leak", owner)
+    if not 0 <= leak < 1:
+        raise ValueError(f"{owner}: leak must be None or in [0, 1), got {leak}")
+
+
+def check_neuron(gates, spike_threshold, forget_bias, owner: str) -> None:
+    """The LSTM's and GRU's neuron options: ``gates`` one of :data:`GATE_FORMS`, ``spike_threshold`` a real
+    number, ``forget_bias`` a real number or ``None``."""
+    if gates not in GATE_FORMS:
+        raise ValueError(f"{owner}: gates must be one of {GATE_FORMS}, got {gates!r}")
+    check_real(spike_threshold, "spike_threshold", owner)
+    if forget_bias is not None:
+        check_real(forget_bias, "forget_bias", owner)
 
 
 def check_tensor(value, name: str, owner: str) -> Tensor:

@@ -31,11 +31,14 @@ from .reference import reference_rnn
 logger = logging.getLogger("spikingrnn")
 
 # name -> (run function, unsupported_reason(device, dtype, surrogates) -> str | None)
+# (what a backend cannot run of a stack's RNNSpec is SPEC_SUPPORT's)
 BACKENDS = {
     "reference": (reference_rnn, lambda device, dtype, surrogates: None),
     "cpu": (cpu.cpu_rnn, cpu.unsupported_reason),
     "triton": (_triton_backend.triton_rnn, _triton_backend.unsupported_reason),
 }
+# name -> unsupported_spec(spec) -> str | None: the neuron options of an RNNSpec a backend cannot run
+SPEC_SUPPORT = {"triton": _triton_backend.unsupported_spec}
 AUTO_ORDER = ("triton", "cpu", "reference")
 # backends that "auto" considers only on these device types: Triton's CPU interpreter
 # (TRITON_INTERPRET=1) is a testing tool, never an automatic choice
@@ -66,8 +69,9 @@ def check_backend(backend, owner: str) -> str:
     return backend
 
 
-def resolve(backend: str, device, dtype, surrogate_pairs: list[tuple], *, owner=None):
-    """The run function of ``backend`` for this device, dtype and ``(spike, spike_g)`` pairs.
+def resolve(backend: str, device, dtype, surrogate_pairs: list[tuple], *, owner=None, spec=None):
+    """The run function of ``backend`` for this device, dtype, ``(spike, spike_g)`` pairs and ``spec``
+    (an :class:`~spikingrnn.ops.spec.RNNSpec`; ``None``: only the other three are checked).
 
     ``owner``: the module asking (named in warnings, which are given once per owner and reason).
 
@@ -77,17 +81,22 @@ def resolve(backend: str, device, dtype, surrogate_pairs: list[tuple], *, owner=
     """
     if torch.onnx.is_in_onnx_export():
         return _onnx_export_run()
-    run = _resolve(backend, device, dtype, surrogate_pairs, owner)
+    run = _resolve(backend, device, dtype, surrogate_pairs, owner, spec)
     if torch.jit.is_tracing() and run is not cpu.cpu_rnn:
         raise RuntimeError(JIT_TRACE_UNSUPPORTED)
     return run
 
 
-def _resolve(backend: str, device, dtype, surrogate_pairs: list[tuple], owner):
+def _unsupported_spec(name: str, spec) -> str | None:
+    check = SPEC_SUPPORT.get(name)
+    return None if spec is None or check is None else check(spec)
+
+
+def _resolve(backend: str, device, dtype, surrogate_pairs: list[tuple], owner, spec):
     surrogates = [s for pair in surrogate_pairs for s in pair]
     if backend != "auto":
         run, unsupported = BACKENDS[backend]
-        reason = unsupported(device, dtype, surrogates)
+        reason = unsupported(device, dtype, surrogates) or _unsupported_spec(backend, spec)
         if reason is not None:
             raise ValueError(f"backend={backend!r} cannot run this input: {reason}. Use backend='auto' or 'reference'.")
         return run
@@ -97,14 +106,14 @@ def _resolve(backend: str, device, dtype, surrogate_pairs: list[tuple], owner):
         allowed = AUTO_DEVICE_TYPES.get(name)
         if allowed is not None and torch.device(device).type not in allowed:
             continue
-        reason = unsupported(device, dtype, surrogates)
+        reason = unsupported(device, dtype, surrogates) or _unsupported_spec(name, spec)
         if reason is None:
             reason = _self_check_failure(name, device)
             if reason is None:
                 for skipped, why in passed_over:
                     _warn_slow_path(owner, skipped, why, name)
                 return run
-        elif unsupported(device, dtype, []) is None:
+        elif unsupported(device, dtype, []) is None and _unsupported_spec(name, spec) is None:
             passed_over.append((name, reason))
         logger.debug("backend 'auto' skips %r: %s", name, reason)
     raise RuntimeError("no backend can run this input")  # unreachable: the reference runs everything

@@ -23,23 +23,40 @@ from functools import partial
 import torch
 from torch import Tensor
 
-from ..functional.cells import gru_step, lstm_step, rnn_step
+from ..functional.cells import gru_step, lstm_step, rnn_step, state_spikes
 from .spec import RNNSpec
 from .stack import packed_batch_sizes, run_stack
 
 
+def first_state(state: tuple[Tensor, ...]) -> Tensor:
+    """A step's output when it is the first state (``h``): every cell but those of ``spec.emits_state_spikes``."""
+    return state[0]
+
+
 def make_step(spec: RNNSpec, spike, spike_g):
-    """The step function ``step(x_t, state, w_ih, w_hh, b_ih, b_hh, w_hr) -> state`` of one cell."""
+    """``(step, emit)`` of one cell: ``step(x_t, state, w_ih, w_hh, b_ih, b_hh, w_hr) -> state`` and
+    ``emit(state) -> output [B, H_out]`` (the sigmoid-form GRU and the leaky RNN emit the spikes of their
+    analog state)."""
     if spec.mode == "LSTM":
-        return partial(lstm_step, spike=spike, spike_g=spike_g,
-                       cell_state=spec.cell_state, threshold=spec.cell_threshold)
-    step = partial(gru_step, spike=spike, spike_n=spike_g) if spec.mode == "GRU" else partial(rnn_step, spike=spike)
-    return lambda x, state, w_ih, w_hh, b_ih, b_hh, w_hr: step(x, state, w_ih, w_hh, b_ih, b_hh)
+        return partial(lstm_step, spike=spike, spike_g=spike_g, cell_state=spec.cell_state,
+                       threshold=spec.cell_threshold, gates=spec.gates,
+                       spike_threshold=spec.spike_threshold), first_state
+    if spec.mode == "GRU":
+        step = partial(gru_step, spike=spike, spike_n=spike_g, gates=spec.gates, spike_threshold=spec.spike_threshold)
+    else:
+        step = partial(rnn_step, spike=spike, leak=spec.leak, spike_threshold=spec.spike_threshold)
+    emit = partial(_emit_state_spikes, spike=spike, spike_threshold=spec.spike_threshold) \
+        if spec.emits_state_spikes else first_state
+    return (lambda x, state, w_ih, w_hh, b_ih, b_hh, w_hr: step(x, state, w_ih, w_hh, b_ih, b_hh)), emit
+
+
+def _emit_state_spikes(state: tuple[Tensor], spike, spike_threshold: float) -> Tensor:
+    return state_spikes(state[0], spike, spike_threshold)
 
 
 def run_direction(step, x: Tensor, state: tuple[Tensor, ...], weights: tuple,
-                  batch_sizes: list[int] | None, reverse: bool) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Run one cell over ``x [T, B, I]``; returns ``(h for every step [T, B, H_out], final state)``.
+                  batch_sizes: list[int] | None, reverse: bool, emit=first_state) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """Run one cell over ``x [T, B, I]``; returns ``(emit(state) for every step [T, B, H_out], final state)``.
 
     ``batch_sizes[t]`` (``None``: ``B`` at every step) is the number of leading rows that step ``t``
     updates (packed sequences). Only those rows go through the step: the others keep their state and
@@ -53,11 +70,12 @@ def run_direction(step, x: Tensor, state: tuple[Tensor, ...], weights: tuple,
         n = batch if batch_sizes is None else batch_sizes[t]
         if n == batch:
             state = step(x[t], state, *weights)
-            outputs[t] = state[0]
+            outputs[t] = emit(state)
         else:
             new_state = step(x[t, :n], tuple(s[:n] for s in state), *weights)
             state = tuple(torch.cat([new, old[n:]]) for new, old in zip(new_state, state))
-            outputs[t] = torch.cat([new_state[0], new_state[0].new_zeros(batch - n, new_state[0].shape[1])])
+            out = emit(new_state)
+            outputs[t] = torch.cat([out, out.new_zeros(batch - n, out.shape[1])])
     return torch.stack(outputs), state
 
 
@@ -68,6 +86,7 @@ def reference_rnn(x: Tensor, states: tuple[Tensor, ...], weights: list[tuple], s
     sizes = packed_batch_sizes(lengths, x.shape[0])
 
     def run_cell(k, y, state, reverse):
-        return run_direction(make_step(spec, *surrogates[k]), y, state, weights[k], sizes, reverse)
+        step, emit = make_step(spec, *surrogates[k])
+        return run_direction(step, y, state, weights[k], sizes, reverse, emit)
 
     return run_stack(x, states, spec, training, run_cell)

@@ -29,14 +29,15 @@ def _exported_spike(surrogate):
     return surrogate
 
 
-def scan_direction(step, x: Tensor, state: tuple[Tensor, ...], weights: tuple,
+def scan_direction(step, emit, x: Tensor, state: tuple[Tensor, ...], weights: tuple,
                    reverse: bool) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Run one cell over ``x [T, B, I]`` with ``scan``; returns ``(h of every step [T, B, H_out], final state)``."""
+    """Run one cell over ``x [T, B, I]`` with ``scan``; returns ``(emit(state) of every step [T, B, H_out],
+    final state)`` (``step``, ``emit``: :func:`~spikingrnn.ops.reference.make_step`'s)."""
     from torch._higher_order_ops.scan import scan  # late: only an export needs it
 
     def combine(carry, x_t):
         new_state = step(x_t, carry, *weights)
-        return new_state, new_state[0].clone()  # scan's outputs must not alias its carry
+        return new_state, emit(new_state).clone()  # scan's outputs must not alias its carry
 
     # fresh copies: views of the stacked [L*D, B, *] states would let the tracer relate B to L*D
     final, outputs = scan(combine, tuple(s.clone() for s in state), x, reverse=reverse)
@@ -52,7 +53,7 @@ def scanned_rnn(x: Tensor, states: tuple[Tensor, ...], weights: list[tuple], spe
                          "Export with padded input, or run one sequence at a time.")
 
     def run_cell(k, y, state, reverse):
-        step = make_step(spec, *(_exported_spike(s) for s in surrogates[k]))
-        return scan_direction(step, y, state, weights[k], reverse)
+        step, emit = make_step(spec, *(_exported_spike(s) for s in surrogates[k]))
+        return scan_direction(step, emit, y, state, weights[k], reverse)
 
     return run_stack(x, states, spec, False, run_cell)

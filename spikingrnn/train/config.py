@@ -1,11 +1,12 @@
 """``TrainConfig``: every setting of :func:`spikingrnn.train.train`, validated on construction."""
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, fields
 
 from ..data.registry import DATASETS
-from ..functional.cells import CELL_STATES
+from ..functional.cells import CELL_STATES, DEFAULT_FORGET_BIAS, DEFAULT_LEAK, DEFAULT_SPIKE_THRESHOLD, GATE_FORMS
 from ..surrogate import SURROGATES
 
 MODELS = ("lstm", "gru", "rnn")
@@ -27,7 +28,7 @@ RESUMABLE_CHANGES = ("epochs", "out_dir", "threads", "plots", "device", "data_pa
 def choices() -> dict[str, tuple[str, ...]]:
     """``{field: allowed values}`` of the fields that take one of a fixed set of names."""
     return {"task": tuple(sorted(DATASETS)), "model": MODELS + BASELINES, "schedule": SCHEDULES,
-            "cell_state": tuple(CELL_STATES), "surrogate": tuple(SURROGATES), "readout": READOUTS,
+            "gates": GATE_FORMS, "cell_state": tuple(CELL_STATES), "surrogate": tuple(SURROGATES), "readout": READOUTS,
             "optimizer": OPTIMIZERS, "backend": BACKENDS}
 
 
@@ -43,10 +44,21 @@ class TrainConfig:
         layers: stacked recurrent layers.
         hidden: hidden size of the encoder and of every recurrent layer.
         bidirectional: two directions per layer.
-        cell_state: LSTM cell-state rule (``"clamp"``, ``"accumulate"``, ``"spike"``); ignored otherwise.
+        gates: the LSTM's and GRU's ``gates`` (``"sigmoid"``: analog gates and state, binary spikes
+            out, the modules' default; ``"heaviside"``: the seed's 0/1 gates); ignored by ``"rnn"``.
+        leak: the vanilla RNN's ``leak`` (its membrane's decay, default 0.9); ``None`` (``none`` on the
+            command line): the seed's cell ``h = Θ(u)``. Ignored by ``"lstm"`` and ``"gru"``.
+        spike_threshold: θ of the emitted spikes (the modules' ``spike_threshold``).
+        forget_bias: the LSTM's and GRU's ``forget_bias`` (initial bias of the memory gate); ``None``
+            (``none`` on the command line): torch's uniform init, as SpikingJelly.
+        cell_state: LSTM cell-state rule (``"clamp"``, ``"accumulate"``, ``"spike"``; the sigmoid form
+            takes ``"accumulate"`` only); ignored otherwise.
         surrogate: surrogate name of :data:`spikingrnn.surrogate.SURROGATES` (e.g. ``"erf"``, ``"atan"``).
         surrogate_alpha: the surrogate's ``alpha``, its sharpness (the derivative is ~``1/alpha``
             wide around the threshold); 0 keeps the surrogate's default.
+        rate_penalty: adds ``rate_penalty * mean firing rate`` of the last spiking layer's output
+            (with its gradient) to the training loss (and to the reported ``loss``), which trades accuracy
+            for sparser spikes; 0: off.
         readout: ``"mean"`` (time-averaged spikes of the last layer) or ``"last"`` (its last step;
             bidirectional: forward direction at ``T-1`` and reverse direction at ``0``).
         optimizer: ``"adam"`` or ``"sgd"`` (momentum 0.9).
@@ -70,7 +82,8 @@ class TrainConfig:
             CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (under torchrun ``"cuda"`` is each
             process's ``cuda:LOCAL_RANK``).
         plots: write the PNG plots at the end (needs matplotlib).
-        data_path: the dataset file for ``shd``/``ssc`` (passed as ``path=``); empty otherwise.
+        data_path: the dataset file for ``shd``/``ssc``, the folder of torchvision's raw MNIST files for
+            ``mnist_rows``/``mnist_pixels`` (passed as ``path=``); empty otherwise.
         test_data_path: the official test file for ``shd``/``ssc`` (passed as ``test_path=``):
             then ``data_path`` is the training file, used whole; empty: a split of ``data_path``.
     """
@@ -80,12 +93,15 @@ class TrainConfig:
     layers: int = 1
     hidden: int = 64
     bidirectional: bool = False
-    # defaults that learn (docs/TRAINING.md): SpikingJelly's clamped cell state and sharp surrogate
-    # (the modules' defaults) leave SpikingLSTM far below torch.nn.LSTM; an accumulating cell state
-    # (integer spike counts), a surrogate four times wider, a larger step and a cosine schedule close most of it
+    # the modules' defaults (docs/LEARNING.md): sigmoid gates, binary spikes out, erf surrogate
+    gates: str = "sigmoid"
+    leak: float | None = DEFAULT_LEAK
+    spike_threshold: float = DEFAULT_SPIKE_THRESHOLD
+    forget_bias: float | None = DEFAULT_FORGET_BIAS
     cell_state: str = "accumulate"
     surrogate: str = "erf"
-    surrogate_alpha: float = 0.5
+    surrogate_alpha: float = 0.0
+    rate_penalty: float = 0.0
     readout: str = "mean"
     optimizer: str = "adam"
     lr: float = 1e-2
@@ -128,6 +144,24 @@ class TrainConfig:
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha >= 0:
             raise ValueError(f"TrainConfig.surrogate_alpha must be a number >= 0 (0: the default), got {alpha!r}")
         self.surrogate_alpha = float(alpha)
+        for name in ("spike_threshold", "rate_penalty"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"TrainConfig.{name} must be a finite number, got {value!r}")
+            setattr(self, name, float(value))
+        bias = self.forget_bias
+        if bias is not None and (isinstance(bias, bool) or not isinstance(bias, (int, float)) or not math.isfinite(bias)):
+            raise ValueError(f"TrainConfig.forget_bias must be a finite number or None, got {bias!r}")
+        self.forget_bias = None if bias is None else float(bias)
+        leak = self.leak
+        if leak is not None and (isinstance(leak, bool) or not isinstance(leak, (int, float)) or not 0 <= leak < 1):
+            raise ValueError(f"TrainConfig.leak must be None or a number in [0, 1), got {leak!r}")
+        self.leak = None if leak is None else float(leak)
+        if self.rate_penalty < 0:
+            raise ValueError(f"TrainConfig.rate_penalty must be >= 0 (0: off), got {self.rate_penalty!r}")
+        if self.gates == "sigmoid" and self.model in ("lstm",) and self.cell_state != "accumulate":
+            raise ValueError(f"TrainConfig.cell_state must be 'accumulate' with gates='sigmoid' (its analog cell "
+                             f"state), got {self.cell_state!r}; the other rules belong to gates='heaviside'")
         clip = self.grad_clip
         if isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip >= 0:
             raise ValueError(f"TrainConfig.grad_clip must be a number >= 0 (0: off), got {clip!r}")
@@ -153,3 +187,16 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"TrainConfig has no field {', '.join(unknown)}")
         return cls(**values)
+
+
+def saved_config(saved: dict) -> dict:
+    """A saved configuration in today's fields, with what the version that wrote it ran with where a
+    field is missing: runs saved before ``split_seed`` existed split their data with ``seed``; runs
+    saved before ``gates`` existed had Heaviside gates, torch's init and the seed's vanilla RNN (today's
+    defaults: the sigmoid form, ``forget_bias`` 1, ``leak`` 0.9)."""
+    saved = dict(saved)
+    if "split_seed" not in saved and "seed" in saved:
+        saved["split_seed"] = saved["seed"]
+    if "gates" not in saved:
+        saved.update(gates="heaviside", forget_bias=None, leak=None)
+    return saved

@@ -18,7 +18,7 @@ from ..io import atomic_write, save_checkpoint
 from ..monitor import measure
 from . import distributed
 from .checkpoint import load_training_checkpoint, save_training_checkpoint
-from .config import RESUMABLE_CHANGES, TrainConfig
+from .config import RESUMABLE_CHANGES, TrainConfig, saved_config
 from .device import resolve_device
 from .errors import NonFiniteLossError, TrainError, TrainingInterrupted
 from .interrupt import StopRequest
@@ -55,8 +55,8 @@ def _load_data(config: TrainConfig):
         options["seed"] = config.split_seed
     needs_file = "path" in parameters and parameters["path"].default is inspect.Parameter.empty
     if needs_file and not config.data_path:
-        raise TrainError(f"--task {config.task} reads a local file that is not downloaded: pass it with "
-                         f"--data-path FILE")
+        raise TrainError(f"--task {config.task} reads local files that are not downloaded: pass them with "
+                         f"--data-path PATH (a file, or the folder of torchvision's raw MNIST files)")
     if config.data_path:
         if "path" not in parameters:
             raise TrainError(f"--data-path is for the tasks that read a file; --task {config.task} ships its data")
@@ -67,8 +67,8 @@ def _load_data(config: TrainConfig):
                              f"has none")
         options["test_path"] = config.test_data_path
     for path in (config.data_path, config.test_data_path):
-        if path and not os.path.isfile(path):
-            raise TrainError(f"no dataset file at {path}" + ("" if os.path.exists(path) else " (no such file)"))
+        if path and not os.path.exists(path):
+            raise TrainError(f"no dataset file or folder at {path} (no such path)")
     data = load_dataset(config.task, **options)
     x_train, y_train, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test
     if config.limit_train:
@@ -109,15 +109,6 @@ def _evaluate(model: nn.Module, x, y: torch.Tensor, device: torch.device) -> tup
 
 def _write_text_atomic(path: str, text: str) -> None:
     atomic_write(path, text.encode())
-
-
-def saved_config(saved: dict) -> dict:
-    """A checkpoint's configuration in today's fields: runs saved before ``split_seed`` existed
-    split their data with ``seed``."""
-    saved = dict(saved)
-    if "split_seed" not in saved and "seed" in saved:
-        saved["split_seed"] = saved["seed"]
-    return saved
 
 
 def _check_resumable(saved: dict, config: TrainConfig, completed: int, path: str) -> None:
@@ -319,6 +310,8 @@ def _train(config: TrainConfig, resume: bool, on_epoch, overwrite: bool, stop: "
                 loss = nn.functional.cross_entropy(logits, yb, reduction="sum") * (world_size / global_size)
             else:
                 loss = nn.functional.cross_entropy(logits, yb)
+            if config.rate_penalty and model.last_rate is not None:
+                loss = loss + config.rate_penalty * model.last_rate
             optimizer.zero_grad()
             loss.backward()
             # the norm is needed to catch non-finite gradients; max_norm=inf leaves them as they are

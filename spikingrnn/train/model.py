@@ -6,7 +6,7 @@ from torch import nn
 
 from ..nn.modules import SpikingGRU, SpikingLSTM, SpikingRNN
 from ..surrogate import SURROGATES
-from .config import TrainConfig
+from .config import TrainConfig, saved_config
 
 RNN_CLASSES = {"lstm": SpikingLSTM, "gru": SpikingGRU, "rnn": SpikingRNN,
                "torch_lstm": nn.LSTM, "torch_gru": nn.GRU, "torch_rnn": nn.RNN}
@@ -29,6 +29,10 @@ class SpikingClassifier(nn.Module):
         if self.spiking:
             surrogate = SURROGATES[config.surrogate](alpha=config.surrogate_alpha or None)
             kwargs = dict(surrogate_function1=surrogate, backend=config.backend, low_memory=config.low_memory)
+        if config.model in ("lstm", "gru"):
+            kwargs.update(gates=config.gates, spike_threshold=config.spike_threshold, forget_bias=config.forget_bias)
+        if config.model == "rnn":
+            kwargs.update(leak=config.leak, spike_threshold=config.spike_threshold)
         if config.model == "lstm":
             kwargs["cell_state"] = config.cell_state
         self.readout_mode = config.readout
@@ -52,7 +56,7 @@ class SpikingClassifier(nn.Module):
             value = saved.get(key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"SpikingClassifier: {key} must be an integer >= 1, got {value!r}")
-        return cls(saved["input_size"], saved["num_classes"], TrainConfig.from_dict({**saved["train"], **overrides}))
+        return cls(saved["input_size"], saved["num_classes"], TrainConfig.from_dict({**saved_config(saved["train"]), **overrides}))
 
     def spikes(self, x: torch.Tensor) -> torch.Tensor:
         """Spikes of the last layer, ``[T, B, D*hidden]`` (the baselines' real-valued outputs)."""
@@ -60,6 +64,8 @@ class SpikingClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         spikes = self.spikes(x)
+        # the last layer's firing rate, with its gradient (the training loop's rate_penalty reads it)
+        self.last_rate = spikes.mean() if self.spiking else None
         if self.readout_mode == "mean":
             features = spikes.mean(dim=0)
         elif self.rnn.bidirectional:

@@ -63,7 +63,8 @@ def unsupported_reason(device: torch.device, dtype: torch.dtype, surrogates) -> 
 def _config(spec: RNNSpec, surrogate_pair, batch_sizes, save: bool) -> SequenceConfig:
     first, second = surrogate_pair
     return SequenceConfig(batch_sizes, type(first).derivative, first.alpha, type(second).derivative, second.alpha,
-                          spec.cell_state, spec.cell_threshold, save, not spec.low_memory)
+                          spec.cell_state, spec.cell_threshold, save, not spec.low_memory, spec.spike_threshold,
+                          "sigmoid" if spec.sigmoid_gates else "heaviside", spec.leak if spec.leaky else None)
 
 
 def cpu_rnn(x: Tensor, states: tuple[Tensor, ...], weights: list[tuple], spec: RNNSpec, surrogates: list[tuple],

@@ -38,6 +38,9 @@ class SequenceConfig(NamedTuple):
     gates i, f, o / r, z / h (and the LSTM's spiking cell), 2 for g / n. ``save`` is false when no
     gradient will be asked for: nothing is kept. ``keep_pre`` keeps the pre-activations for
     backward (faster); otherwise backward recomputes them with two GEMMs per chunk (less memory).
+    ``gates``: the form of the LSTM's and GRU's gates; ``leak``: the vanilla RNN's leak (``None``: the
+    seed's cell); ``spike_threshold``: θ of the emitted spikes of the sigmoid form (sigmoid_lstm.py,
+    sigmoid_gru.py) and the leaky RNN (leaky_rnn.py).
     """
 
     batch_sizes: list[int] | None
@@ -49,6 +52,9 @@ class SequenceConfig(NamedTuple):
     threshold: float = 0.1
     save: bool = True
     keep_pre: bool = True
+    spike_threshold: float = 0.25
+    gates: str = "heaviside"
+    leak: float | None = None
 
 
 def surrogate_kinds(config: "SequenceConfig") -> tuple[int, float, int, float] | None:

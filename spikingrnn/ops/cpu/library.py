@@ -5,8 +5,11 @@ One operator per cell runs one (layer, direction) over a whole sequence, and one
 * ``spikingrnn::lstm_sequence(x, h0, c0, w_ih, w_hh, b_ih?, b_hh?, w_hr?, ...) -> (y, h_n, c_n, pre, cells)``
 * ``spikingrnn::gru_sequence(x, h0, w_ih, w_hh, b_ih?, b_hh?, ...) -> (y, h_n, pre)``
 * ``spikingrnn::rnn_sequence(x, h0, w_ih, w_hh, b_ih?, b_hh?, ...) -> (y, h_n, pre)``
+* ``spikingrnn::sigmoid_lstm_sequence(...) -> (y, h_n, c_n, gates, cells)`` and
+  ``spikingrnn::sigmoid_gru_sequence(...) -> (y, s_n, gates, states)`` (``gates="sigmoid"``)
+* ``spikingrnn::leaky_rnn_sequence(...) -> (y, v_n, states)`` (the vanilla RNN with ``leak``)
 
-and ``spikingrnn::{lstm,gru,rnn}_sequence_backward``. They run the same C++ loops (or their Python
+and a ``_backward`` operator for each. They run the same C++ loops (or their Python
 fallbacks) as the eager autograd Functions of :mod:`.lstm`, :mod:`.gru` and :mod:`.vanilla`, whose
 forward and backward they call, so their results are bitwise the same. What differs is what they keep
 for backward: outputs of fixed shape (``pre`` the pre-activations ``[T, B, G*H]``, ``cells`` the LSTM
@@ -40,7 +43,10 @@ from ..capture import JIT_TRACE_UNSUPPORTED, capturing
 from ..storage import StepStore, unpack_rows
 from .common import SequenceConfig
 from .gru import GRUSequence, gru_forward
+from .leaky_rnn import LeakyRNNSequence, leaky_rnn_forward
 from .lstm import LSTMSequence, lstm_forward
+from .sigmoid_gru import SigmoidGRUSequence, sigmoid_gru_forward
+from .sigmoid_lstm import SigmoidLSTMSequence, sigmoid_lstm_forward
 from .vanilla import RNNSequence, rnn_forward
 
 __all__ = ["sequence", "surrogate_ids"]
@@ -248,6 +254,195 @@ def _present(grads: list[Tensor], needs: list[bool]) -> list[Tensor | None]:
     return [g if need else None for g, need in zip(grads, needs)]
 
 
+# ------------------------------------------------------------------------------------ sigmoid form
+
+def _sigmoid_config(batch_sizes: list[int], surrogate1: int, alpha1: float, spike_threshold: float,
+                    save: bool) -> SequenceConfig:
+    """The sigmoid-form Functions' configuration (gates kept): one surrogate, that of the emitted spikes."""
+    derivative = _DERIVATIVES[surrogate1]
+    return SequenceConfig(batch_sizes or None, derivative, alpha1, derivative, alpha1, "accumulate", 0.0, save, True,
+                          spike_threshold, "sigmoid")
+
+
+@torch.library.custom_op("spikingrnn::sigmoid_lstm_sequence", mutates_args=())
+def sigmoid_lstm_sequence(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor],
+                          b_hh: Optional[Tensor], w_hr: Optional[Tensor], batch_sizes: list[int], surrogate1: int,
+                          alpha1: float, spike_threshold: float,
+                          save: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """``x [T, B, I]``, ``h0 [B, P]``, ``c0 [B, H]`` -> ``(y [T, B, P], h_n, c_n, gates [T, B, 4H], cells [T, B, H])``;
+    ``gates`` and ``cells`` are ``[0]`` unless ``save``."""
+    config = _sigmoid_config(batch_sizes, surrogate1, alpha1, spike_threshold, save)
+    y, h_n, c_n, gates, cells = sigmoid_lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, config)
+    return y, h_n, c_n, _or_empty(gates, x), _or_empty(cells, x)
+
+
+@sigmoid_lstm_sequence.register_fake
+def _(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, surrogate1, alpha1, spike_threshold, save):
+    steps, batch = x.shape[0], x.shape[1]
+    kept = ((x.new_empty(steps, batch, w_ih.shape[0]), x.new_empty(steps, batch, c0.shape[1])) if save
+            else (x.new_empty(_EMPTY), x.new_empty(_EMPTY)))
+    return (x.new_empty(steps, batch, h0.shape[1]), h0.new_empty(h0.shape), c0.new_empty(c0.shape), *kept)
+
+
+@torch.library.custom_op("spikingrnn::sigmoid_lstm_sequence_backward", mutates_args=())
+def sigmoid_lstm_sequence_backward(dy: Optional[Tensor], dh_n: Optional[Tensor], dc_n: Optional[Tensor], x: Tensor,
+                                   h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor],
+                                   b_hh: Optional[Tensor], w_hr: Optional[Tensor], y: Tensor, gates: Tensor,
+                                   cells: Tensor, batch_sizes: list[int], surrogate1: int, alpha1: float,
+                                   spike_threshold: float, needs: list[bool]) -> list[Tensor]:
+    """Gradients ``[dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr]`` of :func:`sigmoid_lstm_sequence`."""
+    config = _sigmoid_config(batch_sizes, surrogate1, alpha1, spike_threshold, True)
+    ctx = _backward_context(needs, (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, y, gates, cells), config=config,
+                            state_shapes=(tuple(h0.shape), tuple(c0.shape)),
+                            stores=(StepStore(x.shape[1:], False), StepStore(y.shape[1:], False)))
+    dy = torch.zeros_like(y) if dy is None else dy
+    return _grad_or_empty(SigmoidLSTMSequence.backward(ctx, dy, dh_n, dc_n)[:8], x)
+
+
+@sigmoid_lstm_sequence_backward.register_fake
+def _(dy, dh_n, dc_n, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, y, gates, cells, batch_sizes, surrogate1, alpha1,
+      spike_threshold, needs):
+    return _fake_grads(needs, (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr))
+
+
+def _setup_sigmoid_lstm(ctx, inputs, output):
+    x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, surrogate1, alpha1, spike_threshold, save = inputs
+    y, _, _, gates, cells = output
+    ctx.scalars = (batch_sizes, surrogate1, alpha1, spike_threshold)
+    ctx.mark_non_differentiable(gates, cells)
+    ctx.save_for_backward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, y, gates, cells)
+
+
+def _sigmoid_lstm_backward(ctx, dy, dh_n, dc_n, _d_gates, _d_cells):
+    saved = ctx.saved_tensors
+    needs = list(ctx.needs_input_grad[:8])
+    grads = sigmoid_lstm_sequence_backward(dy, dh_n, dc_n, *saved, *ctx.scalars, needs)
+    return (*_present(grads, needs), *([None] * 5))
+
+
+sigmoid_lstm_sequence.register_autograd(_sigmoid_lstm_backward, setup_context=_setup_sigmoid_lstm)
+
+
+@torch.library.custom_op("spikingrnn::sigmoid_gru_sequence", mutates_args=())
+def sigmoid_gru_sequence(x: Tensor, s0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor],
+                         b_hh: Optional[Tensor], batch_sizes: list[int], surrogate1: int, alpha1: float,
+                         spike_threshold: float, save: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``x [T, B, I]``, ``s0 [B, H]`` -> ``(y [T, B, H], s_n, gates [T, B, 4H], states [T, B, H])`` (``[0]`` unless
+    ``save``)."""
+    config = _sigmoid_config(batch_sizes, surrogate1, alpha1, spike_threshold, save)
+    y, s_n, gates, states = sigmoid_gru_forward(x, s0, w_ih, w_hh, b_ih, b_hh, config)
+    return y, s_n, _or_empty(gates, x), _or_empty(states, x)
+
+
+@sigmoid_gru_sequence.register_fake
+def _(x, s0, w_ih, w_hh, b_ih, b_hh, batch_sizes, surrogate1, alpha1, spike_threshold, save):
+    steps, batch, hidden = x.shape[0], x.shape[1], s0.shape[1]
+    kept = ((x.new_empty(steps, batch, 4 * hidden), x.new_empty(steps, batch, hidden)) if save
+            else (x.new_empty(_EMPTY), x.new_empty(_EMPTY)))
+    return (x.new_empty(steps, batch, hidden), s0.new_empty(s0.shape), *kept)
+
+
+@torch.library.custom_op("spikingrnn::sigmoid_gru_sequence_backward", mutates_args=())
+def sigmoid_gru_sequence_backward(dy: Optional[Tensor], ds_n: Optional[Tensor], x: Tensor, s0: Tensor, w_ih: Tensor,
+                                  w_hh: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor], y: Tensor,
+                                  gates: Tensor, states: Tensor, batch_sizes: list[int], surrogate1: int,
+                                  alpha1: float, spike_threshold: float, needs: list[bool]) -> list[Tensor]:
+    """Gradients ``[dx, ds0, dw_ih, dw_hh, db_ih, db_hh]`` of :func:`sigmoid_gru_sequence`."""
+    config = _sigmoid_config(batch_sizes, surrogate1, alpha1, spike_threshold, True)
+    ctx = _backward_context(needs, (x, s0, w_ih, w_hh, b_ih, b_hh, y, gates, states), config=config,
+                            state_shape=tuple(s0.shape),
+                            stores=(StepStore(x.shape[1:], False), StepStore(y.shape[1:], False)))
+    dy = torch.zeros_like(y) if dy is None else dy
+    return _grad_or_empty(SigmoidGRUSequence.backward(ctx, dy, ds_n)[:6], x)
+
+
+@sigmoid_gru_sequence_backward.register_fake
+def _(dy, ds_n, x, s0, w_ih, w_hh, b_ih, b_hh, y, gates, states, batch_sizes, surrogate1, alpha1, spike_threshold,
+      needs):
+    return _fake_grads(needs, (x, s0, w_ih, w_hh, b_ih, b_hh))
+
+
+def _setup_sigmoid_gru(ctx, inputs, output):
+    x, s0, w_ih, w_hh, b_ih, b_hh, batch_sizes, surrogate1, alpha1, spike_threshold, save = inputs
+    y, _, gates, states = output
+    ctx.scalars = (batch_sizes, surrogate1, alpha1, spike_threshold)
+    ctx.mark_non_differentiable(gates, states)
+    ctx.save_for_backward(x, s0, w_ih, w_hh, b_ih, b_hh, y, gates, states)
+
+
+def _sigmoid_gru_backward(ctx, dy, ds_n, _d_gates, _d_states):
+    needs = list(ctx.needs_input_grad[:6])
+    grads = sigmoid_gru_sequence_backward(dy, ds_n, *ctx.saved_tensors, *ctx.scalars, needs)
+    return (*_present(grads, needs), *([None] * 5))
+
+
+sigmoid_gru_sequence.register_autograd(_sigmoid_gru_backward, setup_context=_setup_sigmoid_gru)
+
+
+# -------------------------------------------------------------------------------------- leaky RNN
+
+def _leaky_config(batch_sizes: list[int], surrogate1: int, alpha1: float, leak: float, spike_threshold: float,
+                  save: bool) -> SequenceConfig:
+    """The leaky RNN Function's configuration: one surrogate, that of the emitted spikes."""
+    derivative = _DERIVATIVES[surrogate1]
+    return SequenceConfig(batch_sizes or None, derivative, alpha1, derivative, alpha1, "clamp", 0.0, save, True,
+                          spike_threshold, "heaviside", leak)
+
+
+@torch.library.custom_op("spikingrnn::leaky_rnn_sequence", mutates_args=())
+def leaky_rnn_sequence(x: Tensor, v0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor],
+                       b_hh: Optional[Tensor], batch_sizes: list[int], surrogate1: int, alpha1: float, leak: float,
+                       spike_threshold: float, save: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """``x [T, B, I]``, ``v0 [B, H]`` -> ``(y [T, B, H], v_n, states [T, B, H])`` (``[0]`` unless ``save``)."""
+    config = _leaky_config(batch_sizes, surrogate1, alpha1, leak, spike_threshold, save)
+    y, v_n, states = leaky_rnn_forward(x, v0, w_ih, w_hh, b_ih, b_hh, config)
+    return y, v_n, _or_empty(states, x)
+
+
+@leaky_rnn_sequence.register_fake
+def _(x, v0, w_ih, w_hh, b_ih, b_hh, batch_sizes, surrogate1, alpha1, leak, spike_threshold, save):
+    steps, batch, hidden = x.shape[0], x.shape[1], v0.shape[1]
+    states = x.new_empty(steps, batch, hidden) if save else x.new_empty(_EMPTY)
+    return x.new_empty(steps, batch, hidden), v0.new_empty(v0.shape), states
+
+
+@torch.library.custom_op("spikingrnn::leaky_rnn_sequence_backward", mutates_args=())
+def leaky_rnn_sequence_backward(dy: Optional[Tensor], dv_n: Optional[Tensor], x: Tensor, v0: Tensor, w_ih: Tensor,
+                                w_hh: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor], y: Tensor,
+                                states: Tensor, batch_sizes: list[int], surrogate1: int, alpha1: float, leak: float,
+                                spike_threshold: float, needs: list[bool]) -> list[Tensor]:
+    """Gradients ``[dx, dv0, dw_ih, dw_hh, db_ih, db_hh]`` of :func:`leaky_rnn_sequence`."""
+    config = _leaky_config(batch_sizes, surrogate1, alpha1, leak, spike_threshold, True)
+    ctx = _backward_context(needs, (x, v0, w_ih, w_hh, b_ih, b_hh, y, states), config=config,
+                            state_shape=tuple(v0.shape),
+                            stores=(StepStore(x.shape[1:], False), StepStore(y.shape[1:], False)))
+    dy = torch.zeros_like(y) if dy is None else dy
+    return _grad_or_empty(LeakyRNNSequence.backward(ctx, dy, dv_n)[:6], x)
+
+
+@leaky_rnn_sequence_backward.register_fake
+def _(dy, dv_n, x, v0, w_ih, w_hh, b_ih, b_hh, y, states, batch_sizes, surrogate1, alpha1, leak, spike_threshold,
+      needs):
+    return _fake_grads(needs, (x, v0, w_ih, w_hh, b_ih, b_hh))
+
+
+def _setup_leaky_rnn(ctx, inputs, output):
+    x, v0, w_ih, w_hh, b_ih, b_hh, batch_sizes, surrogate1, alpha1, leak, spike_threshold, save = inputs
+    y, _, states = output
+    ctx.scalars = (batch_sizes, surrogate1, alpha1, leak, spike_threshold)
+    ctx.mark_non_differentiable(states)
+    ctx.save_for_backward(x, v0, w_ih, w_hh, b_ih, b_hh, y, states)
+
+
+def _leaky_rnn_backward(ctx, dy, dv_n, _d_states):
+    needs = list(ctx.needs_input_grad[:6])
+    grads = leaky_rnn_sequence_backward(dy, dv_n, *ctx.saved_tensors, *ctx.scalars, needs)
+    return (*_present(grads, needs), *([None] * 6))
+
+
+leaky_rnn_sequence.register_autograd(_leaky_rnn_backward, setup_context=_setup_leaky_rnn)
+
+
 # ------------------------------------------------------------------------------------------- launcher
 
 def sequence(mode: str, x: Tensor, state: tuple[Tensor, ...], weights: tuple,
@@ -258,6 +453,16 @@ def sequence(mode: str, x: Tensor, state: tuple[Tensor, ...], weights: tuple,
     ids = surrogate_ids(config) if capturing() else None
     if ids is None and torch.jit.is_tracing():
         raise RuntimeError(JIT_TRACE_UNSUPPORTED)
+    if config.gates == "sigmoid" and mode != "RNN":
+        return _sigmoid_sequence(mode, x, state, weights, config, ids)
+    if mode == "RNN" and config.leak is not None:
+        if ids is None:
+            y, v = LeakyRNNSequence.apply(x, state[0], w_ih, w_hh, b_ih, b_hh, config)
+            return y, (v,)
+        save = config.save or torch.jit.is_tracing()
+        y, v, _ = leaky_rnn_sequence(x, state[0], w_ih, w_hh, b_ih, b_hh, config.batch_sizes or [], ids[0],
+                                     float(config.alpha1), float(config.leak), float(config.spike_threshold), save)
+        return y, (v,)
     if ids is None:
         if mode == "LSTM":
             y, h, c = LSTMSequence.apply(x, state[0], state[1], w_ih, w_hh, b_ih, b_hh, w_hr, config)
@@ -276,3 +481,22 @@ def sequence(mode: str, x: Tensor, state: tuple[Tensor, ...], weights: tuple,
     operator = gru_sequence if mode == "GRU" else rnn_sequence
     y, h, _ = operator(x, state[0], w_ih, w_hh, b_ih, b_hh, *scalars, save)
     return y, (h,)
+
+
+def _sigmoid_sequence(mode: str, x: Tensor, state: tuple[Tensor, ...], weights: tuple, config: SequenceConfig,
+                      ids: tuple[int, int] | None) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """:func:`sequence` of the sigmoid form (``ids``: the surrogates' kernel ids while capturing, else ``None``)."""
+    w_ih, w_hh, b_ih, b_hh, w_hr = weights
+    if ids is None:
+        if mode == "LSTM":
+            y, h, c = SigmoidLSTMSequence.apply(x, state[0], state[1], w_ih, w_hh, b_ih, b_hh, w_hr, config)
+            return y, (h, c)
+        y, s = SigmoidGRUSequence.apply(x, state[0], w_ih, w_hh, b_ih, b_hh, config)
+        return y, (s,)
+    scalars = (config.batch_sizes or [], ids[0], float(config.alpha1), float(config.spike_threshold))
+    save = config.save or torch.jit.is_tracing()  # see sequence()
+    if mode == "LSTM":
+        y, h, c, _, _ = sigmoid_lstm_sequence(x, state[0], state[1], w_ih, w_hh, b_ih, b_hh, w_hr, *scalars, save)
+        return y, (h, c)
+    y, s, _, _ = sigmoid_gru_sequence(x, state[0], w_ih, w_hh, b_ih, b_hh, *scalars, save)
+    return y, (s,)

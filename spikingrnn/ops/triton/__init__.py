@@ -9,16 +9,22 @@ interpreter (``TRITON_INTERPRET=1`` set before this package's kernels are first 
 for tests). Surrogates must be built-in :mod:`spikingrnn.surrogate` classes (exactly, not
 subclasses) in spiking mode: their derivative formulas are compiled into the kernels.
 
-Supports the LSTM (every ``cell_state``, ``proj_size``), GRU and vanilla RNN, packed sequences,
-both directions and dropout (done by ``run_stack``). By default the pre-activations are kept for
-backward; with ``low_memory`` only the input, the outputs and the LSTM's ``c`` are kept (each as
-bit rows when it is 0/1, :mod:`.saved`), and backward recomputes the pre-activations the way forward
-computed them. With hidden <= 256 (the LSTM without ``proj_size``) the forward and backward loops of
-every cell are persistent kernels, one launch for all steps (:mod:`.persistent`,
-:mod:`.persistent_gru`, :mod:`.persistent_rnn`); otherwise each step launches one GEMM and one Triton
-kernel. Under ``torch.autocast`` the whole recurrence runs in the autocast dtype (see
-:func:`autocast_dtype`); the LSTM's running ``c`` and the carried gradients stay float32 for half
-types (:func:`.kernels.carry_dtype`). Kernels launch on the input's device (:func:`launch_device`).
+Supports the LSTM (every ``cell_state``, ``proj_size``), GRU and vanilla RNN, in both gate forms of
+the LSTM and GRU: ``gates="heaviside"`` (0/1 gates) and ``gates="sigmoid"`` (sigmoid/tanh gates, an
+analog cell state, 0/1 emitted spikes; the GRU's in :mod:`.gru_sigmoid`), and both forms of the vanilla
+RNN: the leaky one (``leak=β``, SpikingRNN's default: an analog membrane, 0/1 emitted spikes;
+:mod:`.leaky_rnn`) and the seed's (``leak=None``, :mod:`.rnn`); packed sequences, both directions and
+dropout (done by ``run_stack``). By default the pre-activations (the leaky RNN: its membranes) are kept
+for backward; with ``low_memory`` only the input, the outputs and the heaviside LSTM's ``c`` are kept
+(each as bit rows when it is 0/1, :mod:`.saved`), and backward recomputes the pre-activations the way
+forward computed them (and the analog states of the sigmoid form and the leaky RNN: forward replayed in
+order). With hidden <= 256 (the LSTM without ``proj_size``) the forward and backward loops of every cell
+are persistent kernels, one launch for all steps (:mod:`.persistent`, :mod:`.persistent_gru`,
+:mod:`.persistent_gru_sigmoid`, :mod:`.persistent_rnn`, :mod:`.persistent_leaky_rnn`); otherwise each
+step launches one GEMM and one Triton kernel. Under ``torch.autocast`` the whole recurrence runs in the
+autocast dtype (see :func:`autocast_dtype`); the LSTM's running ``c``, the sigmoid-form GRU's running
+``s``, the leaky RNN's running ``v`` and the carried gradients stay float32 for half types
+(:func:`.kernels.carry_dtype`). Kernels launch on the input's device (:func:`launch_device`).
 :mod:`.compile_check` compiles every kernel for an NVIDIA GPU without one; :mod:`.exactness` checks
 them bit for bit against the reference (``backend="auto"`` runs its :func:`self_check` once per
 device before it picks this backend). Nothing here imports ``triton`` until it is needed, so
@@ -34,12 +40,13 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from ...functional.cells import DEFAULT_SPIKE_THRESHOLD, GATE_FORMS
 from ...surrogate import KERNEL_IDS, kernel_id
 from ..spec import RNNSpec
 from ..stack import needs_grad, packed_batch_sizes, reverse_each, run_stack
 
-__all__ = ["triton_rnn", "unsupported_reason", "load_kernels", "kernels_interpreted", "launch_device", "self_check",
-           "self_check_key"]
+__all__ = ["triton_rnn", "unsupported_reason", "unsupported_spec", "load_kernels", "kernels_interpreted",
+           "launch_device", "self_check", "self_check_key"]
 
 CUDA_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
@@ -59,12 +66,13 @@ def _triton_missing() -> str | None:
 
 
 _KERNEL_MODULES = {"kernels": "surrogate_derivative", "lstm": "_lstm_forward_step", "gru": "_gru_forward_step",
-                   "rnn": "_rnn_forward_step"}
+                   "gru_sigmoid": "_gru_sigmoid_forward_step", "rnn": "_rnn_forward_step",
+                   "leaky_rnn": "_leaky_rnn_forward_step"}
 
 
 def load_kernels():
     """Import every kernel module now (Triton picks interpreter or GPU compilation at this point)."""
-    from . import gru, kernels, lstm, rnn  # noqa: F401
+    from . import gru, gru_sigmoid, kernels, leaky_rnn, lstm, rnn  # noqa: F401
 
 
 def kernels_interpreted() -> bool | None:
@@ -88,6 +96,15 @@ def autocast_dtype(device_type: str) -> torch.dtype | None:
     if device_type not in ("cuda", "cpu") or not torch.is_autocast_enabled(device_type):
         return None
     return torch.get_autocast_dtype(device_type)
+
+
+def unsupported_spec(spec) -> str | None:
+    """Why the triton backend cannot run the neuron options of ``spec`` (an RNNSpec), or ``None``: it runs
+    both gate forms (``"sigmoid"`` and ``"heaviside"``) of the LSTM and GRU and both forms of the vanilla
+    RNN (the leaky one, ``leak=β``, and the seed's, ``leak=None``), so always ``None`` today. (Invalid
+    options, e.g. ``gates="sigmoid"`` with another ``cell_state`` than ``"accumulate"``, are errors, raised
+    by :func:`triton_rnn` as the reference backend raises them, not a reason to run another backend.)"""
+    return None
 
 
 def unsupported_reason(device: torch.device, dtype: torch.dtype, surrogates) -> str | None:
@@ -142,6 +159,15 @@ class TritonConfig(NamedTuple):
     save: bool
     low_memory: bool = False
     tf32: bool = False  # float32 products in TF32 (decided once: forward and backward must agree)
+    sigmoid: bool = False  # gates="sigmoid" (RNNSpec.sigmoid_gates): sigmoid/tanh gates, analog state
+    spike_threshold: float = DEFAULT_SPIKE_THRESHOLD  # θ of the emitted spikes (sigmoid form, leaky RNN)
+    leak: float | None = None  # the vanilla RNN's leak β (RNNSpec.leak): None is the seed's cell
+
+    @property
+    def kernel_threshold(self) -> float:
+        """The threshold the LSTM kernels take: θ of the emitted spikes in the sigmoid form, else the
+        ``cell_state="spike"`` threshold."""
+        return self.spike_threshold if self.sigmoid else self.threshold
 
 
 def launch_device(device: torch.device):
@@ -176,8 +202,11 @@ def triton_rnn(x: Tensor, states: tuple[Tensor, ...], weights: list[tuple], spec
 
 def _run(x, states, weights, spec, surrogates, lengths, training, tf32):
     """:func:`triton_rnn` outside autocast, on the input's device."""
+    _check_gates(spec)
     load_kernels()
     from .gru import GRUSequence
+    from .gru_sigmoid import GRUSigmoidSequence
+    from .leaky_rnn import LeakyRNNSequence
     from .lstm import LSTMSequence
     from .matmul import tf32_allowed
     from .rnn import RNNSequence
@@ -191,7 +220,9 @@ def _run(x, states, weights, spec, surrogates, lengths, training, tf32):
     def run_cell(k, y, state, reverse):
         first, second = surrogates[k]
         config = TritonConfig(batch_sizes, kernel_id(first), first.alpha, kernel_id(second), second.alpha,
-                              spec.cell_state, spec.cell_threshold, save, spec.low_memory, tf32)
+                              spec.cell_state, spec.cell_threshold, save, spec.low_memory, tf32,
+                              spec.sigmoid_gates, float(spec.spike_threshold),
+                              float(spec.leak) if spec.leaky else None)
         if reverse:
             y = reverse_each(y, lengths)
         y = y.contiguous()
@@ -200,7 +231,10 @@ def _run(x, states, weights, spec, surrogates, lengths, training, tf32):
             out, h, c = LSTMSequence.apply(y, state[0], state[1], w_ih, w_hh, b_ih, b_hh, w_hr, config)
             state = (h, c)
         else:
-            function = GRUSequence if spec.mode == "GRU" else RNNSequence
+            if spec.mode == "GRU":
+                function = GRUSigmoidSequence if spec.sigmoid_gates else GRUSequence
+            else:
+                function = LeakyRNNSequence if spec.leaky else RNNSequence
             out, h = function.apply(y, state[0], w_ih, w_hh, b_ih, b_hh, config)
             state = (h,)
         if reverse:
@@ -208,6 +242,18 @@ def _run(x, states, weights, spec, surrogates, lengths, training, tf32):
         return out, state
 
     return run_stack(x, states, spec, training, run_cell)
+
+
+def _check_gates(spec) -> None:
+    """Raise ``ValueError`` where ``spec``'s gate form is not one the cells have, as the reference backend's
+    steps do (never run another form instead)."""
+    if spec.mode == "RNN":
+        return
+    if spec.gates not in GATE_FORMS:
+        raise ValueError(f"gates must be one of {GATE_FORMS}, got {spec.gates!r}")
+    if spec.sigmoid_gates and spec.mode == "LSTM" and spec.cell_state != "accumulate":
+        raise ValueError(f"gates='sigmoid' keeps an analog cell state: cell_state must be 'accumulate', "
+                         f"got {spec.cell_state!r}")
 
 
 def self_check_key(device) -> str:

@@ -8,7 +8,8 @@ kernel compiles to a cubin for any architecture without a driver. This module
 1. runs the backend's Python launchers on CPU tensors with every kernel launch **recorded instead
    of executed** (:func:`record_launches`): the recorded arguments give each specialization the
    backend really launches (pointer dtypes, constexprs), for float32, bfloat16 and float16 and for
-   every cell, ``cell_state``, surrogate, packed or not, low memory or not;
+   every cell in both gate forms (``gates="heaviside"`` and ``"sigmoid"``; the vanilla RNN leaky,
+   ``leak=β``, and not), ``cell_state``, surrogate, packed or not, low memory or not;
 2. compiles each distinct specialization for the target (:func:`compile_launch`) and reads its
    registers, spills and shared memory from the cubin (``cuobjdump --dump-resource-usage``).
 
@@ -37,13 +38,15 @@ SHARED_LIMIT = {80: 163 * 1024, 86: 99 * 1024, 89: 99 * 1024, 90: 227 * 1024}
 
 class Launch(NamedTuple):
     """One recorded kernel launch, specialized as Triton's launcher would on a GPU: the JIT function,
-    its signature (argument types), its constexpr values and the attributes of the other arguments
-    (pointer alignment and integers divisible by 16, which let the compiler vectorize)."""
+    its signature (argument types), its constexpr values, the attributes of the other arguments
+    (pointer alignment and integers divisible by 16, which let the compiler vectorize) and the compile
+    options the launch named (e.g. ``enable_fp_fusion=False``)."""
 
     kernel: object
     signature: tuple[tuple[str, str], ...]
     constexprs: tuple[tuple[str, object], ...]
     attrs: tuple[tuple[tuple[int, ...], tuple], ...] = ()
+    options: tuple[tuple[str, object], ...] = ()
 
     @property
     def name(self) -> str:
@@ -73,7 +76,8 @@ def _launch_of(kernel, args, kwargs) -> Launch:
     names = kernel.arg_names
     return Launch(kernel, tuple(signature.items()),
                   tuple((names[path[0]], value) for path, value in sorted(constexprs.items())),
-                  tuple(sorted((path, tuple(tuple(a) for a in value)) for path, value in attrs.items())))
+                  tuple(sorted((path, tuple(tuple(a) for a in value)) for path, value in attrs.items())),
+                  tuple(sorted((k, v) for k, v in kwargs.items() if k not in names)))
 
 
 @contextmanager
@@ -117,7 +121,7 @@ def resources(cubin: bytes, kernel_name: str) -> Resources:
 # pointer arguments into whole-sequence tensors ([T, B, *] or, for the GEMM, [T * B, *] operands): their
 # offsets can pass 2^31 elements on a large GPU, so the kernels must compute them in int64
 SEQUENCE_POINTERS = {"xp_ptr", "y_ptr", "pre_ptr", "c_all_ptr", "dy_ptr", "d_pre_ptr", "hp_ptr", "dx_pre_ptr",
-                     "dh_pre_ptr"}
+                     "dh_pre_ptr", "s_all_ptr", "v_all_ptr"}
 GEMM_POINTERS = {"a_ptr", "b_ptr", "c_ptr", "add_ptr"}
 
 
@@ -143,7 +147,7 @@ def compile_launch(launch: Launch, arch: int) -> Resources:
 
     attrs = {path: [list(a) for a in value] for path, value in launch.attrs}
     source = ASTSource(launch.kernel, dict(launch.signature), dict(launch.constexprs), attrs)
-    compiled = triton.compile(source, target=GPUTarget("cuda", arch, 32))
+    compiled = triton.compile(source, target=GPUTarget("cuda", arch, 32), options=dict(launch.options) or None)
     used = resources(compiled.asm["cubin"], compiled.metadata.name)
     pointers = GEMM_POINTERS if launch.name == "_matmul" else SEQUENCE_POINTERS if "persistent" in launch.name else ()
     return used._replace(shared_bytes=used.shared_bytes + compiled.metadata.shared,
@@ -158,9 +162,10 @@ def _surrogates():
 
 def backend_workload(dtypes=(torch.float32, torch.bfloat16, torch.float16)) -> None:
     """Run forward and backward of every cell through the triton backend's launchers on small CPU
-    tensors, covering each kernel's constexpr variants: every ``cell_state``, every surrogate in both
-    surrogate slots, packed and padded batches, low memory or not, TF32 or not, the persistent loops
-    and the per-step ones. Meant to run inside :func:`record_launches` (the kernels would need a GPU or the
+    tensors, covering each kernel's constexpr variants: every ``cell_state``, both gate forms (the sigmoid
+    form with the accumulating cell), the vanilla RNN leaky and not, every surrogate in both surrogate
+    slots, packed and padded batches, low memory or not, TF32 or not, the persistent loops and the
+    per-step ones. Meant to run inside :func:`record_launches` (the kernels would need a GPU or the
     interpreter)."""
     from . import persistent
     limit = persistent.PERSISTENT_MAX_HIDDEN
@@ -177,6 +182,8 @@ def _run_cells(dtypes, steps: int, batch: int, hidden: int) -> None:
     from ...surrogate import kernel_id
     from . import TritonConfig
     from .gru import GRUSequence
+    from .gru_sigmoid import GRUSigmoidSequence
+    from .leaky_rnn import LeakyRNNSequence
     from .lstm import LSTMSequence
     from .rnn import RNNSequence
 
@@ -199,16 +206,25 @@ def _run_cells(dtypes, steps: int, batch: int, hidden: int) -> None:
                                           kernel_id(second), second.alpha, cell_state, 1.0, True, low_memory,
                                           tf32=packed and dtype == torch.float32)
                     x = tensor(steps, batch, features)
-                    for w_hr in (None, tensor(proj, hidden)):
-                        out = hidden if w_hr is None else proj
-                        y, h, c = LSTMSequence.apply(x, tensor(batch, out), tensor(batch, hidden),
-                                                     tensor(4 * hidden, features), tensor(4 * hidden, out),
-                                                     tensor(4 * hidden), tensor(4 * hidden), w_hr, config)
-                        (y.float().sum() + h.float().sum() + c.float().sum()).backward()
-                    for function, gates in ((GRUSequence, 3), (RNNSequence, 1)):
+                    # the sigmoid gate form (its cell accumulates): the LSTM's kernels' SIGMOID variant, the GRU's own
+                    sigmoid = (False, True) if cell_state == "accumulate" else (False,)
+                    for form in sigmoid:
+                        form_config = config._replace(sigmoid=form, spike_threshold=0.25)
+                        for w_hr in (None, tensor(proj, hidden)):
+                            out = hidden if w_hr is None else proj
+                            y, h, c = LSTMSequence.apply(x, tensor(batch, out), tensor(batch, hidden),
+                                                         tensor(4 * hidden, features), tensor(4 * hidden, out),
+                                                         tensor(4 * hidden), tensor(4 * hidden), w_hr, form_config)
+                            (y.float().sum() + h.float().sum() + c.float().sum()).backward()
+                    cells = [(GRUSequence, 3, config), (RNNSequence, 1, config),
+                             (LeakyRNNSequence, 1, config._replace(leak=0.9, spike_threshold=0.25))]
+                    if cell_state == "accumulate":
+                        cells.append((GRUSigmoidSequence, 3, config._replace(sigmoid=True, spike_threshold=0.25)))
+                    for function, gates, cell_config in cells:
                         bias = None if case % 2 else tensor(gates * hidden)  # with and without b_hh
                         y, h = function.apply(x, tensor(batch, hidden), tensor(gates * hidden, features),
-                                              tensor(gates * hidden, hidden), tensor(gates * hidden), bias, config)
+                                              tensor(gates * hidden, hidden), tensor(gates * hidden), bias,
+                                              cell_config)
                         (y.float().sum() + h.float().sum()).backward()
 
 
@@ -216,7 +232,7 @@ def distinct(launches) -> list[Launch]:
     """The launches with duplicates (same kernel, signature and constexprs) removed, in order."""
     seen, kept = set(), []
     for launch in launches:
-        key = (id(launch.kernel), launch.signature, launch.constexprs, launch.attrs)
+        key = (id(launch.kernel), launch.signature, launch.constexprs, launch.attrs, launch.options)
         if key not in seen:
             seen.add(key)
             kept.append(launch)
@@ -230,7 +246,7 @@ def covering(launches) -> list[Launch]:
     branches (surrogate formulas, cell rules) compute in float32 whatever the pointers' dtype."""
     covered, kept = set(), []
     for launch in distinct(launches):
-        keys = {(id(launch.kernel), launch.signature, launch.attrs)}
+        keys = {(id(launch.kernel), launch.signature, launch.attrs, launch.options)}
         keys |= {(id(launch.kernel), name, repr(value)) for name, value in launch.constexprs}
         if not keys <= covered:
             covered |= keys
@@ -245,6 +261,7 @@ def _describe(launch: Launch) -> str:
     divisible = [names[path[0]] for path, value in launch.attrs
                  if value and not types[names[path[0]]].startswith("*")]
     return ("/".join(pointers) + " " + " ".join(f"{n}={v}" for n, v in launch.constexprs)
+            + "".join(f" [{n}={v}]" for n, v in launch.options)
             + (f" (16 divides {','.join(divisible)})" if divisible else ""))
 
 
@@ -255,9 +272,11 @@ def launched_kernels() -> set[str]:
 
     from triton.runtime.jit import JITFunction
 
-    from . import gru, lstm, matmul, persistent, persistent_gru, persistent_rnn, rnn
+    from . import (gru, gru_sigmoid, leaky_rnn, lstm, matmul, persistent, persistent_gru, persistent_gru_sigmoid,
+                   persistent_leaky_rnn, persistent_rnn, rnn)
     names = set()
-    for module in (lstm, persistent, gru, persistent_gru, rnn, persistent_rnn, matmul):
+    for module in (lstm, persistent, gru, persistent_gru, gru_sigmoid, persistent_gru_sigmoid, rnn, persistent_rnn,
+                   leaky_rnn, persistent_leaky_rnn, matmul):
         source = inspect.getsource(module)
         names |= {name for name, value in vars(module).items()
                   if isinstance(value, JITFunction) and re.search(rf"\b{re.escape(name)}\[", source)}

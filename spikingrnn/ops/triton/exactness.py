@@ -8,16 +8,38 @@ final states of two correct implementations are identical, bit for bit, and a si
 anywhere is a failure. The sizes are chosen so that the sums stay within float32's 24 bits (at
 H = 300, two layers, eight steps of an accumulating LSTM cell: |u| < 2^13 on a 2^-10 grid).
 
+The sigmoid gate form (``gates="sigmoid"``, the default of SpikingLSTM and SpikingGRU) computes
+sigmoid and tanh, whose float32 values differ by an ulp or two between implementations (torch's,
+the kernels' from ``exp``, the GPU's approximate ``exp``). Its pre-activations are still exact (what a
+cell sends, its spikes, is 0/1, and a projection of them dyadic); its analog states (the LSTM's ``c``,
+the GRU's ``s``) must agree within :data:`ANALOG_TOLERANCE`; its spikes must be equal bit for bit when
+that rounding cannot flip any: when every input of the reference's emitted spikes that is not exactly 0
+lies at least :data:`SPIKE_MARGIN` from 0 (:func:`spike_margin`; exact zeros, e.g. ``s_0 - θ``, are
+computed exactly by both). A problem with a spike nearer its threshold (a flip there is rounding, and
+it cascades) is compared within :data:`TRACKING_BOUNDS` ``["sigmoid"]`` instead, as
+:func:`tracking_problems` compares rounded runs. The self-check's problems are all decisive
+(tests/test_triton_sigmoid_gates.py); the large ones of :func:`cases` mostly are not (some 10^5
+spikes: one falls within 2^-16 of its threshold).
+
+The leaky vanilla RNN (``leak=β``, the default of SpikingRNN) is compared the same way: its membrane
+``v' = β v + (1 - β) u`` is not dyadic (β = 0.9 is not), so its final ``v`` is an analog state (within
+:data:`ANALOG_TOLERANCE`) and its spikes ``Θ(v - θ)`` are equal bit for bit where the problem is decisive
+(:func:`spike_margin`), else within :data:`TRACKING_BOUNDS` ``["sigmoid"]``. Its pre-activations are
+exact, and its kernels round ``β v + (1 - β) u`` as the reference's tensor operations do (compiled
+without floating-point contraction), so they agree bit for bit in practice (the interpreter's
+measure; tests/test_triton_leaky_rnn.py).
+
 Gradients go through the surrogates' derivatives, which are not dyadic: they must agree within
 1e-4 of the largest reference gradient (full-precision products) or 1e-2 (TF32 products, rounded
 to 11 bits). Repeated runs of the triton backend must be identical, gradients included (the kernels
 use no atomics: determinism).
 
-``python -m spikingrnn.ops.triton.exactness`` runs every cell (the LSTM with each ``cell_state``,
-the GRU, the vanilla RNN) at H = 20, 40 and 256 (the persistent kernels) and 300 (the per-step
-path), with B = 33 (two full batch tiles of the persistent kernels and a partial one), packed and
-not, two layers, bidirectional, five runs each, with full-precision and TF32 products. ``--quick``
-is a smaller set for the Triton interpreter on CPU (``TRITON_INTERPRET=1``).
+``python -m spikingrnn.ops.triton.exactness`` runs every cell (the LSTM with each ``cell_state``
+and with sigmoid gates, the GRU in both gate forms, the vanilla RNN leaky and not) at H = 20, 40 and 256 (the
+persistent kernels) and 300 (the per-step path), with B = 33 (two full batch tiles of the persistent
+kernels and a partial one), packed and not, two layers, bidirectional, five runs each, with
+full-precision and TF32 products. ``--quick`` is a smaller set for the Triton interpreter on CPU
+(``TRITON_INTERPRET=1``).
 :func:`self_check` is the tiny version ``backend="auto"`` runs once per device before it picks the
 triton backend (:mod:`spikingrnn.ops.dispatch`).
 
@@ -28,6 +50,7 @@ TF32): :func:`tracking_problems` compares such runs with the float32 reference w
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from typing import NamedTuple
@@ -35,10 +58,16 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from ...functional.cells import DEFAULT_LEAK, DEFAULT_SPIKE_THRESHOLD
 from ...surrogate import SURROGATES
 from ..spec import GATES_PER_MODE, RNNSpec
 
 GRADIENT_TOLERANCE = {False: 1e-4, True: 1e-2}  # by TF32: relative to the largest reference gradient
+# sigmoid gate form: |triton - reference| <= ANALOG_TOLERANCE * (1 + |reference|) for the analog states (the
+# interpreter's measure: a few 1e-7 after eight steps), and spikes compared bit for bit when the reference's
+# emitted spikes are all decided by more than SPIKE_MARGIN (some 100 times that drift)
+ANALOG_TOLERANCE = 1e-5
+SPIKE_MARGIN = 2.0 ** -16
 
 
 class Bounds(NamedTuple):
@@ -64,11 +93,19 @@ TRACKING_BOUNDS = {
     "tf32": Bounds(2.0 ** -8, 0.05, 0.12, 0.85),  # TF32 rounds each operand: sums of many products spread
     torch.float16: Bounds(2.0 ** -10, 0.05, 0.12, 0.85),
     torch.bfloat16: Bounds(2.0 ** -7, 0.10, 0.25, 0.60),
+    # the sigmoid form (and the leaky RNN) on a problem with a spike within SPIKE_MARGIN of its threshold (see
+    # the module docstring): float32 throughout, only sigmoid/tanh (the leak) round differently; the flip it
+    # may take cascades
+    "sigmoid": Bounds(2.0 ** -16, 0.05, 0.12, 0.85),
 }
 
 
 class Case(NamedTuple):
-    """One problem: the stack, its sizes, the surrogates ``(first, second)`` by name."""
+    """One problem: the stack, its sizes, the surrogates ``(first, second)`` by name, the gate form
+    (``gates``: ``"heaviside"`` with any ``cell_state``, or ``"sigmoid"`` with ``cell_state="accumulate"``;
+    the vanilla RNN only ``"heaviside"``), the vanilla RNN's ``leak`` (β, as SpikingRNN's default, or
+    ``None``: the seed's cell ``h = Θ(u)``; the LSTM and GRU ignore it) and the ``spike_threshold`` of the
+    sigmoid form and the leaky RNN."""
 
     mode: str
     hidden: int
@@ -81,9 +118,39 @@ class Case(NamedTuple):
     batch: int = 33
     inputs: int = 12
     surrogates: tuple[str, str] = ("erf", "atan")
+    gates: str = "heaviside"
+    spike_threshold: float = DEFAULT_SPIKE_THRESHOLD
+    leak: float | None = DEFAULT_LEAK
+
+    @property
+    def sigmoid(self) -> bool:
+        """Whether the cells have sigmoid gates (an analog state, 0/1 emitted spikes)."""
+        return self.gates == "sigmoid" and self.mode != "RNN"
+
+    @property
+    def leaky(self) -> bool:
+        """Whether the cells are the leaky vanilla RNN's (an analog membrane, 0/1 emitted spikes)."""
+        return self.mode == "RNN" and self.leak is not None
+
+    @property
+    def analog(self) -> bool:
+        """Whether the cells keep an analog state and emit its spikes (the sigmoid form, the leaky RNN)."""
+        return self.sigmoid or self.leaky
+
+    def analog_results(self) -> tuple[int, ...]:
+        """Indices in ``[output, *final states]`` of the analog ones (the sigmoid form's ``c`` or ``s``, the
+        leaky RNN's ``v``)."""
+        if not self.analog:
+            return ()
+        return (2,) if self.mode == "LSTM" else (1,)
 
     def describe(self) -> str:
-        cell = f"LSTM/{self.cell_state}" if self.mode == "LSTM" else self.mode
+        if self.sigmoid:
+            cell = f"{self.mode}/sigmoid θ={self.spike_threshold:g}"
+        elif self.leaky:
+            cell = f"RNN/β={self.leak:g} θ={self.spike_threshold:g}"
+        else:
+            cell = f"LSTM/{self.cell_state}" if self.mode == "LSTM" else self.mode
         extra = f" proj={self.proj}" if self.proj else ""
         return (f"{cell:<15} H={self.hidden:<3}{extra} L={self.layers} D={2 if self.bidirectional else 1} "
                 f"T={self.steps} B={self.batch} {'packed' if self.packed else 'padded'} {'/'.join(self.surrogates)}")
@@ -120,7 +187,8 @@ def problem(case: Case, device: torch.device, seed: int = 0):
     if case.packed:  # every length from steps down to 1, longest first (as packed sequences are)
         lengths = torch.linspace(case.steps, 1, case.batch).round().long()
     loss_weights = _dyadic((case.steps, case.batch, out * directions), generator, 1 / 4, -4, 5)
-    spec = RNNSpec(case.mode, case.layers, case.bidirectional, cell_state=case.cell_state)
+    spec = RNNSpec(case.mode, case.layers, case.bidirectional, cell_state=case.cell_state, gates=case.gates,
+                   spike_threshold=case.spike_threshold, leak=case.leak)
     first, second = (SURROGATES[name]() for name in case.surrogates)
     pairs = [(first, first if case.mode == "RNN" else second)] * len(weights)
 
@@ -149,16 +217,50 @@ def run(backend, case: Case, device: torch.device, **options) -> tuple[list[Tens
     return results, [torch.zeros_like(leaf) if g is None else g for leaf, g in zip(leaves, grads)]
 
 
+class _SpikeMargin:
+    """A surrogate for the reference run that records the least ``|u|`` it fires from, exact zeros aside."""
+
+    def __init__(self, spike):
+        self.spike = spike
+        self.least = math.inf
+
+    def __call__(self, u: Tensor) -> Tensor:
+        distance = u.detach().abs()
+        distance = distance[distance > 0]
+        if distance.numel():
+            self.least = min(self.least, distance.min().item())
+        return self.spike(u)
+
+
+def spike_margin(case: Case, device: torch.device) -> float:
+    """How far from its threshold the reference backend decides the emitted spikes of ``case``'s sigmoid
+    form or leaky RNN (outputs and, for the GRU and the leaky RNN, the spikes they feed back): the least
+    ``|u|`` of ``Θ(u)`` that is not exactly 0 (``inf`` when there is none, and for the heaviside form and
+    the seed's RNN, whose pre-activations are exact). The kernels compute those ``u`` within rounding of
+    the reference's: at least :data:`SPIKE_MARGIN` means that rounding cannot flip a spike."""
+    if not case.analog:
+        return math.inf
+    from ..reference import reference_rnn  # the oracle: see check_case
+    x, states, weights, spec, pairs, lengths, _ = problem(case, device)
+    recorders = [(_SpikeMargin(first), second) for first, second in pairs]  # only the first one fires them
+    with torch.no_grad():
+        reference_rnn(x, states, weights, spec, recorders, lengths=lengths)
+    return min(first.least for first, _ in recorders)
+
+
 def check_case(case: Case, device: torch.device, repeats: int = 5, tf32: bool = False,
                tolerance: float | None = None) -> list[str]:
     """What is wrong with the triton backend on ``case`` (``[]`` when nothing): outputs and final
-    states against the reference bit for bit, gradients within ``tolerance`` (default
-    :data:`GRADIENT_TOLERANCE`), ``repeats`` runs identical."""
+    states against the reference bit for bit (the analog states of the sigmoid form and the leaky RNN
+    within :data:`ANALOG_TOLERANCE`, and where a spike is within :data:`SPIKE_MARGIN` of its threshold,
+    all within :data:`TRACKING_BOUNDS` ``["sigmoid"]``: see the module docstring), gradients within
+    ``tolerance`` (default :data:`GRADIENT_TOLERANCE`), ``repeats`` runs identical."""
     # the oracle, imported here: the triton backend's run path never imports the reference backend, only
     # this self-check does, on purpose (tests/test_import_graph.py allows this module alone)
     from ..reference import reference_rnn
     from . import triton_rnn
     tolerance = GRADIENT_TOLERANCE[tf32] if tolerance is None else tolerance
+    decisive = spike_margin(case, device) >= SPIKE_MARGIN
     ref_results, ref_grads = run(reference_rnn, case, device)
     problems = []
     first = None
@@ -166,7 +268,10 @@ def check_case(case: Case, device: torch.device, repeats: int = 5, tf32: bool = 
         results, grads = run(triton_rnn, case, device, tf32=tf32)
         if first is None:
             first = (results, grads)
-            problems += _differences(ref_results, results, ref_grads, grads, tolerance)
+            if decisive:
+                problems += _differences(ref_results, results, ref_grads, grads, tolerance, case.analog_results())
+            else:
+                problems += tracking_problems(ref_results, results, ref_grads, grads, "sigmoid")
         else:
             changed = [i for i, (a, b) in enumerate(zip(first[0] + first[1], results + grads)) if not torch.equal(a, b)]
             if changed:
@@ -174,12 +279,20 @@ def check_case(case: Case, device: torch.device, repeats: int = 5, tf32: bool = 
     return problems
 
 
-def _differences(ref_results, results, ref_grads, grads, tolerance: float) -> list[str]:
+def _differences(ref_results, results, ref_grads, grads, tolerance: float, analog=()) -> list[str]:
+    """Outputs and final states equal bit for bit, those at the indices ``analog`` within
+    :data:`ANALOG_TOLERANCE`; gradients within ``tolerance`` of the largest reference gradient."""
     names = ["output", *(f"final state {i}" for i in range(len(ref_results) - 1))]
     problems = []
-    for name, a, b in zip(names, ref_results, results):
+    for index, (name, a, b) in enumerate(zip(names, ref_results, results)):
         if a.shape != b.shape or a.dtype != b.dtype:
             problems.append(f"{name}: {tuple(b.shape)} {b.dtype}, the reference {tuple(a.shape)} {a.dtype}")
+        elif index in analog:
+            off = (a - b).abs() > ANALOG_TOLERANCE * (1 + a.abs())
+            if bool(off.any()) or bool((a.isnan() != b.isnan()).any()):
+                problems.append(f"{name}: {off.sum().item()} of {a.numel()} analog values differ from the reference "
+                                f"by more than {ANALOG_TOLERANCE:g} (largest difference "
+                                f"{(a - b).abs().max().item():.3g})")
         elif not torch.equal(a, b):
             wrong = (a != b).sum().item()
             problems.append(f"{name}: {wrong} of {a.numel()} values differ from the reference "
@@ -233,37 +346,70 @@ def tracking_problems(ref_results: list[Tensor], results: list[Tensor], ref_grad
 
 def cases(quick: bool = False) -> list[Case]:
     """The full set: every cell at H = 20, 40, 256 (persistent kernels) and 300 (per-step path), packed
-    and not, two layers, both directions, B = 33, T = 8, and the LSTM with ``proj_size``. ``quick``: the
-    same cells at H = 20 and 40, T = 4, and one layer at H = 300, T = 3 (the interpreter's pace)."""
-    cells = [("LSTM", "clamp", ("erf", "atan")), ("LSTM", "accumulate", ("sigmoid", "rect")),
-             ("LSTM", "spike", ("piecewise_quadratic", "super_spike")), ("GRU", "clamp", ("soft_sign", "erf")),
-             ("RNN", "clamp", ("piecewise_exp", "piecewise_exp"))]
+    and not, two layers, both directions, B = 33, T = 8, and the LSTM with ``proj_size``; the heaviside
+    form with every ``cell_state`` and the sigmoid form (the default configuration, and the GRU's with
+    another spike threshold); the vanilla RNN leaky (SpikingRNN's default configuration) and the seed's
+    (``leak=None``). ``quick``: the same cells at H = 20 and 40, T = 4, and one layer at H = 300, T = 3
+    (the interpreter's pace)."""
+    # (mode, gates, cell_state, surrogates, spike_threshold, leak): leak is the vanilla RNN's only
+    theta = DEFAULT_SPIKE_THRESHOLD
+    cells = [("LSTM", "heaviside", "clamp", ("erf", "atan"), theta, None),
+             ("LSTM", "heaviside", "accumulate", ("sigmoid", "rect"), theta, None),
+             ("LSTM", "heaviside", "spike", ("piecewise_quadratic", "super_spike"), theta, None),
+             ("LSTM", "sigmoid", "accumulate", ("erf", "atan"), theta, None),
+             ("GRU", "heaviside", "clamp", ("soft_sign", "erf"), theta, None),
+             ("GRU", "sigmoid", "accumulate", ("atan", "erf"), 0.3, None),
+             ("RNN", "heaviside", "clamp", ("piecewise_exp", "piecewise_exp"), theta, None),
+             ("RNN", "heaviside", "clamp", ("atan", "atan"), theta, DEFAULT_LEAK)]
     packings = (False, True)
     if quick:
-        chosen = [Case(mode, hidden, cell_state, steps=4, packed=packed, surrogates=pair)
-                  for hidden in (20, 40) for packed in packings for mode, cell_state, pair in cells]
-        chosen += [Case(mode, 300, cell_state, layers=1, steps=3, packed=packed, surrogates=pair)
-                   for packed in packings for mode, cell_state, pair in cells]
+        chosen = [Case(mode, hidden, cell_state, steps=4, packed=packed, surrogates=pair, gates=gates,
+                       spike_threshold=threshold, leak=leak)
+                  for hidden in (20, 40) for packed in packings
+                  for mode, gates, cell_state, pair, threshold, leak in cells]
+        chosen += [Case(mode, 300, cell_state, layers=1, steps=3, packed=packed, surrogates=pair, gates=gates,
+                        spike_threshold=threshold, leak=leak)
+                   for packed in packings for mode, gates, cell_state, pair, threshold, leak in cells]
     else:
-        chosen = [Case(mode, hidden, cell_state, packed=packed, surrogates=pair)
-                  for hidden in (20, 40, 256, 300) for packed in packings for mode, cell_state, pair in cells]
+        chosen = [Case(mode, hidden, cell_state, packed=packed, surrogates=pair, gates=gates, spike_threshold=threshold,
+                       leak=leak)
+                  for hidden in (20, 40, 256, 300) for packed in packings
+                  for mode, gates, cell_state, pair, threshold, leak in cells]
     # proj_size: the LSTM's per-step path at any hidden size
-    chosen += [Case("LSTM", 40, cell_state, proj=7, steps=4 if quick else 8, packed=packed)
-               for cell_state in ("clamp", "accumulate") for packed in packings]
+    chosen += [Case("LSTM", 40, cell_state, proj=7, steps=4 if quick else 8, packed=packed, gates=gates)
+               for gates, cell_state in (("heaviside", "clamp"), ("heaviside", "accumulate"), ("sigmoid", "accumulate"))
+               for packed in packings]
     return chosen
 
 
-SELF_CHECK_CASES = [Case("LSTM", 20, layers=1, bidirectional=False, steps=3, batch=17, inputs=5),
-                    Case("LSTM", 8, proj=3, layers=1, bidirectional=False, steps=3, batch=17, inputs=5),
-                    Case("GRU", 20, layers=1, bidirectional=False, steps=3, batch=17, inputs=5),
-                    Case("RNN", 20, layers=1, bidirectional=False, steps=3, batch=17, inputs=5)]
+# the default configurations (gates="sigmoid", the leaky RNN) and the heaviside form and the seed's RNN, each
+# cell, each LSTM path
+SELF_CHECK_CASES = [Case("LSTM", 20, "accumulate", gates="sigmoid", layers=1, bidirectional=False, steps=3, batch=17,
+                         inputs=5),
+                    Case("LSTM", 8, "accumulate", gates="sigmoid", proj=3, layers=1, bidirectional=False, steps=3,
+                         batch=17, inputs=5),
+                    Case("GRU", 20, "accumulate", gates="sigmoid", layers=1, bidirectional=False, steps=3, batch=17,
+                         inputs=5),
+                    Case("LSTM", 20, "clamp", gates="heaviside", layers=1, bidirectional=False, steps=3, batch=17,
+                         inputs=5),
+                    Case("LSTM", 8, "clamp", gates="heaviside", proj=3, layers=1, bidirectional=False, steps=3,
+                         batch=17, inputs=5),
+                    Case("GRU", 20, "clamp", gates="heaviside", layers=1, bidirectional=False, steps=3, batch=17,
+                         inputs=5),
+                    Case("RNN", 20, "clamp", gates="heaviside", leak=None, layers=1, bidirectional=False, steps=3,
+                         batch=17, inputs=5),
+                    Case("RNN", 20, "clamp", gates="heaviside", leak=DEFAULT_LEAK, layers=1, bidirectional=False,
+                         steps=3, batch=17, inputs=5)]
 
 
 def self_check(device: torch.device) -> str | None:
     """The tiny check ``backend="auto"`` runs once per device: :data:`SELF_CHECK_CASES`, the LSTM
-    (persistent kernels, and the per-step ones through ``proj_size``), the GRU and the vanilla RNN, 17
-    rows (two batch tiles), three steps, float32 with the TF32 choice the backend makes on ``device``,
-    one run each. Outputs and states must equal the reference's, gradients agree within 1e-2 (a broken
+    (persistent kernels, and the per-step ones through ``proj_size``) and the GRU in both gate forms
+    (``gates="sigmoid"``, the default, and ``"heaviside"``) and the vanilla RNN in both forms (leaky, the
+    default, and ``leak=None``), 17 rows (two batch tiles), three steps, float32 with the TF32 choice the
+    backend makes on ``device``, one run each. Outputs and states must equal the reference's (the analog
+    states of the sigmoid form and the leaky RNN within :data:`ANALOG_TOLERANCE`), gradients agree within
+    1e-2 (a broken
     kernel is off by far more; the user's own precision settings, e.g. TF32 in the reference's GEMMs,
     stay within it). Runs with gradients on and autocast off, whatever the caller's mode, and draws no
     random numbers from torch's generators. ``None`` when all agree, else the first case that does not
@@ -276,6 +422,17 @@ def self_check(device: torch.device) -> str | None:
             if problems:
                 return f"{case.describe()}: {'; '.join(problems)}"
     return None
+
+
+def _comparison(case: Case, device: torch.device) -> str:
+    """How a case of the sigmoid form or the leaky RNN was compared (see the module docstring), for the
+    report; ``""`` otherwise."""
+    if not case.analog:
+        return ""
+    margin = spike_margin(case, device)
+    if margin >= SPIKE_MARGIN:
+        return " [spikes bit for bit]"
+    return f" [a spike {margin:.1g} from its threshold: within TRACKING_BOUNDS['sigmoid']]"
 
 
 def main(argv=None) -> int:
@@ -309,7 +466,7 @@ def main(argv=None) -> int:
             failures += bool(problems)
             status = "ok  " if not problems else "FAIL"
             print(f"{status} {'tf32' if tf32 else 'ieee'} {case.describe()} ({time.perf_counter() - began:.1f} s)"
-                  + "".join(f"\n       {p}" for p in problems), flush=True)
+                  + _comparison(case, device) + "".join(f"\n       {p}" for p in problems), flush=True)
     total = len(chosen) * len(precisions)
     print(f"# {total - failures} of {total} cases exact and deterministic in {time.perf_counter() - start:.0f} s")
     return 1 if failures else 0

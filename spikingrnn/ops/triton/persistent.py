@@ -4,7 +4,8 @@ The v0 path launches a GEMM and a pointwise kernel per step, so a long sequence 
 by launch latency (2 launches x T steps). Here one program owns ``BLOCK_B`` batch rows for all T
 steps: per step and per tile of ``BLOCK_H`` hidden units it computes the four gate pre-activations
 ``u = xp[t] + h_{t-1} W_hh^T`` with ``tl.dot`` (the weights stream from L2, the rows' state never
-leaves the program), fires the gates, updates ``c`` in place and writes ``h_t = o * c`` into the
+leaves the program), fires the gates, updates ``c`` in place and writes ``h_t = o * c`` (with
+``gates="sigmoid"``: sigmoid/tanh gates and the spikes ``h_t = Θ(o tanh(c) - θ)``) into the
 output ``y[t]``, which is also where the next step reads ``h_t`` from (so no extra state buffer,
 and rows past their length simply stop being written). ``pre`` (the pre-activations) and ``c``
 after every step are stored when backward needs them.
@@ -99,7 +100,7 @@ def rows_valid(rows, sizes_ptr, t, batch, PACKED: tl.constexpr):
 @triton.jit
 def _lstm_persistent_forward(xp_ptr, w_ptr, h0_ptr, c_ptr, y_ptr, pre_ptr, c_all_ptr, sizes_ptr,
                              steps, batch, H, threshold,
-                             CELL: tl.constexpr, SAVE_PRE: tl.constexpr, SAVE_C: tl.constexpr,
+                             CELL: tl.constexpr, SIGMOID: tl.constexpr, SAVE_PRE: tl.constexpr, SAVE_C: tl.constexpr,
                              PACKED: tl.constexpr, IEEE: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
                              BLOCK_K: tl.constexpr):
     """Rows ``[pid * BLOCK_B, +BLOCK_B)`` for all steps. ``xp [T, B, 4H]`` (input projections and
@@ -139,7 +140,7 @@ def _lstm_persistent_forward(xp_ptr, w_ptr, h0_ptr, c_ptr, y_ptr, pre_ptr, c_all
             unit = rows[:, None] * H + cols[None, :]
             at_t = step_rows(t, batch, rows)[:, None] * H + cols[None, :]  # [T, B, H] offsets of step t
             c = tl.load(c_ptr + unit, mask=mask, other=0.0).to(tl.float32)
-            c, h_new = lstm_cell(u_i, u_f, u_g, u_o, c, threshold, CELL)
+            c, h_new = lstm_cell(u_i, u_f, u_g, u_o, c, threshold, CELL, SIGMOID)
             tl.store(c_ptr + unit, c.to(c_ptr.dtype.element_ty), mask=mask)
             if SAVE_C:
                 tl.store(c_all_ptr + at_t, c.to(c_all_ptr.dtype.element_ty), mask=mask)
@@ -172,16 +173,17 @@ def full_precision(dtype: torch.dtype, tf32: bool) -> bool:
 
 
 def lstm_persistent_forward(xp, h0, c, w_hh, y, pre, c_all, batch_sizes, cell_mode: int, threshold: float,
-                            tf32: bool = False):
+                            tf32: bool = False, *, sigmoid: bool = False):
     """Run all steps; ``c`` is updated in place, ``y [T, B, H]`` (zeros past each row's length when
     packed) filled, ``pre``/``c_all`` filled when given; float32 products in TF32 when ``tf32``.
+    ``sigmoid``: the sigmoid gate form, ``threshold`` then the spike threshold θ (else the cell rule's).
     Returns ``h_n [B, H]``."""
     steps, batch, _ = xp.shape
     hidden = h0.shape[1]
     _lstm_persistent_forward[(triton.cdiv(max(batch, 1), BLOCK_B),)](
         xp, w_hh.t().contiguous(), h0.contiguous(), c, y, pre if pre is not None else y,
         c_all if c_all is not None else c, step_sizes(batch_sizes, batch, xp.device), steps, batch, hidden,
-        float(threshold), CELL=cell_mode, SAVE_PRE=pre is not None, SAVE_C=c_all is not None,
+        float(threshold), CELL=cell_mode, SIGMOID=sigmoid, SAVE_PRE=pre is not None, SAVE_C=c_all is not None,
         PACKED=batch_sizes is not None, IEEE=full_precision(xp.dtype, tf32), BLOCK_B=BLOCK_B, BLOCK_H=BLOCK_H,
         BLOCK_K=BLOCK_K)
     return last_outputs(y, h0, batch_sizes)
@@ -190,7 +192,7 @@ def lstm_persistent_forward(xp, h0, c, w_hh, y, pre, c_all, batch_sizes, cell_mo
 @triton.jit
 def _lstm_persistent_backward(pre_ptr, c_all_ptr, c0_ptr, dy_ptr, w_ptr, dh_ptr, dc_ptr, d_pre_ptr, sizes_ptr,
                               steps, batch, H, threshold, alpha1, alpha2,
-                              CELL: tl.constexpr, KIND1: tl.constexpr, KIND2: tl.constexpr,
+                              CELL: tl.constexpr, KIND1: tl.constexpr, KIND2: tl.constexpr, SIGMOID: tl.constexpr,
                               PACKED: tl.constexpr, IEEE: tl.constexpr, BLOCK_B: tl.constexpr,
                               BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr):
     """Rows ``[pid * BLOCK_B, +BLOCK_B)`` for all steps, last first. ``pre [T, B, 4H]`` kept
@@ -221,7 +223,7 @@ def _lstm_persistent_backward(pre_ptr, c_all_ptr, c0_ptr, dy_ptr, w_ptr, dh_ptr,
                   + tl.load(dy_ptr + at_t, mask=mask, other=0.0).to(tl.float32))
             dc = tl.load(dc_ptr + unit, mask=mask, other=0.0).to(tl.float32)
             d_i, d_f, d_g, d_o, dc = lstm_cell_backward(u_i, u_f, u_g, u_o, c_prev, c_after, dm, dc, threshold,
-                                                        alpha1, alpha2, CELL, KIND1, KIND2)
+                                                        alpha1, alpha2, CELL, KIND1, KIND2, SIGMOID)
             store_gates(d_pre_ptr, gate, H, d_i, d_f, d_g, d_o, mask)
             tl.store(dc_ptr + unit, dc.to(dc_ptr.dtype.element_ty), mask=mask)
         tl.debug_barrier()  # d_pre[t] complete (and dh read) before phase 2 reads d_pre and writes dh
@@ -237,13 +239,15 @@ def _lstm_persistent_backward(pre_ptr, c_all_ptr, c0_ptr, dy_ptr, w_ptr, dh_ptr,
 
 
 def lstm_persistent_backward(pre, c_all, c0, dy, w_hh, dh, dc, d_pre, batch_sizes, cell_mode: int, threshold: float,
-                             alpha1: float, alpha2: float, kind1: int, kind2: int, tf32: bool = False) -> None:
+                             alpha1: float, alpha2: float, kind1: int, kind2: int, tf32: bool = False, *,
+                             sigmoid: bool = False) -> None:
     """Run the reverse loop over all steps: ``d_pre [T, B, 4H]`` filled (zeros past each row's length
-    must be there beforehand when packed), ``dh``/``dc [B, H]`` carried in place down to ``dh0``/``dc0``.
+    must be there beforehand when packed), ``dh``/``dc [B, H]`` carried in place down to ``dh0``/``dc0``;
+    ``sigmoid`` and ``threshold`` as in :func:`lstm_persistent_forward`.
     float32 products in full precision (as torch.mm) unless ``tf32``, half types with float32 sums."""
     steps, batch, four_h = pre.shape
     _lstm_persistent_backward[(triton.cdiv(max(batch, 1), BLOCK_B),)](
         pre, c_all, c0.contiguous(), dy, w_hh.contiguous(), dh, dc, d_pre, step_sizes(batch_sizes, batch, pre.device),
         steps, batch, four_h // 4, float(threshold), float(alpha1), float(alpha2), CELL=cell_mode, KIND1=kind1,
-        KIND2=kind2, PACKED=batch_sizes is not None,
+        KIND2=kind2, SIGMOID=sigmoid, PACKED=batch_sizes is not None,
         IEEE=full_precision(pre.dtype, tf32), BLOCK_B=BLOCK_B, BLOCK_H=BLOCK_H, BLOCK_K=BLOCK_K)

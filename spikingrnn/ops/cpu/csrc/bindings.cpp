@@ -42,6 +42,27 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("h_prev"), py::arg("dy"), py::arg("t0"), py::arg("batch_sizes"), py::arg("w_hh"), py::arg("dh_carry"),
         py::arg("d_hidden_pre"), py::arg("d_input_pre"), py::arg("kind1"), py::arg("alpha1"), py::arg("kind2"),
         py::arg("alpha2"));
+  m.def("sigmoid_lstm_forward_steps", &loops::sigmoid_lstm_forward_steps, py::arg("xp"), py::arg("t0"),
+        py::arg("batch_sizes"), py::arg("h"), py::arg("c"), py::arg("w_hh_t"), py::arg("w_hh_tiles"),
+        py::arg("w_hr_t"), py::arg("threshold"), py::arg("y"), py::arg("gate_store"), py::arg("cell_store"),
+        py::arg("scratch"), py::arg("m"), py::arg("event_density"));
+  m.def("sigmoid_lstm_backward_steps", &loops::sigmoid_lstm_backward_steps, py::arg("gates"), py::arg("c_prev"),
+        py::arg("tanh_c"), py::arg("spike_deriv"), py::arg("dy"), py::arg("t0"), py::arg("batch_sizes"),
+        py::arg("w_hh"), py::arg("w_hr"), py::arg("dh_carry"), py::arg("dc_carry"), py::arg("d_pre"),
+        py::arg("dh_all"), py::arg("dm_buffer"));
+  m.def("sigmoid_gru_forward_steps", &loops::sigmoid_gru_forward_steps, py::arg("xp"), py::arg("t0"),
+        py::arg("batch_sizes"), py::arg("h"), py::arg("s"), py::arg("w_hh_t"), py::arg("w_hh_tiles"), py::arg("b_hh"),
+        py::arg("threshold"), py::arg("y"), py::arg("gate_store"), py::arg("state_store"), py::arg("scratch"),
+        py::arg("event_density"));
+  m.def("sigmoid_gru_backward_steps", &loops::sigmoid_gru_backward_steps, py::arg("gates"), py::arg("s_prev"),
+        py::arg("spike_deriv"), py::arg("dy"), py::arg("t0"), py::arg("batch_sizes"), py::arg("w_hh"),
+        py::arg("dh_carry"), py::arg("ds_carry"), py::arg("d_hidden_pre"), py::arg("d_input_pre"));
+  m.def("leaky_rnn_forward_steps", &loops::leaky_rnn_forward_steps, py::arg("xp"), py::arg("t0"),
+        py::arg("batch_sizes"), py::arg("h"), py::arg("v"), py::arg("w_hh_t"), py::arg("w_hh_tiles"), py::arg("leak"),
+        py::arg("threshold"), py::arg("y"), py::arg("state_store"), py::arg("scratch"), py::arg("event_density"));
+  m.def("leaky_rnn_backward_steps", &loops::leaky_rnn_backward_steps, py::arg("spike_deriv"), py::arg("dy"),
+        py::arg("t0"), py::arg("batch_sizes"), py::arg("w_hh"), py::arg("leak"), py::arg("dh_carry"),
+        py::arg("dv_carry"), py::arg("d_pre"));
   m.def("rnn_forward_steps", &loops::rnn_forward_steps, py::arg("xp"), py::arg("t0"), py::arg("batch_sizes"),
         py::arg("h"), py::arg("w_hh_t"), py::arg("w_hh_tiles"), py::arg("y"), py::arg("pre_store"),
         py::arg("event_density"));

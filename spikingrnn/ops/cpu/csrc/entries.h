@@ -1,5 +1,6 @@
 // The entries of the cpu backend's C++ module (bound in bindings.cpp, keyword names as here; called
-// from ops/cpu/*.py), defined in lstm.cpp, gru.cpp, rnn.cpp, bits.cpp and products.cpp. Each
+// from ops/cpu/*.py), defined in lstm.cpp, gru.cpp, rnn.cpp, sigmoid_lstm.cpp, sigmoid_gru.cpp,
+// leaky_rnn.cpp, bits.cpp and products.cpp. Each
 // checks all its arguments first (checks.h): a wrong call raises a RuntimeError naming the argument.
 //
 // Time loops of the cells, one chunk of steps per call: per step one product with the recurrent
@@ -61,6 +62,39 @@ void gru_backward_steps(const Tensor& u, const std::optional<Tensor>& deriv, con
                         const Tensor& h_prev, const Tensor& dy, int64_t t0, const std::vector<int64_t>& batch_sizes,
                         const Tensor& w_hh, Tensor& dh_carry, Tensor& d_hidden_pre, Tensor& d_input_pre,
                         int64_t kind1, double alpha1, int64_t kind2, double alpha2);
+
+// sigmoid_lstm.cpp (gates="sigmoid")
+void sigmoid_lstm_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int64_t>& batch_sizes, Tensor& h,
+                                Tensor& c, const Tensor& w_hh_t, const std::optional<Tensor>& w_hh_tiles,
+                                const std::optional<Tensor>& w_hr_t, double threshold, Tensor& y,
+                                const std::optional<Tensor>& gate_store, const std::optional<Tensor>& cell_store,
+                                Tensor& scratch, Tensor& m, double event_density);
+void sigmoid_lstm_backward_steps(const Tensor& gates, const Tensor& c_prev, const Tensor& tanh_c,
+                                 const Tensor& spike_deriv, const Tensor& dy, int64_t t0,
+                                 const std::vector<int64_t>& batch_sizes, const Tensor& w_hh,
+                                 const std::optional<Tensor>& w_hr, Tensor& dh_carry, Tensor& dc_carry,
+                                 Tensor& d_pre, const std::optional<Tensor>& dh_all,
+                                 const std::optional<Tensor>& dm_buffer);
+
+// sigmoid_gru.cpp (gates="sigmoid")
+void sigmoid_gru_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int64_t>& batch_sizes, Tensor& h,
+                               Tensor& s, const Tensor& w_hh_t, const std::optional<Tensor>& w_hh_tiles,
+                               const std::optional<Tensor>& b_hh, double threshold, Tensor& y,
+                               const std::optional<Tensor>& gate_store, const std::optional<Tensor>& state_store,
+                               Tensor& scratch, double event_density);
+void sigmoid_gru_backward_steps(const Tensor& gates, const Tensor& s_prev, const Tensor& spike_deriv,
+                                const Tensor& dy, int64_t t0, const std::vector<int64_t>& batch_sizes,
+                                const Tensor& w_hh, Tensor& dh_carry, Tensor& ds_carry, Tensor& d_hidden_pre,
+                                Tensor& d_input_pre);
+
+// leaky_rnn.cpp (leak=β)
+void leaky_rnn_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int64_t>& batch_sizes, Tensor& h,
+                             Tensor& v, const Tensor& w_hh_t, const std::optional<Tensor>& w_hh_tiles, double leak,
+                             double threshold, Tensor& y, const std::optional<Tensor>& state_store, Tensor& scratch,
+                             double event_density);
+void leaky_rnn_backward_steps(const Tensor& spike_deriv, const Tensor& dy, int64_t t0,
+                              const std::vector<int64_t>& batch_sizes, const Tensor& w_hh, double leak,
+                              Tensor& dh_carry, Tensor& dv_carry, Tensor& d_pre);
 
 // rnn.cpp
 void rnn_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int64_t>& batch_sizes, Tensor& h,
