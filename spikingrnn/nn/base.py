@@ -170,7 +170,7 @@ class SpikingRNNBase(nn.Module):
             check.check_real(spike_threshold, "spike_threshold", owner)
         if self.mode == "LSTM":
             check.check_cell_state(cell_state, cell_threshold, owner, gates)
-        # the vanilla RNN has one form (its spike is the whole cell): "heaviside", never a default it lacks
+        # the vanilla RNN has no gates (its forms are leak's): "heaviside", never a gate form it lacks
         self.gates = gates if self.mode != "RNN" else "heaviside"
         self.spike_threshold = float(spike_threshold)
         self.forget_bias = None if forget_bias is None or self.mode == "RNN" else float(forget_bias)
