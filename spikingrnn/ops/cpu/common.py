@@ -65,6 +65,18 @@ def surrogate_kinds(config: "SequenceConfig") -> tuple[int, float, int, float] |
     return kind1, float(config.alpha1), kind2, float(config.alpha2)
 
 
+def spikes_of(state: Tensor, config: SequenceConfig) -> Tensor:
+    """The spikes ``Θ(state - spike_threshold)`` that a cell with an analog state emits and feeds back
+    (the sigmoid-form GRU's ``s``, the leaky RNN's ``v``), in ``state``'s dtype."""
+    return (state - config.spike_threshold >= 0).to(state.dtype)
+
+
+def add_first_spikes_grad(d_state0: Tensor, d_spikes0: Tensor, state0: Tensor, config: SequenceConfig) -> Tensor:
+    """``d_state0 += d_spikes0 * surrogate'(state0 - θ)`` (in place): the gradient that reached the first
+    step's input spikes ``Θ(state0 - θ)`` passed on to the initial analog state."""
+    return d_state0.add_(d_spikes0 * config.derivative1(state0 - config.spike_threshold, config.alpha1))
+
+
 def rows(config: SequenceConfig, t: int, batch: int) -> int:
     """Rows valid at step ``t``."""
     return batch if config.batch_sizes is None else config.batch_sizes[t]

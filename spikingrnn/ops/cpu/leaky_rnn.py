@@ -17,8 +17,8 @@ import torch
 from ..gemm import projection
 from ..storage import StepStore, is_binary, restore_zero, zero_or_kept
 from . import common
-from .common import (GradSums, InputProjection, SequenceConfig, Workspace, before, before_and_after, carried, chunks,
-                     new_output, rows)
+from .common import (GradSums, InputProjection, SequenceConfig, Workspace, add_first_spikes_grad, before,
+                     before_and_after, carried, chunks, new_output, rows, spikes_of)
 from .extension import loops
 
 
@@ -29,7 +29,7 @@ def leaky_rnn_forward(x, v0, w_ih, w_hh, b_ih, b_hh, config: SequenceConfig):
     hidden = w_ih.shape[0]
     dtype = x.dtype
     v = v0.contiguous().clone()
-    h = (v0 - config.spike_threshold >= 0).to(dtype).contiguous()
+    h = spikes_of(v0, config).contiguous()
     y = new_output(config, steps, batch, hidden, dtype=dtype)
     states = new_output(config, steps, batch, hidden, dtype=dtype) if config.save else None
     scratch = torch.empty(batch, hidden, dtype=dtype)
@@ -48,7 +48,7 @@ def leaky_rnn_forward(x, v0, w_ih, w_hh, b_ih, b_hh, config: SequenceConfig):
             n = rows(config, t, batch)
             v_new = config.leak * v[:n] + (1 - config.leak) * torch.addmm(xp[k, :n], h[:n], w_hh_t)
             v[:n] = v_new
-            spikes = (v_new - config.spike_threshold >= 0).to(dtype)
+            spikes = spikes_of(v_new, config)
             h[:n] = spikes
             y[t, :n] = spikes
             if states is not None:
@@ -101,7 +101,7 @@ class LeakyRNNSequence(torch.autograd.Function):
         w_hh_c = w_hh.contiguous()
         work = Workspace()
         plain = StepStore(states.shape[1:], False)
-        h0 = (v0 - config.spike_threshold >= 0).to(dtype)
+        h0 = spikes_of(v0, config)
         for t0, t1 in reversed(chunks(steps, batch, hidden, v0.element_size())):
             chunk = t1 - t0
             x = x_store.rows(x_kept, t0, t1, dtype)
@@ -117,7 +117,6 @@ class LeakyRNNSequence(torch.autograd.Function):
             if dx is not None:
                 projection(d_pre, w_ih.t(), out=dx[t0:t1])
             sums.add_chunk(x, h_prev, d_pre)
-        # the first step's input spikes Θ(v0 - θ): their gradient reaches v0 through the surrogate
-        dv_carry.add_(dh_carry * config.derivative1(v0 - config.spike_threshold, config.alpha1))
+        add_first_spikes_grad(dv_carry, dh_carry, v0, config)
         grads = sums.grads
         return dx, dv_carry, grads["w_ih"], grads["w_hh"], grads["b_ih"], grads["b_hh"], None

@@ -20,14 +20,9 @@ from torch import Tensor
 from ..gemm import projection
 from ..storage import StepStore, is_binary, restore_zero, zero_or_kept
 from . import common
-from .common import (GradSums, InputProjection, SequenceConfig, Workspace, before, before_and_after, carried, chunks,
-                     new_output, rows)
+from .common import (GradSums, InputProjection, SequenceConfig, Workspace, add_first_spikes_grad, before,
+                     before_and_after, carried, chunks, new_output, rows, spikes_of)
 from .extension import loops
-
-
-def first_spikes(s0: Tensor, config: SequenceConfig) -> Tensor:
-    """The spikes ``Θ(s0 - θ)`` ``[B, H]`` that the first step gets as its recurrent input."""
-    return (s0 - config.spike_threshold >= 0).to(s0.dtype)
 
 
 def sigmoid_gru_forward(x, s0, w_ih, w_hh, b_ih, b_hh, config: SequenceConfig):
@@ -37,7 +32,7 @@ def sigmoid_gru_forward(x, s0, w_ih, w_hh, b_ih, b_hh, config: SequenceConfig):
     hidden = w_ih.shape[0] // 3
     dtype = x.dtype
     s = s0.contiguous().clone()
-    h = first_spikes(s0, config).contiguous()
+    h = spikes_of(s0, config).contiguous()
     y = new_output(config, steps, batch, hidden, dtype=dtype)
     states = new_output(config, steps, batch, hidden, dtype=dtype) if config.save else None
     gates = new_output(config, steps, batch, 4 * hidden, dtype=dtype) if config.save and config.keep_pre else None
@@ -77,7 +72,7 @@ def _forward_steps(xp, t0, config, h, s, w_hh_t, b_hh, y, gates, states):
         r, z, new, _ = a.split(hidden, dim=1)
         s_new = (1 - z) * new + z * s[:n]
         s[:n] = s_new
-        spikes = (s_new - config.spike_threshold >= 0).to(xp.dtype)
+        spikes = spikes_of(s_new, config)
         h[:n] = spikes
         y[t, :n] = spikes
         if gates is not None:
@@ -148,7 +143,7 @@ class SigmoidGRUSequence(torch.autograd.Function):
         project_h = InputProjection(w_hh, b_hh)
         work = Workspace()
         plain = StepStore(states.shape[1:], False)
-        h0 = first_spikes(s0, config)
+        h0 = spikes_of(s0, config)
         for t0, t1 in reversed(chunks(steps, batch, 3 * hidden, s0.element_size())):
             chunk = t1 - t0
             x = x_store.rows(x_kept, t0, t1, dtype)
@@ -173,7 +168,6 @@ class SigmoidGRUSequence(torch.autograd.Function):
             if dx is not None:
                 projection(d_input_pre, w_ih.t(), out=dx[t0:t1])
             sums.add_chunk(x, h_prev, d_input_pre, d_hidden_pre)
-        # the first step's input spikes Θ(s0 - θ): their gradient reaches s0 through the surrogate
-        ds_carry.add_(dh_carry * config.derivative1(s0 - config.spike_threshold, config.alpha1))
+        add_first_spikes_grad(ds_carry, dh_carry, s0, config)
         grads = sums.grads
         return dx, ds_carry, grads["w_ih"], grads["w_hh"], grads["b_ih"], grads["b_hh"], None
