@@ -255,3 +255,21 @@ def test_a_dead_holders_locks_are_taken_over(tmp_path, stand_in):
     assert f"taking over the build lock of pid {record['pid']} on here" in result.stderr
     assert "removed torch's build lock" in result.stderr
     assert not (build_dir / "lock").exists()
+
+
+def test_each_toolchain_gets_its_own_build_directory(monkeypatch):
+    """Two ninja versions (or two torch installs) record different build commands: sharing one build
+    directory, each would rebuild the other's objects on every load. The directory name keys on them."""
+    from spikingrnn.ops.cpu import extension
+
+    monkeypatch.setitem(extension._state, "toolchain", "torch 2.13.0 /env-a/torch ninja 1.11.1")
+    first = extension._name(True)
+    monkeypatch.setitem(extension._state, "toolchain", "torch 2.13.0 /env-a/torch ninja 1.13.2")
+    assert extension._name(True) != first
+    monkeypatch.setitem(extension._state, "toolchain", "torch 2.13.0 /env-b/torch ninja 1.11.1")
+    assert extension._name(True) != first
+    monkeypatch.setitem(extension._state, "toolchain", "torch 2.13.0 /env-a/torch ninja 1.11.1")
+    assert extension._name(True) == first
+    monkeypatch.delitem(extension._state, "toolchain")
+    import torch
+    assert torch.__version__ in extension._toolchain() and "ninja" in extension._toolchain()

@@ -89,10 +89,13 @@ NON_DEFAULT = {"proj_size": 2, "num_layers": 2, "bias": False, "batch_first": Tr
 def test_constructor_arguments_read_back(cls):
     names = {a.name for a in constructor_parameters(cls)}
     assert set(NON_DEFAULT) | {"input_size", "hidden_size", "nonlinearity", "device", "dtype"} >= names
-    module = cls(3, 4, **{k: v for k, v in NON_DEFAULT.items() if k in names})
+    given = {k: v for k, v in NON_DEFAULT.items() if k in names}
+    if given.get("gates") == "heaviside":  # spike_threshold belongs to the sigmoid form (read back below)
+        del given["spike_threshold"]
+    module = cls(3, 4, **given)
     arguments = constructor_arguments(module)
     assert set(arguments) == {a.name for a in constructor_parameters(cls) if a.role != "factory"}
-    for name, value in NON_DEFAULT.items():
+    for name, value in given.items():
         if name in arguments and not name.startswith("surrogate"):
             assert arguments[name] == value, name
     rebuilt = cls(**arguments)
@@ -120,13 +123,28 @@ def test_from_torch_takes_the_keyword_only_arguments(cls):
     assert constructor_arguments(back, ("config",), cls) == config
 
 
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
+def test_spike_threshold_reads_back_and_is_refused_where_unused(cls):
+    names = {a.name for a in constructor_parameters(cls)}
+    if "spike_threshold" not in names:
+        pytest.skip(f"{cls.__name__} has no spike_threshold")
+    module = cls(3, 4, spike_threshold=0.4)  # the default forms: sigmoid gates, a leaky RNN
+    assert constructor_arguments(module)["spike_threshold"] == 0.4
+    assert constructor_arguments(cls(**constructor_arguments(module))) == constructor_arguments(module)
+    # the seed's forms spike at 0: a threshold there would be silently ignored, so it is an error
+    unused = {"gates": "heaviside"} if "gates" in names else {"leak": None}
+    with pytest.raises(ValueError, match=r"spike_threshold applies to .* got spike_threshold=0.4"):
+        cls(3, 4, spike_threshold=0.4, **unused)
+    assert cls(3, 4, spike_threshold=0.25, **unused).spike_threshold == 0.25  # the default passes through
+
+
 def test_extra_repr_lists_non_defaults_in_order():
     lstm = SpikingLSTM(3, 4, 2, bias=False, batch_first=True, dropout=0.5, bidirectional=True, proj_size=2,
-                       invariant_dropout_mask=True, gates="heaviside", spike_threshold=0.5, forget_bias=None,
+                       invariant_dropout_mask=True, gates="heaviside", forget_bias=None,
                        cell_state="spike", cell_threshold=0.2, backend="reference", low_memory=True)
     assert lstm.extra_repr() == ("3, 4, proj_size=2, num_layers=2, bias=False, batch_first=True, dropout=0.5, "
                                  "bidirectional=True, invariant_dropout_mask=True, low_memory=True, "
-                                 "gates='heaviside', spike_threshold=0.5, forget_bias=None, "
+                                 "gates='heaviside', forget_bias=None, "
                                  "cell_state='spike', backend='reference'")
     # the defaults (gates="sigmoid", spike_threshold=0.25, forget_bias=1.0, cell_state="accumulate") are not shown
     assert SpikingLSTM(3, 4, gates="sigmoid", spike_threshold=0.25, forget_bias=1.0,

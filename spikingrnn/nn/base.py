@@ -8,16 +8,18 @@ second direction), so a torch state_dict loads unchanged. ``forward`` accepts wh
 from __future__ import annotations
 
 import inspect
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
+from torch.types import Device
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from ..functional.cells import (DEFAULT_CELL_STATE, DEFAULT_CELL_THRESHOLD, DEFAULT_FORGET_BIAS, DEFAULT_GATES,
                                DEFAULT_LEAK, DEFAULT_SPIKE_THRESHOLD)
 from ..ops.dispatch import check_backend, resolve
 from ..ops.spec import GATES_PER_MODE, RNNSpec
+from ..surrogate import SpikeFn, SurrogateSpec
 from . import validation as check
 from .initialization import reset_uniform, set_forget_bias
 from .surrogates import attach_surrogates, surrogate_pair
@@ -87,15 +89,17 @@ del _A
 _STACK_FLAGS = tuple(a.name for a in CONSTRUCTOR_ARGUMENTS if STACK in a.kinds and isinstance(a.default, bool))
 
 
-def constructor_parameters(module_or_class, roles=ROLES) -> tuple[ConstructorArgument, ...]:
+def constructor_parameters(module_or_class: object, roles: tuple[str, ...] = ROLES) -> tuple[ConstructorArgument, ...]:
     """The entries of :data:`CONSTRUCTOR_ARGUMENTS` that a spiking module class (or a module's class)
     takes, in that list's order, restricted to ``roles``."""
     cls = module_or_class if isinstance(module_or_class, type) else type(module_or_class)
     kind = STACK if issubclass(cls, SpikingRNNBase) else CELL
-    return tuple(a for a in CONSTRUCTOR_ARGUMENTS if cls.mode in a.modes and kind in a.kinds and a.role in roles)
+    mode: str = getattr(cls, "mode")  # "LSTM", "GRU" or "RNN": a class attribute of the stacks and cells
+    return tuple(a for a in CONSTRUCTOR_ARGUMENTS if mode in a.modes and kind in a.kinds and a.role in roles)
 
 
-def constructor_arguments(module, roles=("config", "spiking", "surrogate", "fixed"), cls=None) -> dict:
+def constructor_arguments(module: nn.Module, roles: tuple[str, ...] = ("config", "spiking", "surrogate", "fixed"),
+                          cls: type[nn.Module] | None = None) -> dict[str, Any]:
     """``{name: value}`` of the constructor arguments of ``roles`` read back from ``module``'s attributes.
 
     ``cls`` (default ``type(module)``) picks which arguments: e.g. ``constructor_arguments(lstm,
@@ -109,11 +113,12 @@ def constructor_arguments(module, roles=("config", "spiking", "surrogate", "fixe
 class SpikingRNNBase(nn.Module):
     """Base class of :class:`SpikingLSTM`, :class:`SpikingGRU` and :class:`SpikingRNN`.
 
-    Args (torch.nn.LSTM's, same names, order and defaults):
-        input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-        bidirectional=False, proj_size=0 (LSTM only), device=None, dtype=None.
+    The arguments of ``torch.nn.LSTM`` come first, with its names, order and defaults
+    (``input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+    bidirectional=False, proj_size=0, device=None, dtype=None``; ``proj_size`` for the LSTM only);
+    the spiking arguments follow, keyword-only.
 
-    Keyword-only spiking arguments:
+    Args:
         surrogate_function1: surrogate of the gates (i, f, o / r, z / h); a name, class or module;
             default a fresh :class:`~spikingrnn.surrogate.Erf` per module.
         surrogate_function2: surrogate of g (LSTM) / n (GRU); ``None`` uses ``surrogate_function1``.
@@ -130,20 +135,25 @@ class SpikingRNNBase(nn.Module):
         cell_state, cell_threshold: the LSTM's cell-state rule (see :class:`SpikingLSTM`); with
             sigmoid gates only ``"accumulate"`` (the default).
         backend: ``"auto"`` or a name of :data:`spikingrnn.ops.BACKENDS`.
-        low_memory: keep only 0/1 bits for backward and recompute the pre-activations there
+        low_memory: (cpu and triton backends; the reference backend keeps what autograd keeps)
+            keep only 0/1 bits for backward and recompute the pre-activations there
             (less memory, some extra time); default keeps the pre-activations.
 
     Every constructor argument of the stacks and cells, with its default and role, is listed once in
-    :data:`CONSTRUCTOR_ARGUMENTS`; checkpoints, ``from_torch``/``to_torch`` and ``extra_repr`` read
-    it, and :func:`constructor_arguments` reads a module's values back.
+    ``spikingrnn.nn.base.CONSTRUCTOR_ARGUMENTS``; checkpoints, ``from_torch``/``to_torch`` and
+    ``extra_repr`` read it, and ``spikingrnn.nn.base.constructor_arguments`` reads a module's values back.
     """
 
     mode: str = ""
+    surrogate_function1: SpikeFn
+    surrogate_function2: SpikeFn | None
+    weight_ih_l0: nn.Parameter  # every stack has it (the others are named by _flat_weights_names)
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 proj_size: int = 0, device=None, dtype=None, *, surrogate_function1=None,
-                 surrogate_function2=None, invariant_dropout_mask: bool = False,
+                 proj_size: int = 0, device: Device = None, dtype: torch.dtype | None = None, *,
+                 surrogate_function1: SurrogateSpec = None,
+                 surrogate_function2: SurrogateSpec = None, invariant_dropout_mask: bool = False,
                  gates: str = DEFAULT_GATES, spike_threshold: float = DEFAULT_SPIKE_THRESHOLD,
                  forget_bias: float | None = DEFAULT_FORGET_BIAS,
                  cell_state: str = DEFAULT_CELL_STATE, cell_threshold: float = DEFAULT_CELL_THRESHOLD,
@@ -166,8 +176,7 @@ class SpikingRNNBase(nn.Module):
         if self.mode != "RNN":
             check.check_neuron(gates, spike_threshold, forget_bias, owner)
         else:
-            check.check_leak(leak, owner)
-            check.check_real(spike_threshold, "spike_threshold", owner)
+            check.check_rnn_neuron(leak, spike_threshold, owner)
         if self.mode == "LSTM":
             check.check_cell_state(cell_state, cell_threshold, owner, gates)
         # the vanilla RNN has no gates (its forms are leak's): "heaviside", never a gate form it lacks
@@ -185,14 +194,15 @@ class SpikingRNNBase(nn.Module):
         self._create_parameters({"device": device, "dtype": dtype})
         self.reset_parameters()
 
-    def _create_parameters(self, factory_kwargs) -> None:
+    def _create_parameters(self, factory_kwargs: dict[str, Any]) -> None:
         gate_size = GATES_PER_MODE[self.mode] * self.hidden_size
         real_hidden = self.proj_size if self.proj_size > 0 else self.hidden_size
         for layer in range(self.num_layers):
             for direction in range(self.num_directions):
                 layer_input = self.input_size if layer == 0 else real_hidden * self.num_directions
                 suffix = "_reverse" if direction == 1 else ""
-                shapes = {"weight_ih": (gate_size, layer_input), "weight_hh": (gate_size, real_hidden)}
+                shapes: dict[str, tuple[int, ...]] = {"weight_ih": (gate_size, layer_input),
+                                                      "weight_hh": (gate_size, real_hidden)}
                 if self.bias:
                     shapes.update(bias_ih=(gate_size,), bias_hh=(gate_size,))
                 if self.proj_size > 0:
@@ -228,7 +238,7 @@ class SpikingRNNBase(nn.Module):
 
     def reset_parameters(self) -> None:
         """``U(-1/sqrt(hidden_size), 1/sqrt(hidden_size))`` for every parameter, as torch, then the
-        memory gate's bias ``forget_bias`` (:func:`~spikingrnn.nn.initialization.set_forget_bias`)."""
+        memory gate's bias ``forget_bias`` (``spikingrnn.nn.initialization.set_forget_bias``)."""
         reset_uniform(self.parameters(), self.hidden_size)
         for _, _, b_ih, b_hh, _ in self.layer_weights():
             set_forget_bias(b_ih, b_hh, self.mode, self.hidden_size, getattr(self, "forget_bias", None))
@@ -268,7 +278,7 @@ class SpikingRNNBase(nn.Module):
 
     # ----------------------------------------------------------------------------- forward
 
-    def _split_hx(self, hx) -> list[Tensor] | None:
+    def _split_hx(self, hx: object) -> list[Tensor] | None:
         """``hx`` as a list of state tensors (validated types), or ``None``."""
         if hx is None:
             return None
@@ -298,7 +308,8 @@ class SpikingRNNBase(nn.Module):
                 raise RuntimeError(f"Expected {name} size {size}, got {list(state.shape)}")
             check.check_state_like_input(state, input, name)
 
-    def forward(self, input, hx=None):
+    def forward(self, input: Tensor | PackedSequence, hx: Tensor | tuple[Tensor, Tensor] | None = None
+                ) -> tuple[Tensor | PackedSequence, Tensor | tuple[Tensor, ...]]:
         """Run the stack over a sequence.
 
         Args:
@@ -336,7 +347,8 @@ class SpikingRNNBase(nn.Module):
             output = output.transpose(0, 1)
         return output, self._pack_states(final)
 
-    def _forward_packed(self, packed: PackedSequence, states):
+    def _forward_packed(self, packed: PackedSequence, states: list[Tensor] | None
+                        ) -> tuple[PackedSequence, Tensor | tuple[Tensor, ...]]:
         data, batch_sizes, sorted_indices, unsorted_indices = packed
         if data.dim() != 2:
             raise RuntimeError(f"input must have 2 dimensions, got {data.dim()}")
@@ -354,7 +366,7 @@ class SpikingRNNBase(nn.Module):
         return (PackedSequence(packed_output, batch_sizes, sorted_indices, unsorted_indices),
                 self._pack_states(final))
 
-    def _pack_states(self, final: tuple[Tensor, ...]):
+    def _pack_states(self, final: tuple[Tensor, ...]) -> Tensor | tuple[Tensor, ...]:
         return tuple(final) if self.mode == "LSTM" else final[0]
 
     def _check_input(self, x: Tensor, packed: bool = False) -> None:
@@ -366,7 +378,7 @@ class SpikingRNNBase(nn.Module):
         if x.shape[0] == 0:
             raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
 
-    def _run(self, x: Tensor, states: list[Tensor] | None, lengths: Tensor | None):
+    def _run(self, x: Tensor, states: list[Tensor] | None, lengths: Tensor | None) -> tuple[Tensor, tuple[Tensor, ...]]:
         """Call the backend on a validated time-major ``x [T, B, I]`` and states (zeros when ``None``)."""
         if states is None:
             states = [x.new_zeros(size) for size in self.state_sizes(x.shape[1])]
@@ -377,7 +389,7 @@ class SpikingRNNBase(nn.Module):
         return run(x, tuple(states), weights, spec, surrogates, lengths=lengths, training=self.training)
 
 
-def _describe(value) -> str:
+def _describe(value: object) -> str:
     if isinstance(value, (tuple, list)):
         return f"{type(value).__name__} of length {len(value)}"
     return type(value).__name__

@@ -5,12 +5,16 @@ initialised like torch's, so a torch cell's state_dict loads unchanged.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
+from torch.types import Device
 
 from ..functional.cells import (DEFAULT_CELL_STATE, DEFAULT_CELL_THRESHOLD, DEFAULT_FORGET_BIAS, DEFAULT_GATES,
                                DEFAULT_LEAK, DEFAULT_SPIKE_THRESHOLD, gru_step, lstm_step, rnn_step, state_spikes)
 from ..ops.spec import GATES_PER_MODE
+from ..surrogate import SpikeFn, SurrogateSpec
 from . import validation as check
 from .initialization import reset_uniform, set_forget_bias
 from .modules import check_nonlinearity
@@ -21,9 +25,14 @@ class SpikingCellBase(nn.Module):
     """Parameters, initialisation and input checks shared by the spiking cells."""
 
     mode: str = ""
+    surrogate_function1: SpikeFn
+    surrogate_function2: SpikeFn | None
+    bias_ih: nn.Parameter | None
+    bias_hh: nn.Parameter | None
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None, *,
-                 surrogate_function1=None, surrogate_function2=None, gates: str = "heaviside",
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device: Device = None,
+                 dtype: torch.dtype | None = None, *, surrogate_function1: SurrogateSpec = None,
+                 surrogate_function2: SurrogateSpec = None, gates: str = "heaviside",
                  spike_threshold: float = DEFAULT_SPIKE_THRESHOLD, forget_bias: float | None = None) -> None:
         super().__init__()
         check.check_sizes(input_size, hidden_size, 1, 0)
@@ -37,13 +46,13 @@ class SpikingCellBase(nn.Module):
         self.hidden_size = hidden_size
         self.bias = bias
         attach_surrogates(self, surrogate_function1, surrogate_function2)
-        factory = {"device": device, "dtype": dtype}
-        gates = GATES_PER_MODE[self.mode] * hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(gates, input_size, **factory))
-        self.weight_hh = nn.Parameter(torch.empty(gates, hidden_size, **factory))
+        factory: dict[str, Any] = {"device": device, "dtype": dtype}
+        rows = GATES_PER_MODE[self.mode] * hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(rows, input_size, **factory))
+        self.weight_hh = nn.Parameter(torch.empty(rows, hidden_size, **factory))
         if bias:
-            self.bias_ih = nn.Parameter(torch.empty(gates, **factory))
-            self.bias_hh = nn.Parameter(torch.empty(gates, **factory))
+            self.bias_ih = nn.Parameter(torch.empty(rows, **factory))
+            self.bias_hh = nn.Parameter(torch.empty(rows, **factory))
         else:
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
@@ -57,7 +66,7 @@ class SpikingCellBase(nn.Module):
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
 
-    def _prepare(self, input, states: list[Tensor] | None) -> tuple[Tensor, list[Tensor], bool]:
+    def _prepare(self, input: Tensor, states: list[Tensor] | None) -> tuple[Tensor, list[Tensor], bool]:
         """Validate; returns ``(x [B, I], states [B, H] each, batched)``."""
         owner = type(self).__name__
         check.check_tensor(input, "input", owner)
@@ -100,8 +109,9 @@ class SpikingLSTMCell(SpikingCellBase):
 
     mode = "LSTM"
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None, *,
-                 surrogate_function1=None, surrogate_function2=None, gates: str = DEFAULT_GATES,
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device: Device = None,
+                 dtype: torch.dtype | None = None, *, surrogate_function1: SurrogateSpec = None,
+                 surrogate_function2: SurrogateSpec = None, gates: str = DEFAULT_GATES,
                  spike_threshold: float = DEFAULT_SPIKE_THRESHOLD, forget_bias: float | None = DEFAULT_FORGET_BIAS,
                  cell_state: str = DEFAULT_CELL_STATE, cell_threshold: float = DEFAULT_CELL_THRESHOLD) -> None:
         check.check_neuron(gates, spike_threshold, forget_bias, type(self).__name__)
@@ -131,8 +141,9 @@ class SpikingGRUCell(SpikingCellBase):
 
     mode = "GRU"
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None, *,
-                 surrogate_function1=None, surrogate_function2=None, gates: str = DEFAULT_GATES,
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device: Device = None,
+                 dtype: torch.dtype | None = None, *, surrogate_function1: SurrogateSpec = None,
+                 surrogate_function2: SurrogateSpec = None, gates: str = DEFAULT_GATES,
                  spike_threshold: float = DEFAULT_SPIKE_THRESHOLD,
                  forget_bias: float | None = DEFAULT_FORGET_BIAS) -> None:
         super().__init__(input_size, hidden_size, bias, device, dtype, surrogate_function1=surrogate_function1,
@@ -163,11 +174,11 @@ class SpikingRNNCell(SpikingCellBase):
     mode = "RNN"
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "heaviside",
-                 device=None, dtype=None, *, surrogate_function1=None, leak: float | None = DEFAULT_LEAK,
+                 device: Device = None, dtype: torch.dtype | None = None, *,
+                 surrogate_function1: SurrogateSpec = None, leak: float | None = DEFAULT_LEAK,
                  spike_threshold: float = DEFAULT_SPIKE_THRESHOLD) -> None:
         check_nonlinearity(nonlinearity, type(self).__name__)
-        check.check_leak(leak, type(self).__name__)
-        check.check_real(spike_threshold, "spike_threshold", type(self).__name__)
+        check.check_rnn_neuron(leak, spike_threshold, type(self).__name__)
         super().__init__(input_size, hidden_size, bias, device, dtype, surrogate_function1=surrogate_function1)
         self.nonlinearity = nonlinearity
         self.leak = None if leak is None else float(leak)

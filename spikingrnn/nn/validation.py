@@ -13,10 +13,10 @@ import warnings
 import torch
 from torch import Tensor
 
-from ..functional.cells import CELL_STATES, GATE_FORMS
+from ..functional.cells import CELL_STATES, DEFAULT_SPIKE_THRESHOLD, GATE_FORMS
 
 
-def check_sizes(input_size, hidden_size, num_layers, proj_size) -> None:
+def check_sizes(input_size: int, hidden_size: int, num_layers: int, proj_size: int) -> None:
     """torch.nn.RNNBase's checks of the size arguments (plus int checks torch leaves out)."""
     if not isinstance(input_size, int) or isinstance(input_size, bool):
         raise TypeError(f"input_size should be of type int, got: {type(input_size).__name__}")
@@ -38,12 +38,12 @@ def check_sizes(input_size, hidden_size, num_layers, proj_size) -> None:
         raise ValueError("proj_size has to be smaller than hidden_size")
 
 
-def check_flag(value, name: str) -> None:
+def check_flag(value: object, name: str) -> None:
     if not isinstance(value, bool):
         raise TypeError(f"{name} should be of type bool, got: {type(value).__name__}")
 
 
-def check_dropout(dropout, num_layers: int) -> float:
+def check_dropout(dropout: float, num_layers: int) -> float:
     """torch's dropout check and its warning for ``dropout > 0`` with one layer."""
     if not isinstance(dropout, numbers.Number) or isinstance(dropout, bool) or not 0 <= dropout <= 1:
         raise ValueError(
@@ -58,7 +58,7 @@ def check_dropout(dropout, num_layers: int) -> float:
     return float(dropout)
 
 
-def check_cell_state(cell_state, threshold, owner: str, gates: str = "heaviside") -> None:
+def check_cell_state(cell_state: str, threshold: float, owner: str, gates: str = "heaviside") -> None:
     if cell_state not in CELL_STATES:
         raise ValueError(f"{owner}: cell_state must be one of {CELL_STATES}, got {cell_state!r}")
     if gates == "sigmoid" and cell_state != "accumulate":
@@ -67,7 +67,7 @@ def check_cell_state(cell_state, threshold, owner: str, gates: str = "heaviside"
     check_real(threshold, "cell_threshold", owner)
 
 
-def check_real(value, name: str, owner: str) -> None:
+def check_real(value: float, name: str, owner: str) -> None:
     """A finite real number (not a bool)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{owner}: {name} must be a real number, got {type(value).__name__}")
@@ -75,7 +75,7 @@ def check_real(value, name: str, owner: str) -> None:
         raise ValueError(f"{owner}: {name} must be finite, got {value}")
 
 
-def check_leak(leak, owner: str) -> None:
+def check_leak(leak: float | None, owner: str) -> None:
     """The vanilla RNN's ``leak``: ``None`` or a real number in ``[0, 1)``."""
     if leak is None:
         return
@@ -84,17 +84,31 @@ def check_leak(leak, owner: str) -> None:
         raise ValueError(f"{owner}: leak must be None or in [0, 1), got {leak}")
 
 
-def check_neuron(gates, spike_threshold, forget_bias, owner: str) -> None:
+def check_neuron(gates: str, spike_threshold: float, forget_bias: float | None, owner: str) -> None:
     """The LSTM's and GRU's neuron options: ``gates`` one of :data:`GATE_FORMS`, ``spike_threshold`` a real
-    number, ``forget_bias`` a real number or ``None``."""
+    number (other than the default only where a threshold is used: the sigmoid form), ``forget_bias`` a
+    real number or ``None``."""
     if gates not in GATE_FORMS:
         raise ValueError(f"{owner}: gates must be one of {GATE_FORMS}, got {gates!r}")
     check_real(spike_threshold, "spike_threshold", owner)
+    if gates == "heaviside" and spike_threshold != DEFAULT_SPIKE_THRESHOLD:
+        raise ValueError(f"{owner}: spike_threshold applies to gates='sigmoid' only (with gates='heaviside' the "
+                         f"gates themselves spike at 0), got spike_threshold={spike_threshold} with gates='heaviside'")
     if forget_bias is not None:
         check_real(forget_bias, "forget_bias", owner)
 
 
-def check_tensor(value, name: str, owner: str) -> Tensor:
+def check_rnn_neuron(leak: float | None, spike_threshold: float, owner: str) -> None:
+    """The vanilla RNN's neuron options: ``leak`` (see :func:`check_leak`) and ``spike_threshold``, a real
+    number (other than the default only with a leak: the seed's cell ``h = Θ(u)`` has no threshold)."""
+    check_leak(leak, owner)
+    check_real(spike_threshold, "spike_threshold", owner)
+    if leak is None and spike_threshold != DEFAULT_SPIKE_THRESHOLD:
+        raise ValueError(f"{owner}: spike_threshold applies to a leaky RNN only (leak=None is the cell h = Θ(u), "
+                         f"which spikes at 0), got spike_threshold={spike_threshold} with leak=None")
+
+
+def check_tensor(value: object, name: str, owner: str) -> Tensor:
     if not isinstance(value, Tensor):
         raise TypeError(f"{owner}: {name} must be a torch.Tensor, got {type(value).__name__}")
     return value

@@ -21,7 +21,7 @@ launched under torchrun: ``torchrun --nproc_per_node=2 -m spikingrnn train --tas
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Any, Sequence, overload
 
 import torch
 import torch.distributed as dist
@@ -30,7 +30,7 @@ from torch import nn
 __all__ = ["init_from_env", "wrap", "shard", "is_main", "cleanup"]
 
 
-def init_from_env(backend: str | None = None, timeout_s: float = 60.0,
+def init_from_env(backend: str | None = None, timeout_s: float = 1800.0,
                   device: str | torch.device | None = None) -> tuple[int, int]:
     """Initialise the default process group from torchrun's environment; return ``(rank, world_size)``.
 
@@ -41,6 +41,10 @@ def init_from_env(backend: str | None = None, timeout_s: float = 60.0,
     reduce CPU tensors). With nccl, ``torch.cuda.set_device(device)`` (``LOCAL_RANK`` when
     ``device`` has no index). A no-op returning ``(0, 1)`` when ``WORLD_SIZE`` is unset or 1; when a
     process group already exists its rank and size are returned.
+
+    ``timeout_s`` bounds every collective (default 30 minutes, torch's own for gloo): one rank may
+    build the cpu backend's C++ loops (a minute or more) in its first forward while the others
+    already wait in the first gradient all-reduce, and a short timeout would kill that run.
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1") or "1")
     if world_size <= 1:
@@ -63,7 +67,7 @@ def init_from_env(backend: str | None = None, timeout_s: float = 60.0,
     return rank, world_size
 
 
-def wrap(model: nn.Module, **kwargs) -> nn.Module:
+def wrap(model: nn.Module, **kwargs: Any) -> nn.Module:
     """``DistributedDataParallel(model)`` when a process group is initialised (``model`` otherwise).
 
     The model's parameters must be on the CPU (gloo) or on the current CUDA device (nccl); for
@@ -77,7 +81,13 @@ def wrap(model: nn.Module, **kwargs) -> nn.Module:
     return nn.parallel.DistributedDataParallel(model, **kwargs)
 
 
-def shard(indices: Sequence[int] | torch.Tensor, rank: int, world_size: int) -> torch.Tensor | list:
+@overload
+def shard(indices: torch.Tensor, rank: int, world_size: int) -> torch.Tensor: ...
+@overload
+def shard(indices: Sequence[int], rank: int, world_size: int) -> Sequence[int]: ...
+
+
+def shard(indices: Sequence[int] | torch.Tensor, rank: int, world_size: int) -> Sequence[int] | torch.Tensor:
     """This rank's contiguous part of a global batch's ``indices``.
 
     Parts differ in length by at most one (the first ``len % world_size`` ranks get one more);

@@ -1,6 +1,9 @@
 """``build_model``: encoder Linear -> spiking RNN stack -> readout Linear."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -46,7 +49,7 @@ class SpikingClassifier(nn.Module):
         return {"input_size": self.input_size, "num_classes": self.num_classes, "train": self.config.to_dict()}
 
     @classmethod
-    def from_checkpoint_config(cls, saved: dict, **overrides) -> "SpikingClassifier":
+    def from_checkpoint_config(cls, saved: Mapping[str, Any], **overrides: Any) -> "SpikingClassifier":
         """The classifier of :meth:`checkpoint_config`'s ``saved``, with ``overrides`` (fields of
         :class:`TrainConfig`, e.g. ``backend="cpu"``) replacing the saved training settings."""
         unknown = sorted(set(overrides) - set(TrainConfig.__dataclass_fields__))
@@ -65,7 +68,10 @@ class SpikingClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         spikes = self.spikes(x)
         # the last layer's firing rate, with its gradient (the training loop's rate_penalty reads it)
-        self.last_rate = spikes.mean() if self.spiking else None
+        # (not under torch.export, which refuses tensor attributes assigned in forward; exported
+        # graphs are for inference, and torch.compile keeps the attribute)
+        exporting = getattr(torch.compiler, "is_exporting", lambda: False)()
+        self.last_rate = spikes.mean() if self.spiking and not exporting else None
         if self.readout_mode == "mean":
             features = spikes.mean(dim=0)
         elif self.rnn.bidirectional:

@@ -20,6 +20,8 @@ import hashlib
 import logging
 import os
 import platform
+import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -73,11 +75,31 @@ def _inputs() -> list[Path]:
     return _sources() + sorted(_CSRC.glob("*.h"))
 
 
+def _toolchain() -> str:
+    """What else goes into the build commands: torch's version and headers' location, and the version of
+    the ninja that torch runs (the first on ``PATH``). Two ninja versions record build commands
+    differently, and two torch installs put different include paths in them, so processes of two
+    environments sharing one build directory would each rebuild the other's objects (a minute each
+    time): each environment gets its own directory."""
+    if "toolchain" not in _state:
+        import torch
+
+        ninja, version = shutil.which("ninja"), ""
+        if ninja:
+            try:
+                version = subprocess.run([ninja, "--version"], capture_output=True, text=True, timeout=30).stdout
+            except (OSError, subprocess.SubprocessError):
+                pass
+        _state["toolchain"] = f"torch {torch.__version__} {os.path.dirname(torch.__file__)} ninja {version.strip()}"
+    return str(_state["toolchain"])
+
+
 def _name(native: bool) -> str:
-    # the name (and so the build directory) changes with any source or header: a build is never
-    # reused for other sources, whichever file changed
+    # the name (and so the build directory) changes with any source or header, and with the ninja that
+    # builds it: a build is never reused for other sources, whichever file changed
     key = " ".join(_flags(native)) + "".join(path.name + "\n" + path.read_text() for path in _inputs())
     key += _cpu_features() if native else "generic"
+    key += _toolchain()
     tag = ("native_" if native else "generic_") + hashlib.sha1(key.encode()).hexdigest()[:10]
     return f"spikingrnn_cpu_loops_{tag}"
 
