@@ -7,11 +7,15 @@ import os
 import re
 import sys
 from dataclasses import fields
+from typing import TYPE_CHECKING, Any
 
 from .demo import DemoConfig, run_demo
 
+if TYPE_CHECKING:
+    from .train import TrainConfig
 
-def _field_help(cls) -> dict[str, str]:
+
+def _field_help(cls: type) -> dict[str, str]:
     """``{field: description}`` from the ``Attributes:`` section of a dataclass docstring."""
     help_text: dict[str, list[str]] = {}
     current = None
@@ -78,7 +82,7 @@ def _float_or_none(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
 
 
-def _train_config(args: argparse.Namespace):
+def _train_config(args: argparse.Namespace) -> TrainConfig:
     """The run's TrainConfig: the flags given, over the resumed run's saved settings (``--resume``),
     over the defaults."""
     from .train import TrainConfig
@@ -87,7 +91,7 @@ def _train_config(args: argparse.Namespace):
     from .train.loop import CONFIG
 
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
-    values = {f.name: f.default for f in fields(TrainConfig)}
+    values: dict[str, Any] = {f.name: f.default for f in fields(TrainConfig)}
     out_dir = given.get("out_dir", values["out_dir"])
     saved_path = os.path.join(out_dir, CONFIG)
     if args.resume and os.path.exists(saved_path):
@@ -163,6 +167,7 @@ def _run_train(args: argparse.Namespace) -> int:
         return fail(*failure) if main_process else failure[1]
     if not main_process:
         return 0
+    assert result is not None  # train() returned: no failure
     if result.history:
         print(f"{config.model} on {config.task}: final test accuracy {result.final_test_accuracy:.4f} "
               f"(best {result.best_test_accuracy:.4f} at epoch {result.best_epoch})")

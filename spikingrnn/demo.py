@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
@@ -62,7 +63,7 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         return (model(x).argmax(dim=1) == y).float().mean().item()
 
 
-def run_demo(config: DemoConfig = DemoConfig(), log=print) -> float:
+def run_demo(config: DemoConfig = DemoConfig(), log: Callable[[str], object] = print) -> float:
     """Train on the digits' rows and return the test accuracy."""
     torch.set_num_threads(config.threads)
     log("cpu backend: preparing its C++ time loops (built once per machine, ~1 min the first time)")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Any, Callable, Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -28,6 +29,11 @@ __all__ = [
     "Erf", "Sigmoid", "ATan", "PiecewiseQuadratic", "PiecewiseExp", "SoftSign", "SuperSpike", "Rect",
     "SURROGATES", "KERNEL_IDS", "kernel_id", "get_surrogate", "builtin_equivalent",
 ]
+
+# A spike function: ``u -> spikes`` of the same shape (a surrogate module, or any callable the reference backend runs).
+SpikeFn = Callable[[Tensor], Tensor]
+# A surrogate derivative ``(x, alpha) -> σ'(x)`` (a SurrogateFunction's static ``derivative``).
+DerivativeFn = Callable[[Tensor, float], Tensor]
 
 
 def heaviside(x: Tensor) -> Tensor:
@@ -39,19 +45,19 @@ class _HeavisideWithSurrogate(torch.autograd.Function):
     """Forward ``Θ(x)``; backward ``grad * derivative(x, alpha)``."""
 
     @staticmethod
-    def forward(ctx, x, derivative, alpha):
+    def forward(ctx: Any, x: Tensor, derivative: DerivativeFn, alpha: float) -> Tensor:
         ctx.save_for_backward(x)
         ctx.derivative = derivative
         ctx.alpha = alpha
         return heaviside(x)
 
     @staticmethod
-    def backward(ctx, grad_output):
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None, None]:
         (x,) = ctx.saved_tensors
         return grad_output * ctx.derivative(x, ctx.alpha), None, None
 
 
-def spike(x: Tensor, derivative, alpha: float) -> Tensor:
+def spike(x: Tensor, derivative: DerivativeFn, alpha: float) -> Tensor:
     """Heaviside spikes of ``x`` whose backward is ``derivative(x, alpha)``."""
     return _HeavisideWithSurrogate.apply(x, derivative, alpha)
 
@@ -69,8 +75,10 @@ class SurrogateFunction(nn.Module):
     """
 
     default_alpha: float = 1.0
+    alpha: float
+    spiking: bool
 
-    def __init__(self, alpha: float | None = None, spiking: bool = True):
+    def __init__(self, alpha: float | None = None, spiking: bool = True) -> None:
         super().__init__()
         name = type(self).__name__
         if alpha is None:
@@ -111,11 +119,11 @@ class Erf(SurrogateFunction):
     default_alpha = 2.0
 
     @staticmethod
-    def primitive(x, alpha):
+    def primitive(x: Tensor, alpha: float) -> Tensor:
         return torch.special.erfc(-alpha * x) / 2.0
 
     @staticmethod
-    def derivative(x, alpha):
+    def derivative(x: Tensor, alpha: float) -> Tensor:
         # in place after the first op: one temporary instead of four on large tensors
         return (alpha * x).square_().neg_().exp_().mul_(alpha / math.sqrt(math.pi))
 
@@ -126,11 +134,11 @@ class Sigmoid(SurrogateFunction):
     default_alpha = 4.0
 
     @staticmethod
-    def primitive(x, alpha):
+    def primitive(x: Tensor, alpha: float) -> Tensor:
         return torch.sigmoid(alpha * x)
 
     @staticmethod
-    def derivative(x, alpha):
+    def derivative(x: Tensor, alpha: float) -> Tensor:
         s = torch.sigmoid(alpha * x)
         return s.mul_(1.0 - s).mul_(alpha)
 
@@ -141,11 +149,11 @@ class ATan(SurrogateFunction):
     default_alpha = 2.0
 
     @staticmethod
-    def primitive(x, alpha):
+    def primitive(x: Tensor, alpha: float) -> Tensor:
         return torch.atan(math.pi / 2 * alpha * x) / math.pi + 0.5
 
     @staticmethod
-    def derivative(x, alpha):
+    def derivative(x: Tensor, alpha: float) -> Tensor:
         return (math.pi / 2 * alpha * x).square_().add_(1.0).reciprocal_().mul_(alpha / 2)
 
 
@@ -153,13 +161,13 @@ class PiecewiseQuadratic(SurrogateFunction):
     """``σ'(x) = α - α²|x|`` for ``|x| <= 1/α``, else 0 (α=1)."""
 
     @staticmethod
-    def primitive(x, alpha):
+    def primitive(x: Tensor, alpha: float) -> Tensor:
         inside = (x.abs() <= 1.0 / alpha).to(x.dtype)
         above = (x > 1.0 / alpha).to(x.dtype)
         return above + inside * (-(alpha ** 2) / 2 * x * x.abs() + alpha * x + 0.5)
 
     @staticmethod
-    def derivative(x, alpha):
+    def derivative(x: Tensor, alpha: float) -> Tensor:
         return torch.clamp(alpha - alpha ** 2 * x.abs(), min=0.0)
 
 
@@ -167,12 +175,12 @@ class PiecewiseExp(SurrogateFunction):
     """``σ'(x) = (α/2) · exp(-α|x|)`` (α=1)."""
 
     @staticmethod
-    def primitive(x, alpha):
+    def primitive(x: Tensor, alpha: float) -> Tensor:
         half_exp = torch.exp(-alpha * x.abs()) / 2.0
         return torch.where(x >= 0, 1.0 - half_exp, half_exp)
 
     @staticmethod
-    def derivative(x, alpha):
+    def derivative(x: Tensor, alpha: float) -> Tensor:
         return (alpha / 2) * torch.exp(-alpha * x.abs())
 
 
@@ -182,11 +190,11 @@ class SoftSign(SurrogateFunction):
     default_alpha = 2.0
 
     @staticmethod
-    def primitive(x, alpha):
+    def primitive(x: Tensor, alpha: float) -> Tensor:
         return (torch.nn.functional.softsign(alpha * x) + 1.0) / 2.0
 
     @staticmethod
-    def derivative(x, alpha):
+    def derivative(x: Tensor, alpha: float) -> Tensor:
         return 1.0 / (2 * alpha * (1.0 / alpha + x.abs()) ** 2)
 
 
@@ -198,11 +206,11 @@ class SuperSpike(SurrogateFunction):
     """
 
     @staticmethod
-    def primitive(x, alpha):
+    def primitive(x: Tensor, alpha: float) -> Tensor:
         return 0.5 + alpha * x / (1.0 + x.abs())
 
     @staticmethod
-    def derivative(x, alpha):
+    def derivative(x: Tensor, alpha: float) -> Tensor:
         return alpha / (1.0 + x.abs()) ** 2
 
 
@@ -210,11 +218,11 @@ class Rect(SurrogateFunction):
     """``σ(x) = clamp(αx + 1/2, 0, 1)``, ``σ'(x) = α · 1[|x| < 1/(2α)]`` (α=1)."""
 
     @staticmethod
-    def primitive(x, alpha):
+    def primitive(x: Tensor, alpha: float) -> Tensor:
         return torch.clamp(alpha * x + 0.5, min=0.0, max=1.0)
 
     @staticmethod
-    def derivative(x, alpha):
+    def derivative(x: Tensor, alpha: float) -> Tensor:
         return alpha * (x.abs() < 0.5 / alpha).to(x.dtype)
 
 
@@ -235,14 +243,18 @@ _BUILTINS: tuple[tuple[str, type[SurrogateFunction], int], ...] = (
 SURROGATES: dict[str, type[SurrogateFunction]] = {name: cls for name, cls, _ in _BUILTINS}
 KERNEL_IDS: dict[type[SurrogateFunction], int] = {cls: kernel for _, cls, kernel in _BUILTINS}
 
+# What the modules' ``surrogate_function1``/``surrogate_function2`` arguments accept (see :func:`get_surrogate`).
+SurrogateSpec = Optional[Union[str, type[SurrogateFunction], SpikeFn]]
 
-def kernel_id(surrogate) -> int | None:
+
+def kernel_id(surrogate: object) -> int | None:
     """The kernel id of ``surrogate`` (an instance): its :data:`KERNEL_IDS` entry when its class is
     exactly a built-in one, else ``None`` (a subclass may override ``derivative``)."""
-    return KERNEL_IDS.get(type(surrogate))
+    kind: type = type(surrogate)
+    return KERNEL_IDS.get(kind)
 
 
-def builtin_equivalent(surrogate) -> SurrogateFunction | None:
+def builtin_equivalent(surrogate: object) -> SurrogateFunction | None:
     """spikingrnn's built-in surrogate equivalent to a SpikingJelly built-in one, or ``None``.
 
     SpikingJelly's ``Erf``, ``Sigmoid``, ``ATan``, ``PiecewiseQuadratic``, ``PiecewiseExp``,
@@ -263,7 +275,9 @@ def builtin_equivalent(surrogate) -> SurrogateFunction | None:
     # SpikingJelly names the surrogate's parameters; ours have alpha only
     if tuple(getattr(surrogate, "_sg_param_names", None) or ("alpha",)) != ("alpha",):
         return None
-    alpha, spiking = getattr(surrogate, "alpha", None), getattr(surrogate, "spiking", None)
+    # a foreign object's attributes: ours checks them (TypeError/ValueError below)
+    alpha: Any = getattr(surrogate, "alpha", None)
+    spiking: Any = getattr(surrogate, "spiking", None)
     if isinstance(alpha, Tensor):  # a learnable alpha would lose its gradient here
         return None
     try:
@@ -272,7 +286,7 @@ def builtin_equivalent(surrogate) -> SurrogateFunction | None:
         return None
 
 
-def get_surrogate(spec, *, argument: str = "surrogate") -> nn.Module:
+def get_surrogate(spec: SurrogateSpec, *, argument: str = "surrogate") -> SpikeFn:
     """Turn ``spec`` into a surrogate module.
 
     Args:
@@ -288,8 +302,12 @@ def get_surrogate(spec, *, argument: str = "surrogate") -> nn.Module:
         if spec not in SURROGATES:
             raise ValueError(f"{argument}: unknown surrogate {spec!r}; expected one of {sorted(SURROGATES)}")
         return SURROGATES[spec]()
-    if isinstance(spec, type) and issubclass(spec, SurrogateFunction):
-        return spec()
+    if isinstance(spec, type):
+        if issubclass(spec, SurrogateFunction):
+            return spec()
+        # any other class would be called on u as the spike function (constructing an instance of it)
+        raise TypeError(f"{argument}: a surrogate class must subclass spikingrnn.surrogate.SurrogateFunction, "
+                        f"got the class {spec.__module__}.{spec.__qualname__} (pass an instance of it)")
     if callable(spec):
         equivalent = builtin_equivalent(spec)
         return spec if equivalent is None else equivalent

@@ -55,7 +55,7 @@ def measure(compiled, densities, repeats: int, product_shapes=PRODUCT_SHAPES, gr
                     event = lambda: compiled.binary_weight_grad(other, x, grad_t, 1.0)  # noqa: E731
                     gemm = lambda: grad.addmm_(other.t(), x)  # noqa: E731
                 event(), gemm()  # warm-up
-                times = {"event": [], "gemm": []}
+                times: dict[str, list[float]] = {"event": [], "gemm": []}
                 for _ in range(repeats):
                     times["event"].append(_timed(event))
                     times["gemm"].append(_timed(gemm))

@@ -83,12 +83,14 @@ def spikingrnn_impls(cell: str, device: torch.device, dtype: torch.dtype) -> tup
             continue
         found.append(Implementation(
             name, f"spikingrnn.{cls.__name__}(backend={backend!r})",
-            lambda s, backend=backend: cls(s.I, s.H, s.L, backend=backend).to(device=device, dtype=dtype)))
+            # the default argument binds this iteration's backend; mypy cannot infer a lambda with one
+            lambda s, backend=backend: cls(s.I, s.H, s.L, backend=backend).to(  # type: ignore[misc]
+                device=device, dtype=dtype)))
         if backend in ("cpu", "triton"):  # the backends with a low-memory mode
             found.append(Implementation(
                 name + "-lowmem", f"spikingrnn.{cls.__name__}(backend={backend!r}, low_memory=True)",
-                lambda s, backend=backend: cls(s.I, s.H, s.L, backend=backend, low_memory=True).to(
-                    device=device, dtype=dtype)))
+                lambda s, backend=backend: cls(  # type: ignore[misc]  # (as above)
+                    s.I, s.H, s.L, backend=backend, low_memory=True).to(device=device, dtype=dtype)))
     return found, skipped
 
 
@@ -118,7 +120,10 @@ def discover(cell: str, device, dtype: torch.dtype = torch.float32,
     found, skipped = spikingrnn_impls(cell, device, dtype)
     impls += found
     sj = spikingjelly_impl(cell, device, dtype)
-    (impls if isinstance(sj, Implementation) else skipped).append(sj)
+    if isinstance(sj, Implementation):
+        impls.append(sj)
+    else:
+        skipped.append(sj)
     if only:
         unknown = set(only) - {i.name for i in impls} - {s.name for s in skipped}
         if unknown:

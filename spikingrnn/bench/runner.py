@@ -95,22 +95,23 @@ def _shape_rows(cell: str, shape: Shape, impls: list[Implementation], config: Be
             saved, memory_error = memory.get(impl.name, (None, None))
             train = summarize_ms(c.train) if c and c.train else None
             infer = summarize_ms(c.infer) if c and c.infer else None
-            error = build_errors.get(impl.name) or (c.error if c else None)
+            failure = build_errors.get(impl.name) or (c.error if c else None)
             rows.append({
                 "cell": cell, "shape": shape.as_dict(), "shape_label": shape.label, "threads": threads,
                 "impl": impl.name, "description": impl.description,
-                "status": "failed" if error else "ok", "error": error, "memory_error": memory_error,
+                "status": "failed" if failure else "ok", "error": failure, "memory_error": memory_error,
                 "repeats": c.repeats if c else 0, "warmup": config.warmup,
                 "warmup_train_ms": [s * 1e3 for s in c.warmup_train] if c else [],
                 "warmup_infer_ms": [s * 1e3 for s in c.warmup_infer] if c else [],
                 "train_ms": train, "infer_ms": infer,
-                "train_ratio": ratio(train and train["median"], base_train),
-                "infer_ratio": ratio(infer and infer["median"], base_infer),
+                "train_ratio": ratio(train["median"] if train else None, base_train),
+                "infer_ratio": ratio(infer["median"] if infer else None, base_infer),
                 "saved_bytes": saved, "units": units,
                 "saved_bytes_per_unit": None if saved is None else saved / units,
                 "memory_ratio_vs_spikingjelly": ratio(saved, sj_bytes) if saved is not None else None,
             })
             if train:
+                assert c is not None  # train was measured on c
                 log(f"[bench]   {impl.name:24s} train {train['median']:9.2f} ms  "
                     f"infer {infer['median'] if infer else float('nan'):9.2f} ms  reps={c.repeats}")
     return rows

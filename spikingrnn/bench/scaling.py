@@ -65,7 +65,8 @@ def run_scaling(config: ScalingConfig, log: Callable[[str], None] = stderr_log) 
                 torch.manual_seed(config.seed)
                 x = torch.randn(shape.T, shape.B, shape.I, device=device)
                 w = torch.randn(shape.T, shape.B, shape.H, device=device)
-                contenders, saved = [], {}
+                contenders: list[Contender] = []
+                saved: dict[str, int | None] = {}
                 for impl in impls:
                     if impl.name in last:
                         prev_steps, prev_s = last[impl.name]

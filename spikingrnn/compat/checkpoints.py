@@ -41,6 +41,7 @@ import copy
 import os
 import re
 from collections import OrderedDict
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -69,7 +70,7 @@ def _torch_key(direction: int, layer: int, kind: str, what: str) -> str:
     return f"{what}_{kind}_l{layer}{'_reverse' if direction else ''}"
 
 
-def _normalize_mode(mode) -> str | None:
+def _normalize_mode(mode: object) -> str | None:
     if mode is None:
         return None
     normalized = _MODE_ALIASES.get(mode.lower()) if isinstance(mode, str) else None
@@ -78,7 +79,8 @@ def _normalize_mode(mode) -> str | None:
     return normalized
 
 
-def _parse(state_dict, mode, prefix):
+def _parse(state_dict: object, mode: str | None,
+           prefix: str | None) -> tuple[dict[str, Any], OrderedDict[str, Tensor]]:
     """``(config, torch-layout state dict)`` of a SpikingJelly rnn state dict; every key and shape checked."""
     mode = _normalize_mode(mode)
     flat = unwrap_state_dict(state_dict, prefix)
@@ -157,7 +159,7 @@ def _parse(state_dict, mode, prefix):
     return config, converted
 
 
-def convert_spikingjelly_state_dict(state_dict, mode: str | None = None, *,
+def convert_spikingjelly_state_dict(state_dict: object, mode: str | None = None, *,
                                     prefix: str | None = None) -> "OrderedDict[str, Tensor]":
     """A SpikingJelly rnn state dict renamed to torch's (and spikingrnn's) layout.
 
@@ -181,13 +183,14 @@ def convert_spikingjelly_state_dict(state_dict, mode: str | None = None, *,
     return _parse(state_dict, mode, prefix)[1]
 
 
-def infer_spikingjelly_config(state_dict, mode: str | None = None, *, prefix: str | None = None) -> dict:
+def infer_spikingjelly_config(state_dict: object, mode: str | None = None, *,
+                              prefix: str | None = None) -> dict[str, Any]:
     """``{"mode", "input_size", "hidden_size", "num_layers", "bidirectional", "bias"}`` of a
     SpikingJelly rnn state dict (checked like :func:`convert_spikingjelly_state_dict`)."""
     return _parse(state_dict, mode, prefix)[0]
 
 
-def _translate_surrogate(surrogate):
+def _translate_surrogate(surrogate: object) -> object:
     """spikingrnn's equivalent of a SpikingJelly built-in surrogate (same class name, alpha and
     spiking flag, hence the same forward and backward); anything else deep-copied as it is."""
     from ..surrogate import builtin_equivalent
@@ -197,13 +200,15 @@ def _translate_surrogate(surrogate):
     return equivalent if equivalent is not None else copy.deepcopy(surrogate)
 
 
-def _module_settings(module: nn.Module, mode: str) -> dict:
+def _module_settings(module: object, mode: str) -> dict[str, Any]:
     """Dropout and surrogates of a SpikingJelly(-style) module, as spikingrnn arguments."""
-    settings = {}
-    if isinstance(getattr(module, "dropout_p", None), (int, float)):
-        settings["dropout"] = float(module.dropout_p)
-    if isinstance(getattr(module, "invariant_dropout_mask", None), bool):
-        settings["invariant_dropout_mask"] = module.invariant_dropout_mask
+    settings: dict[str, Any] = {}
+    dropout_p = getattr(module, "dropout_p", None)
+    if isinstance(dropout_p, (int, float)):
+        settings["dropout"] = float(dropout_p)
+    invariant_dropout_mask = getattr(module, "invariant_dropout_mask", None)
+    if isinstance(invariant_dropout_mask, bool):
+        settings["invariant_dropout_mask"] = invariant_dropout_mask
     cells = getattr(module, "cells", None)
     cell = cells[0] if isinstance(cells, nn.Sequential) and len(cells) else None
     if cell is not None:
@@ -224,7 +229,7 @@ LAYOUTS = ("torch", "spikingjelly")
 _SJ_DEFAULTS = "SpikingJelly's defaults are surrogate_function1=surrogate.Erf() (alpha=2.0) and surrogate_function2=None"
 
 
-def _layout(layout, config: dict) -> str:
+def _layout(layout: str | None, config: dict[str, Any]) -> str:
     """``layout`` checked; ``None`` is ``"torch"`` where both layouts order the states alike, an error where not."""
     if layout is not None and layout not in LAYOUTS:
         raise ValueError(f"from_spikingjelly: layout must be 'torch', 'spikingjelly' or None, got {layout!r}")
@@ -241,8 +246,9 @@ def _layout(layout, config: dict) -> str:
     return layout
 
 
-def _require_surrogates(mode: str, layout: str, kwargs: dict) -> None:
+def _require_surrogates(mode: str, layout: str, kwargs: dict[str, Any]) -> None:
     """A state dict does not record the surrogates: they must be passed, never guessed."""
+    names: tuple[str, ...]
     if mode == "RNN":
         names = ("surrogate_function",) if layout == "spikingjelly" else ("surrogate_function1",)
         if "surrogate_function1" in kwargs or "surrogate_function" in kwargs:
@@ -258,7 +264,7 @@ def _require_surrogates(mode: str, layout: str, kwargs: dict) -> None:
         f"convert the SpikingJelly module itself, whose surrogates carry over")
 
 
-def _spikingjelly_module(config: dict, flat: dict, settings: dict) -> nn.Module:
+def _spikingjelly_module(config: dict[str, Any], flat: dict[str, Any], settings: dict[str, Any]) -> nn.Module:
     """spikingrnn.compat.spikingjelly's class of ``config["mode"]`` holding ``flat`` (SpikingJelly's names)."""
     from . import spikingjelly as sj
     mode = config["mode"]
@@ -277,8 +283,8 @@ def _spikingjelly_module(config: dict, flat: dict, settings: dict) -> nn.Module:
     return model
 
 
-def from_spikingjelly(sj_module_or_state_dict, mode: str | None = None, *, prefix: str | None = None,
-                      layout: str | None = None, **kwargs) -> nn.Module:
+def from_spikingjelly(sj_module_or_state_dict: object, mode: str | None = None, *, prefix: str | None = None,
+                      layout: str | None = None, **kwargs: Any) -> nn.Module:
     """A spikingrnn module with a SpikingJelly model's weights.
 
     Args:

@@ -17,6 +17,7 @@ on :mod:`spikingrnn.ops` backends; a user-defined cell runs through a plain per-
 from __future__ import annotations
 
 import math
+from typing import Any, Callable, Union, cast
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +28,7 @@ from ..functional.cells import gru_step, lstm_step, rnn_step
 from ..nn.surrogates import attach_surrogates, surrogate_pair
 from ..ops.dispatch import resolve
 from ..ops.spec import RNNSpec
+from ..surrogate import SpikeFn, SurrogateSpec
 
 __all__ = [
     "surrogate", "directional_rnn_cell_forward", "bidirectional_rnn_cell_forward",
@@ -35,7 +37,7 @@ __all__ = [
 ]
 
 
-def directional_rnn_cell_forward(cell: nn.Module, x: Tensor, states: Tensor):
+def directional_rnn_cell_forward(cell: nn.Module, x: Tensor, states: Tensor) -> tuple[Tensor, Any]:
     """Run ``cell`` over ``x [T, B, I]`` from ``states`` (``[B, H]``, or ``[S, B, H]`` for S states).
 
     Returns ``(output [T, B, H], final states)``; the output is the first state of each step.
@@ -51,7 +53,7 @@ def directional_rnn_cell_forward(cell: nn.Module, x: Tensor, states: Tensor):
 
 
 def bidirectional_rnn_cell_forward(cell: nn.Module, cell_reverse: nn.Module, x: Tensor, states: Tensor,
-                                   states_reverse: Tensor):
+                                   states_reverse: Tensor) -> tuple[Tensor, Any, Any]:
     """Run ``cell`` forward and ``cell_reverse`` backward in time over ``x [T, B, I]``.
 
     Returns ``(output [T, B, 2H], final states, final reverse states)``.
@@ -65,7 +67,7 @@ def bidirectional_rnn_cell_forward(cell: nn.Module, cell_reverse: nn.Module, x: 
     return torch.cat((y, y_reverse), dim=-1), final, final_reverse
 
 
-def _reverse_rnn_cell_forward(cell: nn.Module, x: Tensor, states: Tensor):
+def _reverse_rnn_cell_forward(cell: nn.Module, x: Tensor, states: Tensor) -> tuple[Tensor, Any]:
     """Run ``cell`` from the last step of ``x [T, B, I]`` to the first; the output in ``x``'s time order.
 
     The cell reads the steps of ``x`` itself (views, as SpikingJelly does), not those of a flipped
@@ -79,14 +81,14 @@ def _reverse_rnn_cell_forward(cell: nn.Module, x: Tensor, states: Tensor):
     return torch.stack(outputs).flip(0), states
 
 
-def _shape_of(value) -> str:
+def _shape_of(value: object) -> str:
     return f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else type(value).__name__
 
 
 class SpikingRNNCellBase(nn.Module):
     """Base of the cells: ``input_size``, ``hidden_size``, ``bias``, uniform init, weight accessors."""
 
-    def __init__(self, input_size: int, hidden_size: int, bias=True):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -95,21 +97,21 @@ class SpikingRNNCellBase(nn.Module):
         self.hidden_size = hidden_size
         self.bias = bias
 
-    def reset_parameters(self):
+    def reset_parameters(self) -> None:
         sqrt_k = math.sqrt(1 / self.hidden_size)
         for param in self.parameters():
             nn.init.uniform_(param, -sqrt_k, sqrt_k)
 
-    def weight_ih(self):
+    def weight_ih(self) -> Tensor:
         return self.linear_ih.weight
 
-    def weight_hh(self):
+    def weight_hh(self) -> Tensor:
         return self.linear_hh.weight
 
-    def bias_ih(self):
+    def bias_ih(self) -> Tensor | None:
         return self.linear_ih.bias
 
-    def bias_hh(self):
+    def bias_hh(self) -> Tensor | None:
         return self.linear_hh.bias
 
     def _linears(self, gates: int) -> None:
@@ -120,7 +122,7 @@ class SpikingRNNCellBase(nn.Module):
         """``(w_ih, w_hh, b_ih, b_hh, None)`` in :mod:`spikingrnn.ops`' layout."""
         return (self.linear_ih.weight, self.linear_hh.weight, self.linear_ih.bias, self.linear_hh.bias, None)
 
-    def _check_step_input(self, x, states: list) -> None:
+    def _check_step_input(self, x: object, states: list) -> None:
         owner = type(self).__name__
         if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[1] != self.input_size:
             raise ValueError(f"{owner}: x must have shape [batch, {self.input_size}], got {_shape_of(x)}")
@@ -133,14 +135,17 @@ class SpikingRNNCellBase(nn.Module):
 class SpikingLSTMCell(SpikingRNNCellBase):
     """SpikingJelly 2.0's spiking LSTM cell (cell state clamped to 1, straight-through gradient)."""
 
-    def __init__(self, input_size: int, hidden_size: int, bias=True, surrogate_function1=None,
-                 surrogate_function2=None):
+    surrogate_function1: SpikeFn
+    surrogate_function2: SpikeFn | None
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 surrogate_function1: SurrogateSpec = None, surrogate_function2: SurrogateSpec = None) -> None:
         super().__init__(input_size, hidden_size, bias)
         self._linears(4)
         attach_surrogates(self, surrogate_function1, surrogate_function2)
         self.reset_parameters()
 
-    def forward(self, x: Tensor, hc=None):
+    def forward(self, x: Tensor, hc: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
         """``x [B, I]``, ``hc = (h [B, H], c [B, H])`` or ``None`` -> ``(h, c)``."""
         if hc is None:
             h = x.new_zeros(x.shape[0], self.hidden_size)
@@ -156,14 +161,17 @@ class SpikingLSTMCell(SpikingRNNCellBase):
 class SpikingGRUCell(SpikingRNNCellBase):
     """SpikingJelly 2.0's spiking GRU cell."""
 
-    def __init__(self, input_size: int, hidden_size: int, bias=True, surrogate_function1=None,
-                 surrogate_function2=None):
+    surrogate_function1: SpikeFn
+    surrogate_function2: SpikeFn | None
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 surrogate_function1: SurrogateSpec = None, surrogate_function2: SurrogateSpec = None) -> None:
         super().__init__(input_size, hidden_size, bias)
         self._linears(3)
         attach_surrogates(self, surrogate_function1, surrogate_function2)
         self.reset_parameters()
 
-    def forward(self, x: Tensor, h=None):
+    def forward(self, x: Tensor, h: Tensor | None = None) -> Tensor:
         """``x [B, I]``, ``h [B, H]`` or ``None`` -> ``h'``."""
         h = x.new_zeros(x.shape[0], self.hidden_size) if h is None else h
         self._check_step_input(x, [h])
@@ -174,23 +182,26 @@ class SpikingGRUCell(SpikingRNNCellBase):
 class SpikingVanillaRNNCell(SpikingRNNCellBase):
     """SpikingJelly 2.0's spiking vanilla RNN cell."""
 
-    def __init__(self, input_size: int, hidden_size: int, bias=True, surrogate_function=None):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 surrogate_function: SurrogateSpec = None) -> None:
         super().__init__(input_size, hidden_size, bias)
         self._linears(1)
         self.surrogate_function = surrogate.get_surrogate(surrogate_function, argument="surrogate_function")
         self.reset_parameters()
 
-    def forward(self, x: Tensor, h=None):
+    def forward(self, x: Tensor, h: Tensor | None = None) -> Tensor:
         """``x [B, I]``, ``h [B, H]`` or ``None`` -> ``h'``."""
         h = x.new_zeros(x.shape[0], self.hidden_size) if h is None else h
         self._check_step_input(x, [h])
         return rnn_step(x, (h,), *self._weights()[:4], spike=self.surrogate_function, leak=None)[0]
 
 
-_BUILTIN_MODES = {SpikingLSTMCell: "LSTM", SpikingGRUCell: "GRU", SpikingVanillaRNNCell: "RNN"}
+_BUILTIN_MODES: dict[type[nn.Module], str] = {SpikingLSTMCell: "LSTM", SpikingGRUCell: "GRU",
+                                              SpikingVanillaRNNCell: "RNN"}
+_BuiltinCell = Union[SpikingLSTMCell, SpikingGRUCell, SpikingVanillaRNNCell]
 
 
-def _cell_surrogates(cell: nn.Module) -> tuple:
+def _cell_surrogates(cell: _BuiltinCell) -> tuple[SpikeFn, SpikeFn]:
     if isinstance(cell, SpikingVanillaRNNCell):
         return cell.surrogate_function, cell.surrogate_function
     return surrogate_pair(cell)
@@ -212,9 +223,12 @@ class SpikingRNNBase(nn.Module):
     """
 
     backend = "auto"
+    cells: nn.Sequential
+    cells_reverse: nn.Sequential  # only when bidirectional
 
-    def __init__(self, input_size, hidden_size, num_layers, bias=True, dropout_p=0, invariant_dropout_mask=False,
-                 bidirectional=False, *args, **kwargs):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int, bias: bool = True, dropout_p: float = 0,
+                 invariant_dropout_mask: bool = False, bidirectional: bool = False, *args: Any,
+                 **kwargs: Any) -> None:
         super().__init__()
         owner = type(self).__name__
         if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers <= 0:
@@ -228,32 +242,34 @@ class SpikingRNNBase(nn.Module):
         self.dropout_p = dropout_p
         self.invariant_dropout_mask = invariant_dropout_mask
         self.bidirectional = bidirectional
+        # create_cells returns a pair exactly when bidirectional
         if self.bidirectional:
-            self.cells, self.cells_reverse = self.create_cells(*args, **kwargs)
+            self.cells, self.cells_reverse = cast("tuple[nn.Sequential, nn.Sequential]",
+                                                  self.create_cells(*args, **kwargs))
         else:
-            self.cells = self.create_cells(*args, **kwargs)
+            self.cells = cast(nn.Sequential, self.create_cells(*args, **kwargs))
 
-    def create_cells(self, *args, **kwargs):
+    def create_cells(self, *args: Any, **kwargs: Any) -> nn.Sequential | tuple[nn.Sequential, nn.Sequential]:
         """One ``nn.Sequential`` of cells per direction; layers > 0 read ``D * hidden_size`` features."""
-        cell_type = self.base_cell()
+        cell_type: Callable[..., nn.Module] = self.base_cell()
         directions = 2 if self.bidirectional else 1
         input_sizes = [self.input_size] + [self.hidden_size * directions] * (self.num_layers - 1)
         stacks = tuple(nn.Sequential(*(cell_type(size, self.hidden_size, self.bias, *args, **kwargs)
                                        for size in input_sizes)) for _ in range(directions))
-        return stacks if self.bidirectional else stacks[0]
+        return (stacks[0], stacks[1]) if self.bidirectional else stacks[0]
 
     @staticmethod
-    def base_cell():
+    def base_cell() -> type[nn.Module]:
         raise NotImplementedError
 
     @staticmethod
-    def states_num():
+    def states_num() -> int:
         raise NotImplementedError
 
     def _direction_stacks(self) -> list[nn.Sequential]:
         return [self.cells, self.cells_reverse] if self.bidirectional else [self.cells]
 
-    def _states_tensor(self, x: Tensor, states) -> Tensor:
+    def _states_tensor(self, x: Tensor, states: object) -> Tensor:
         """``states`` as one tensor ``[S, L*D, B, H]`` (direction-major), validated."""
         count = self.states_num()
         rows = self.num_layers * (2 if self.bidirectional else 1)
@@ -284,7 +300,8 @@ class SpikingRNNBase(nn.Module):
             raise ValueError(f"states ({tensor.dtype}, {tensor.device}) must match x ({x.dtype}, {x.device})")
         return tensor
 
-    def forward(self, x: Tensor, states=None):
+    def forward(self, x: Tensor, states: Tensor | tuple[Tensor, ...] | None = None
+                ) -> tuple[Tensor, Tensor | tuple[Tensor, ...]]:
         if not isinstance(x, Tensor) or x.dim() != 3:
             raise ValueError(f"{type(self).__name__}: x must have shape [T, batch, input_size], got {_shape_of(x)}")
         if x.shape[0] == 0 or x.shape[2] != self.input_size:
@@ -307,12 +324,14 @@ class SpikingRNNBase(nn.Module):
                        float(self.dropout_p), self.invariant_dropout_mask, cell_state="clamp", gates="heaviside",
                        leak=None)
 
-    def _forward_backend(self, x: Tensor, states: Tensor, stacks: list[nn.Sequential]):
+    def _forward_backend(self, x: Tensor, states: Tensor, stacks: list[nn.Sequential]) -> tuple[Tensor, Tensor]:
         """Built-in cells: run the stack on a :mod:`spikingrnn.ops` backend (layer-major there)."""
         directions = len(stacks)
         # layer-major index layer * D + d  <->  direction-major index d * L + layer
         to_layer_major = [d * self.num_layers + layer for layer in range(self.num_layers) for d in range(directions)]
-        layer_major_cells = [stacks[d][layer] for layer in range(self.num_layers) for d in range(directions)]
+        # forward() sends only stacks of built-in cells here
+        layer_major_cells = [cast(_BuiltinCell, stacks[d][layer])
+                             for layer in range(self.num_layers) for d in range(directions)]
         weights = [cell._weights() for cell in layer_major_cells]
         surrogates = [_cell_surrogates(cell) for cell in layer_major_cells]
         spec = self._spec()
@@ -322,7 +341,7 @@ class SpikingRNNBase(nn.Module):
         to_direction_major = sorted(range(len(to_layer_major)), key=to_layer_major.__getitem__)
         return y, torch.stack(final)[:, to_direction_major]
 
-    def _forward_cells(self, x: Tensor, states: Tensor, stacks: list[nn.Sequential]):
+    def _forward_cells(self, x: Tensor, states: Tensor, stacks: list[nn.Sequential]) -> tuple[Tensor, Tensor]:
         """Any cell ``cell(x_t, states) -> states``: a plain loop, as SpikingJelly runs it."""
         count = self.states_num()
         directions = len(stacks)
@@ -330,7 +349,7 @@ class SpikingRNNBase(nn.Module):
         if self.training and self.dropout_p > 0 and self.invariant_dropout_mask and self.num_layers > 1:
             masks = F.dropout(x.new_ones(self.num_layers - 1, x.shape[1], self.hidden_size * directions),
                               p=self.dropout_p, training=True)
-        final = [None] * (self.num_layers * directions)
+        final: list[Tensor | None] = [None] * (self.num_layers * directions)
         y = x
         for layer in range(self.num_layers):
             outputs = []
@@ -344,55 +363,58 @@ class SpikingRNNBase(nn.Module):
             y = torch.cat(outputs, dim=-1) if directions == 2 else outputs[0]
             if self.training and self.dropout_p > 0 and layer < self.num_layers - 1:
                 y = y * masks[layer] if masks is not None else F.dropout(y, p=self.dropout_p, training=True)
-        return y, torch.stack(final, dim=1)
+        return y, torch.stack(cast("list[Tensor]", final), dim=1)  # every index set above
 
 
 class SpikingLSTM(SpikingRNNBase):
     """SpikingJelly 2.0's multi-layer spiking LSTM; returns ``(output, (h, c))``."""
 
-    def __init__(self, input_size, hidden_size, num_layers, bias=True, dropout_p=0, invariant_dropout_mask=False,
-                 bidirectional=False, surrogate_function1=None, surrogate_function2=None):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int, bias: bool = True, dropout_p: float = 0,
+                 invariant_dropout_mask: bool = False, bidirectional: bool = False,
+                 surrogate_function1: SurrogateSpec = None, surrogate_function2: SurrogateSpec = None) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, dropout_p, invariant_dropout_mask,
                          bidirectional, surrogate_function1, surrogate_function2)
 
     @staticmethod
-    def base_cell():
+    def base_cell() -> type[nn.Module]:
         return SpikingLSTMCell
 
     @staticmethod
-    def states_num():
+    def states_num() -> int:
         return 2
 
 
 class SpikingVanillaRNN(SpikingRNNBase):
     """SpikingJelly 2.0's multi-layer spiking vanilla RNN; returns ``(output, h)``."""
 
-    def __init__(self, input_size, hidden_size, num_layers, bias=True, dropout_p=0, invariant_dropout_mask=False,
-                 bidirectional=False, surrogate_function=None):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int, bias: bool = True, dropout_p: float = 0,
+                 invariant_dropout_mask: bool = False, bidirectional: bool = False,
+                 surrogate_function: SurrogateSpec = None) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, dropout_p, invariant_dropout_mask,
                          bidirectional, surrogate_function)
 
     @staticmethod
-    def base_cell():
+    def base_cell() -> type[nn.Module]:
         return SpikingVanillaRNNCell
 
     @staticmethod
-    def states_num():
+    def states_num() -> int:
         return 1
 
 
 class SpikingGRU(SpikingRNNBase):
     """SpikingJelly 2.0's multi-layer spiking GRU; returns ``(output, h)``."""
 
-    def __init__(self, input_size, hidden_size, num_layers, bias=True, dropout_p=0, invariant_dropout_mask=False,
-                 bidirectional=False, surrogate_function1=None, surrogate_function2=None):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int, bias: bool = True, dropout_p: float = 0,
+                 invariant_dropout_mask: bool = False, bidirectional: bool = False,
+                 surrogate_function1: SurrogateSpec = None, surrogate_function2: SurrogateSpec = None) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, dropout_p, invariant_dropout_mask,
                          bidirectional, surrogate_function1, surrogate_function2)
 
     @staticmethod
-    def base_cell():
+    def base_cell() -> type[nn.Module]:
         return SpikingGRUCell
 
     @staticmethod
-    def states_num():
+    def states_num() -> int:
         return 1

@@ -26,6 +26,8 @@ spiking-only settings (surrogates, ``cell_state``, ``invariant_dropout_mask``, `
 """
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 from ..nn import (SpikingGRU, SpikingGRUCell, SpikingLSTM, SpikingLSTMCell, SpikingRNN, SpikingRNNBase,
@@ -62,7 +64,7 @@ def _supported(mapping: dict[type, type]) -> str:
                      for cls in mapping)
 
 
-def _lookup(module, mapping: dict[type, type], function: str, hint: str):
+def _lookup(module: nn.Module, mapping: dict[type, type], function: str, hint: str) -> type:
     target = mapping.get(type(module))
     if target is None:
         raise TypeError(f"{function}: unsupported module type {type(module).__module__}.{type(module).__qualname__}; "
@@ -70,7 +72,7 @@ def _lookup(module, mapping: dict[type, type], function: str, hint: str):
     return target
 
 
-def _device_dtype(module: nn.Module, function: str) -> dict:
+def _device_dtype(module: nn.Module, function: str) -> dict[str, Any]:
     """The single device and dtype of ``module``'s parameters."""
     devices = {p.device for p in module.parameters()}
     dtypes = {p.dtype for p in module.parameters()}
@@ -80,7 +82,7 @@ def _device_dtype(module: nn.Module, function: str) -> dict:
     return {"device": devices.pop(), "dtype": dtypes.pop()}
 
 
-def _config(module: nn.Module, spiking_class: type) -> dict:
+def _config(module: nn.Module, spiking_class: type[nn.Module]) -> dict[str, Any]:
     """The torch.nn configuration of ``module`` (a torch or a spiking module) that ``spiking_class`` takes."""
     return constructor_arguments(module, ("config",), spiking_class)
 
@@ -91,23 +93,27 @@ def _copy_weights(source: nn.Module, target: nn.Module) -> None:
     target.train(source.training)
 
 
-def from_torch(module: nn.Module, **spiking_kwargs) -> nn.Module:
+def from_torch(module: nn.Module, **spiking_kwargs: Any) -> nn.Module:
     """The spiking counterpart of a torch recurrent module, with its configuration and weights.
 
     Args:
         module: an instance of exactly ``torch.nn.LSTM``, ``GRU``, ``RNN``, ``LSTMCell``,
             ``GRUCell`` or ``RNNCell``.
         **spiking_kwargs: the spiking-only keyword arguments of the target class
-            (``surrogate_function1``, ``surrogate_function2``, ``invariant_dropout_mask``,
-            ``cell_state``, ``cell_threshold``, ``backend``, ``low_memory``, as the class takes
-            them). The configuration (sizes, ``num_layers``, ``bias``, ``batch_first``,
+            (``surrogate_function1``, ``surrogate_function2``, ``invariant_dropout_mask``, ``gates``,
+            ``spike_threshold``, ``forget_bias``, ``cell_state``, ``cell_threshold``, ``leak``,
+            ``backend``, ``low_memory``, as the class takes them). ``forget_bias`` only initialises
+            biases, and the copied biases replace them: it does not change the copied weights. The
+            configuration (sizes, ``num_layers``, ``bias``, ``batch_first``,
             ``dropout``, ``bidirectional``, ``proj_size``) and the device and dtype come from
             ``module`` and cannot be passed.
 
     Returns:
         A :class:`~spikingrnn.SpikingLSTM`, ``SpikingGRU``, ``SpikingRNN`` or the matching cell,
         holding a copy of ``module``'s weights, in ``module``'s training mode. A torch ``RNN``'s
-        ``nonlinearity`` is replaced by the spike.
+        ``nonlinearity`` is replaced by the spike. This copies weights; it does not convert a
+        trained network into an equivalent spiking one (the spiking module computes something
+        else with the same weights and needs training or fine-tuning).
 
     Raises:
         TypeError: ``module`` is not one of the supported classes, or a keyword argument

@@ -16,7 +16,7 @@ does not grow with the file. They index like tensors (``x[index]``, ``x[a:b]`` a
 >>> for x, y in batches(data.x_train, data.y_train, 64, shuffle=True):
 ...     pass                                      # x [8, 64, 8] time-major, y [64]
 
-See :mod:`spikingrnn.data.registry` for the table of datasets.
+See :data:`DATASETS` for the table of datasets.
 """
 from .batching import batches
 from .container import SequenceDataset

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 from torch.utils.data import TensorDataset
@@ -40,9 +41,9 @@ class SequenceDataset:
     y_test: torch.Tensor
     num_classes: int
     description: str
-    info: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)  # bare: in the Attributes entry Sphinx -n cannot resolve dict[str, Any]
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for part in ("train", "test"):
             x, y = getattr(self, f"x_{part}"), getattr(self, f"y_{part}")
             if not isinstance(x, (torch.Tensor, LazySpikeSequences)) or x.dtype != torch.float32 or x.dim() != 3:
@@ -75,7 +76,9 @@ class SequenceDataset:
         With lazy inputs each item is read and binned when the ``DataLoader`` asks for it (also in worker
         processes: the file is reopened in each).
         """
-        return TensorDataset(self.x_train, self.y_train), TensorDataset(self.x_test, self.y_test)
+        # a LazySpikeSequences stands in for a tensor here: TensorDataset only calls its size() and [index]
+        x_train, x_test = cast(torch.Tensor, self.x_train), cast(torch.Tensor, self.x_test)
+        return TensorDataset(x_train, self.y_train), TensorDataset(x_test, self.y_test)
 
     def __repr__(self) -> str:
         return (f"SequenceDataset(train={len(self.y_train)}, test={len(self.y_test)}, T={self.num_steps}, "

@@ -14,6 +14,8 @@ test images, drawn with ``seed=0``. Nothing is downloaded.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from .container import SequenceDataset
@@ -35,7 +37,7 @@ def _images(dataset: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _split(name: str, x: torch.Tensor, y: torch.Tensor, num_test: int, seed: int, description: str,
-           **info) -> SequenceDataset:
+           **info: Any) -> SequenceDataset:
     train, test = stratified_split(y, num_test, seed)
     text = (f"scikit-learn digits, {description}; values in [0, 1]; {len(train)} train / {len(test)} test "
             f"(stratified, seed={seed})")

@@ -13,6 +13,8 @@ one bin earlier than from the HDF5 file's float seconds.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -24,7 +26,7 @@ from .validation import check_bool, check_int, check_positive_float
 FIELDS = ("t", "x")
 
 
-def _check_events(array, where: str) -> np.ndarray:
+def _check_events(array: object, where: str) -> np.ndarray:
     """``array`` if it is a 1-D numpy structured array with the fields ``t`` and ``x``."""
     if not isinstance(array, np.ndarray) or array.dtype.names is None:
         got = (f"a {array.dtype} array of shape {list(array.shape)}" if isinstance(array, np.ndarray)
@@ -51,7 +53,7 @@ class EventArrays:
         argument: names the argument in error messages.
     """
 
-    def __init__(self, events, time_unit: float = 1e-6, pairs: bool = False, argument: str = "events"):
+    def __init__(self, events: Any, time_unit: float = 1e-6, pairs: bool = False, argument: str = "events") -> None:
         if not (hasattr(events, "__len__") and hasattr(events, "__getitem__")) or isinstance(events, (str, bytes)):
             raise TypeError(f"{argument} must be a sequence of event arrays (a list, or a dataset with len() and "
                             f"indexing), got {type(events).__name__}")
@@ -74,7 +76,7 @@ class EventArrays:
         """``"events[7]"``: names sample ``row`` in error messages."""
         return f"{self.argument}[{row}]"
 
-    def item(self, row: int):
+    def item(self, row: int) -> np.ndarray:
         """The events of sample ``row`` (the first element of a pair), checked."""
         item = self.events[int(row)]
         if self.pairs:
@@ -86,7 +88,7 @@ class EventArrays:
 
     def read(self, rows: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """``(times in seconds, units)`` of the samples ``rows``."""
-        samples = []
+        samples: list[tuple[np.ndarray, np.ndarray]] = []
         for row in np.asarray(rows).reshape(-1):
             array = self.item(row)
             samples.append((array["t"].astype(np.float64) * self.time_unit, array["x"]))
@@ -97,7 +99,7 @@ class EventArrays:
         return f"{len(self)} event arrays ({type(self.events).__name__})"
 
 
-def _labels(events, labels, argument: str) -> np.ndarray:
+def _labels(events: Any, labels: Any, argument: str) -> np.ndarray:
     """The labels of ``events`` as int64: ``labels`` checked, or read from ``(events, label)`` pairs."""
     if labels is None:
         # a tonic dataset yields (events, label): one pass reads every sample once and keeps only its label
@@ -121,7 +123,7 @@ def _labels(events, labels, argument: str) -> np.ndarray:
     return labels.astype(np.int64)
 
 
-def event_sequences(events, num_units: int = 700, num_steps: int = 100, max_time: float = 1.4,
+def event_sequences(events: Any, num_units: int = 700, num_steps: int = 100, max_time: float = 1.4,
                     time_unit: float = 1e-6, binary: bool = False) -> LazySpikeSequences:
     """Event arrays as lazy inputs ``[N, num_steps, num_units]`` (a sample is binned when indexed).
 
@@ -133,9 +135,9 @@ def event_sequences(events, num_units: int = 700, num_steps: int = 100, max_time
     return LazySpikeSequences(source, num_steps=num_steps, max_time=max_time, num_units=num_units, binary=binary)
 
 
-def from_events(events, labels=None, test_events=None, test_labels=None, *, num_classes: int | None = None,
-                num_units: int = 700, num_steps: int = 100, max_time: float = 1.4, time_unit: float = 1e-6,
-                binary: bool = False, num_test: int | None = None, seed: int = 0,
+def from_events(events: Any, labels: Any = None, test_events: Any = None, test_labels: Any = None, *,
+                num_classes: int | None = None, num_units: int = 700, num_steps: int = 100, max_time: float = 1.4,
+                time_unit: float = 1e-6, binary: bool = False, num_test: int | None = None, seed: int = 0,
                 name: str = "events") -> SequenceDataset:
     """A :class:`SequenceDataset` from tonic-style event arrays, binned lazily into ``[N, num_steps, num_units]``.
 
@@ -167,9 +169,10 @@ def from_events(events, labels=None, test_events=None, test_labels=None, *, num_
         ValueError: an array lacking the field ``t`` or ``x``; labels that are not ``N`` integers in
             ``[0, num_classes)``; a unit outside ``[0, num_units)`` (when that sample is read).
     """
-    options = dict(num_steps=check_int("num_steps", num_steps, minimum=1),
-                   max_time=check_positive_float("max_time", max_time),
-                   num_units=check_int("num_units", num_units, minimum=1), binary=check_bool("binary", binary))
+    options: dict[str, Any] = dict(num_steps=check_int("num_steps", num_steps, minimum=1),
+                                   max_time=check_positive_float("max_time", max_time),
+                                   num_units=check_int("num_units", num_units, minimum=1),
+                                   binary=check_bool("binary", binary))
     time_unit = check_positive_float("time_unit", time_unit)
     seed = check_int("seed", seed)
     parts = [("events", events, labels)]
@@ -179,7 +182,8 @@ def from_events(events, labels=None, test_events=None, test_labels=None, *, num_
         parts.append(("test_events", test_events, test_labels))
     elif test_labels is not None:
         raise ValueError("test_labels was given without test_events")
-    xs, ys = [], []
+    xs: list[LazySpikeSequences] = []
+    ys: list[torch.Tensor] = []
     for argument, part_events, part_labels in parts:
         source = EventArrays(part_events, time_unit=time_unit, pairs=part_labels is None, argument=argument)
         ys.append(torch.from_numpy(_labels(part_events, part_labels, argument)))
@@ -192,7 +196,8 @@ def from_events(events, labels=None, test_events=None, test_labels=None, *, num_
         raise ValueError(f"labels must lie in [0, {num_classes}) (num_classes={num_classes}), got a label {largest}")
     if test_events is not None:
         (x, x_test), (y, y_test) = xs, ys
-        split, info = f"{len(y)} train / {len(y_test)} test (test_events)", {}
+        split = f"{len(y)} train / {len(y_test)} test (test_events)"
+        info: dict[str, Any] = {}
     else:
         x, y, x_test, y_test, train, test = split_sequences(xs[0], ys[0], num_test, seed, what="events")
         split = f"{len(y)} train / {len(y_test)} test split (stratified, seed={seed})"

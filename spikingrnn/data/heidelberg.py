@@ -30,6 +30,9 @@ the one file (no sample is copied).
 """
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import torch
 
 from .container import SequenceDataset
@@ -39,7 +42,7 @@ from .split import split_sequences
 from .validation import check_bool, check_int, check_positive_float
 
 
-def open_spike_file(path, num_steps: int = 100, max_time: float = 1.4, binary: bool = False,
+def open_spike_file(path: str | os.PathLike[str], num_steps: int = 100, max_time: float = 1.4, binary: bool = False,
                     num_units: int = 700, num_classes: int | None = None, argument: str = "path"
                     ) -> tuple[LazySpikeSequences, torch.Tensor]:
     """Open one SHD-format HDF5 file lazily: ``x`` (``LazySpikeSequences [N, num_steps, num_units]``), ``y [N]`` int64.
@@ -62,7 +65,7 @@ def open_spike_file(path, num_steps: int = 100, max_time: float = 1.4, binary: b
     return x, torch.from_numpy(source.labels.copy())
 
 
-def bin_spike_file(path, num_steps: int = 100, max_time: float = 1.4, binary: bool = False,
+def bin_spike_file(path: str | os.PathLike[str], num_steps: int = 100, max_time: float = 1.4, binary: bool = False,
                    num_units: int = 700, num_classes: int | None = None, argument: str = "path"
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """Read one SHD-format HDF5 file and bin all of it: ``x [N, num_steps, num_units]`` float32, ``y [N]`` int64.
@@ -83,10 +86,11 @@ def bin_spike_file(path, num_steps: int = 100, max_time: float = 1.4, binary: bo
     return x[:], y
 
 
-def _load(name: str, num_classes: int, path, test_path, num_steps: int, max_time: float, binary: bool,
+def _load(name: str, num_classes: int, path: str | os.PathLike[str], test_path: str | os.PathLike[str] | None,
+          num_steps: int, max_time: float, binary: bool,
           num_test: int | None, seed: int) -> SequenceDataset:
     seed = check_int("seed", seed)
-    options = dict(num_steps=num_steps, max_time=max_time, binary=binary, num_classes=num_classes)
+    options: dict[str, Any] = dict(num_steps=num_steps, max_time=max_time, binary=binary, num_classes=num_classes)
     x, y = open_spike_file(path, **options)
     if test_path is not None:
         if num_test is not None:
@@ -94,7 +98,7 @@ def _load(name: str, num_classes: int, path, test_path, num_steps: int, max_time
                              f"got {num_test}")
         x_test, y_test = open_spike_file(test_path, argument="test_path", **options)
         split = f"{len(y)} train (path) / {len(y_test)} test (test_path)"
-        info = {}
+        info: dict[str, Any] = {}
     else:
         x, y, x_test, y_test, train, test = split_sequences(x, y, num_test, seed, what=f"path: '{path}'")
         split = f"{len(y)} train / {len(y_test)} test split from one file (stratified, seed={seed})"
@@ -106,8 +110,9 @@ def _load(name: str, num_classes: int, path, test_path, num_steps: int, max_time
     return SequenceDataset(x, y, x_test, y_test, num_classes, description, info=info)
 
 
-def load_shd(path, test_path=None, num_steps: int = 100, max_time: float = 1.4, binary: bool = False,
-             num_test: int | None = None, seed: int = 0) -> SequenceDataset:
+def load_shd(path: str | os.PathLike[str], test_path: str | os.PathLike[str] | None = None, num_steps: int = 100,
+             max_time: float = 1.4, binary: bool = False, num_test: int | None = None,
+             seed: int = 0) -> SequenceDataset:
     """Spiking Heidelberg Digits: ``x [N, num_steps, 700]`` float32 counts (read lazily), labels int64 0..19.
 
     ``x_train`` / ``x_test`` are :class:`~spikingrnn.data.lazy.LazySpikeSequences`: ``x[index]`` and
@@ -126,7 +131,8 @@ def load_shd(path, test_path=None, num_steps: int = 100, max_time: float = 1.4, 
     return _load("shd", 20, path, test_path, num_steps, max_time, binary, num_test, seed)
 
 
-def load_ssc(path, test_path=None, num_steps: int = 100, max_time: float = 1.4, binary: bool = False,
-             num_test: int | None = None, seed: int = 0) -> SequenceDataset:
+def load_ssc(path: str | os.PathLike[str], test_path: str | os.PathLike[str] | None = None, num_steps: int = 100,
+             max_time: float = 1.4, binary: bool = False, num_test: int | None = None,
+             seed: int = 0) -> SequenceDataset:
     """Spiking Speech Commands: as :func:`load_shd` with labels 0..34 (``ssc_train.h5``, ``ssc_test.h5``)."""
     return _load("ssc", 35, path, test_path, num_steps, max_time, binary, num_test, seed)

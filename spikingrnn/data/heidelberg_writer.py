@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -16,7 +16,8 @@ from .optional import require
 from .validation import check_int, check_positive_float
 
 
-def write_shd_file(path, times: Sequence, units: Sequence, labels: Sequence) -> Path:
+def write_shd_file(path: str | os.PathLike[str], times: Sequence[Any], units: Sequence[Any],
+                   labels: Sequence[int] | np.ndarray) -> Path:
     """Write one SHD-format file.
 
     Args:
@@ -56,8 +57,9 @@ def write_shd_file(path, times: Sequence, units: Sequence, labels: Sequence) -> 
     return path
 
 
-def write_synthetic_shd(path, num_samples: int = 40, num_classes: int = 20, num_units: int = 700,
-                        max_time: float = 1.4, spikes_per_sample: int = 200, seed: int = 0) -> Path:
+def write_synthetic_shd(path: str | os.PathLike[str], num_samples: int = 40, num_classes: int = 20,
+                        num_units: int = 700, max_time: float = 1.4, spikes_per_sample: int = 200,
+                        seed: int = 0) -> Path:
     """Write a small, learnable SHD-format file of random spikes.
 
     Sample ``i`` has label ``i % num_classes`` (so the classes are balanced) and ``spikes_per_sample``
@@ -77,7 +79,8 @@ def write_synthetic_shd(path, num_samples: int = 40, num_classes: int = 20, num_
     rng = np.random.default_rng(seed)
     band = num_units / num_classes
     labels = np.arange(num_samples) % num_classes
-    times, units = [], []
+    times: list[np.ndarray] = []
+    units: list[np.ndarray] = []
     for label in labels:
         sample_times = np.sort(rng.uniform(0.0, max_time, spikes_per_sample))
         centre = (label + 0.5) * band

@@ -1,7 +1,7 @@
 """``LazySpikeSequences``: ``[N, T, F]`` binned spike inputs that are read and binned only when indexed.
 
 A dense SHD training file is ``8,156 x 100 x 700`` float32 = 2.3 GB (SSC's: 21 GB). A
-:class:`LazySpikeSequences` holds only where the spikes are (a :class:`~spikingrnn.data.spike_file.SpikeFile`
+:class:`LazySpikeSequences` holds only where the spikes are (a ``SpikeFile``
 or in-memory event arrays), the binning options and, for a subset, the ``int64`` sample numbers of its
 rows (8 bytes a sample). Indexing reads the spikes of the selected samples and bins them
 (:func:`~spikingrnn.data.spike_binning.bin_spikes`) into a new dense float32 tensor:
@@ -22,6 +22,7 @@ result for a tensor); ``x[:n]`` is the dense tensor of the first ``n`` samples f
 from __future__ import annotations
 
 import numbers
+from typing import TYPE_CHECKING, Any, Iterator, NoReturn, Protocol, Sequence, Union, overload
 
 import numpy as np
 import torch
@@ -33,6 +34,23 @@ from .validation import check_bool, check_int, check_positive_float
 READ_BLOCK = 256
 
 
+class SpikeSource(Protocol):
+    """What :class:`LazySpikeSequences` reads from (``SpikeFile``,
+    :class:`~spikingrnn.data.events.EventArrays`)."""
+
+    def __len__(self) -> int: ...
+
+    def read(self, rows: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]: ...
+
+    def where(self, row: int) -> str: ...
+
+    def describe(self) -> str: ...
+
+
+#: What selects samples: an int, a slice, or a 1-D integer or bool tensor/array/list.
+SampleIndex = Union[int, slice, torch.Tensor, np.ndarray, Sequence[int], Sequence[bool]]
+
+
 class LazySpikeSequences:
     """Binned spike sequences ``[N, T, F]`` float32, read from their source sample by sample when indexed.
 
@@ -40,7 +58,7 @@ class LazySpikeSequences:
         source: where the spikes are; it has ``len(source)`` samples, ``source.read(rows)`` returns
             the ``(times in seconds, units)`` pair of each row, ``source.where(row)`` names a sample in
             error messages and ``source.describe()`` the source in ``repr``
-            (:class:`~spikingrnn.data.spike_file.SpikeFile`, or the event arrays of
+            (``SpikeFile``, or the event arrays of
             :func:`spikingrnn.data.from_events`).
         num_steps: ``T``, bins over ``[0, max_time)``.
         max_time: end of the binned window in seconds; later spikes are dropped.
@@ -59,17 +77,18 @@ class LazySpikeSequences:
     device = torch.device("cpu")
     ndim = 3
 
-    def __init__(self, source, num_steps: int = 100, max_time: float = 1.4, num_units: int = 700,
-                 binary: bool = False, rows=None):
+    def __init__(self, source: Any, num_steps: int = 100, max_time: float = 1.4, num_units: int = 700,
+                 binary: bool = False, rows: np.ndarray | Sequence[int] | None = None) -> None:
         for method in ("read", "where", "describe", "__len__"):
             if not callable(getattr(source, method, None)):
                 raise TypeError(f"source must have a {method}() method (like spikingrnn.data.spike_file.SpikeFile), "
                                 f"got {type(source).__name__}")
-        self.source = source
+        self.source: SpikeSource = source
         self.num_steps = check_int("num_steps", num_steps, minimum=1)
         self.max_time = check_positive_float("max_time", max_time)
         self.num_units = check_int("num_units", num_units, minimum=1)
         self.binary = check_bool("binary", binary)
+        self._rows: np.ndarray | None
         if rows is None:
             self._rows = None   # every sample of the source, in order: nothing to store
         else:
@@ -90,7 +109,7 @@ class LazySpikeSequences:
     def shape(self) -> torch.Size:
         return torch.Size([len(self), self.num_steps, self.num_units])
 
-    def size(self, dim: int | None = None):
+    def size(self, dim: int | None = None) -> torch.Size | int:
         """``shape``, or ``shape[dim]`` (as ``torch.Tensor.size``; lets ``TensorDataset`` take the object)."""
         return self.shape if dim is None else self.shape[dim]
 
@@ -113,7 +132,7 @@ class LazySpikeSequences:
         return np.arange(len(self.source), dtype=np.int64) if self._rows is None else self._rows.copy()
 
     # ------------------------------------------------------------------ selection
-    def _positions(self, index) -> np.ndarray | int:
+    def _positions(self, index: object) -> np.ndarray | int:
         """``index`` as positions in ``[0, N)``: an ``int`` for one sample, else a 1-D ``int64`` array."""
         n = len(self)
         if isinstance(index, torch.Tensor) and index.dim() == 0 and not index.is_floating_point():
@@ -121,9 +140,10 @@ class LazySpikeSequences:
         if isinstance(index, np.ndarray) and index.ndim == 0:
             index = index.item()
         if isinstance(index, numbers.Integral) and not isinstance(index, bool):
-            if not -n <= index < n:
+            position = int(index)
+            if not -n <= position < n:
                 raise IndexError(f"index {index} is out of range for {n} samples")
-            return int(index) % n
+            return position % n
         if isinstance(index, slice):
             return np.arange(n, dtype=np.int64)[index]
         if isinstance(index, torch.Tensor):
@@ -150,7 +170,7 @@ class LazySpikeSequences:
     def _source_rows(self, positions: np.ndarray) -> np.ndarray:
         return positions if self._rows is None else self._rows[positions]
 
-    def subset(self, index) -> "LazySpikeSequences":
+    def subset(self, index: SampleIndex) -> "LazySpikeSequences":
         """The samples ``index`` (slice, integer or bool tensor/array/list) as a new lazy object; reads nothing."""
         positions = self._positions(index)
         if isinstance(positions, int):
@@ -172,7 +192,7 @@ class LazySpikeSequences:
         return bin_spikes(samples, self.num_steps, self.max_time, self.num_units, self.binary,
                           where=lambda b: self.source.where(int(rows[b])), out=out)
 
-    def __getitem__(self, index) -> torch.Tensor:
+    def __getitem__(self, index: SampleIndex | tuple[Any, ...]) -> torch.Tensor:
         """Dense float32: ``[T, F]`` for an int, ``[len(index), T, F]`` for a slice or index tensor.
 
         A tuple ``x[i, ...]`` selects samples with ``i`` and indexes the dense result with the rest.
@@ -188,7 +208,7 @@ class LazySpikeSequences:
             return self._dense(np.array([positions], dtype=np.int64))[0]
         return self._dense(positions)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[torch.Tensor]:
         for position in range(len(self)):
             yield self[position]
 
@@ -199,19 +219,21 @@ class LazySpikeSequences:
 
     # ------------------------------------------------------------------ refusing whole-array use
     @classmethod
-    def __torch_function__(cls, func, types, args=(), kwargs=None):
+    def __torch_function__(cls, func: Any, types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> NoReturn:
         raise TypeError(f"{getattr(func, '__name__', func)}() got a LazySpikeSequences, which is not a tensor: "
                         "index it first (x[index] or x[a:b] give a dense float32 tensor; x[:] materialises "
                         "every sample)")
 
-    def __getattr__(self, name: str):
-        # called only for attributes the object lacks: tensor methods (x.transpose, x.to, x.sum) land here
-        if name.startswith("__") and name.endswith("__"):
-            raise AttributeError(name)   # protocol look-ups (pickle, copy) must see a plain AttributeError
-        raise AttributeError(f"'LazySpikeSequences' object has no attribute '{name}': it is not a tensor; index it "
-                             "first (x[index] or x[a:b] give a dense float32 tensor; head(x, n) stays lazy)")
+    if not TYPE_CHECKING:  # hidden from type checkers, which then report x.transpose(...) on a lazy object too
+        def __getattr__(self, name: str) -> NoReturn:
+            # called only for attributes the object lacks: tensor methods (x.transpose, x.to, x.sum) land here
+            if name.startswith("__") and name.endswith("__"):
+                raise AttributeError(name)   # protocol look-ups (pickle, copy) must see a plain AttributeError
+            raise AttributeError(f"'LazySpikeSequences' object has no attribute '{name}': it is not a tensor; index "
+                                 "it first (x[index] or x[a:b] give a dense float32 tensor; head(x, n) stays lazy)")
 
-    def __array__(self, *args, **kwargs):
+    def __array__(self, *args: object, **kwargs: object) -> NoReturn:
         raise TypeError("a LazySpikeSequences is not an array: index it first (x[index] or x[a:b] give a dense "
                         "float32 tensor; x[:] materialises every sample)")
 
@@ -226,7 +248,13 @@ def _size(nbytes: int) -> str:
     return f"{nbytes / 1e9:.1f} GB" if nbytes >= 1e9 else f"{nbytes / 1e6:.1f} MB"
 
 
-def head(x, n: int):
+@overload
+def head(x: torch.Tensor, n: int) -> torch.Tensor: ...
+@overload
+def head(x: LazySpikeSequences, n: int) -> LazySpikeSequences: ...
+
+
+def head(x: torch.Tensor | LazySpikeSequences, n: int) -> torch.Tensor | LazySpikeSequences:
     """The first ``n`` samples of ``x``: ``x[:n]`` for a tensor, a lazy subset for a :class:`LazySpikeSequences`.
 
     The training loop's ``--limit-train``/``--limit-test`` use it so that a limit never densifies a lazy set.
@@ -237,7 +265,13 @@ def head(x, n: int):
     return take(x, slice(0, n))
 
 
-def take(x, index):
+@overload
+def take(x: torch.Tensor, index: SampleIndex) -> torch.Tensor: ...
+@overload
+def take(x: LazySpikeSequences, index: SampleIndex) -> LazySpikeSequences: ...
+
+
+def take(x: torch.Tensor | LazySpikeSequences, index: SampleIndex) -> torch.Tensor | LazySpikeSequences:
     """Samples ``index`` of ``x``: ``x[index]`` for a tensor, ``x.subset(index)`` (lazy, nothing read) otherwise."""
     if isinstance(x, LazySpikeSequences):
         return x.subset(index)
@@ -246,7 +280,7 @@ def take(x, index):
     raise TypeError(f"x must be a torch.Tensor or a LazySpikeSequences, got {type(x).__name__}")
 
 
-def describe(value) -> str:
+def describe(value: object) -> str:
     """``"float32 tensor of shape [4, 3, 2]"``, ``"LazySpikeSequences of shape [...]"`` or the type name."""
     if isinstance(value, torch.Tensor):
         return f"{value.dtype} tensor of shape {list(value.shape)}"

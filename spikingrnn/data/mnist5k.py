@@ -14,6 +14,7 @@ are kept in memory (4 MB as uint8) for later calls.
 from __future__ import annotations
 
 import functools
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -28,7 +29,7 @@ DEFAULT_NUM_TEST = 1000
 
 
 @functools.lru_cache(maxsize=1)
-def _parsed(mnist_data) -> tuple[np.ndarray, np.ndarray]:
+def _parsed(mnist_data: Callable[[], tuple[Any, Any]]) -> tuple[np.ndarray, np.ndarray]:
     try:
         images, labels = mnist_data()
     except OSError as error:

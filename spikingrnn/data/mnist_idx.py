@@ -54,7 +54,7 @@ SOURCE_HINT = ("these are torchvision's raw MNIST files: torchvision.datasets.MN
 SUBDIRECTORIES = (Path("."), Path("MNIST") / "raw", Path("raw"))
 
 
-def read_idx(path, argument: str = "path") -> np.ndarray:
+def read_idx(path: str | os.PathLike[str], argument: str = "path") -> np.ndarray:
     """Parse one IDX file of unsigned bytes (plain, or gzip-compressed when its name ends in ``.gz``).
 
     Args:
@@ -142,8 +142,8 @@ def _present(directory: Path) -> dict[str, Path]:
     return found
 
 
-def find_mnist_files(path, argument: str = "path") -> dict[str, Path]:
-    """The four MNIST IDX files under ``path``: ``{name: file}`` for the names of :data:`FILE_NAMES`.
+def find_mnist_files(path: str | os.PathLike[str], argument: str = "path") -> dict[str, Path]:
+    """The four MNIST IDX files under ``path``: ``{name: file}`` for the names of ``FILE_NAMES``.
 
     Looks in ``path`` itself, then ``path/MNIST/raw`` (torchvision's layout under its ``root``), then
     ``path/raw``, and takes the first directory that holds all four (each plain or ``.gz``). ``path``
@@ -187,7 +187,8 @@ def find_mnist_files(path, argument: str = "path") -> dict[str, Path]:
     raise FileNotFoundError(message)
 
 
-def read_mnist(path, argument: str = "path") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Path]:
+def read_mnist(path: str | os.PathLike[str], argument: str = "path"
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Path]:
     """Read and check the four files: ``(x_train [N, 784], y_train [N], x_test [M, 784], y_test [M], directory)``.
 
     ``x`` float32 in [0, 1] (row-major pixels divided by 255), ``y`` int64 0..9; ``directory`` is where
@@ -198,7 +199,7 @@ def read_mnist(path, argument: str = "path") -> tuple[torch.Tensor, torch.Tensor
         not ``[N, 28, 28]``, labels that are not ``[N]`` in 0..9, or image and label files of different N.
     """
     files = find_mnist_files(path, argument)
-    parts = []
+    parts: list[torch.Tensor] = []
     for images_name, labels_name in ((TRAIN_IMAGES, TRAIN_LABELS), (TEST_IMAGES, TEST_LABELS)):
         images = _read_images(files[images_name], argument)
         labels = _read_labels(files[labels_name], argument)
@@ -207,10 +208,11 @@ def read_mnist(path, argument: str = "path") -> tuple[torch.Tensor, torch.Tensor
                              f"'{files[labels_name]}' holds {len(labels)} labels; they must be equal")
         x = torch.from_numpy(images.reshape(len(images), IMAGE_SIZE * IMAGE_SIZE)).float() / 255.0
         parts += [x, torch.from_numpy(labels.astype(np.int64))]
-    return (*parts, files[TRAIN_IMAGES].parent)
+    x_train, y_train, x_test, y_test = parts
+    return x_train, y_train, x_test, y_test, files[TRAIN_IMAGES].parent
 
 
-def _load(name: str, path, steps: int, features: int, view: str) -> SequenceDataset:
+def _load(name: str, path: str | os.PathLike[str], steps: int, features: int, view: str) -> SequenceDataset:
     x_train, y_train, x_test, y_test, directory = read_mnist(path)
     x_train = x_train.reshape(len(x_train), steps, features)
     x_test = x_test.reshape(len(x_test), steps, features)
@@ -220,7 +222,7 @@ def _load(name: str, path, steps: int, features: int, view: str) -> SequenceData
                            info=dict(name=name, path=str(path), directory=str(directory)))
 
 
-def load_mnist_rows(path) -> SequenceDataset:
+def load_mnist_rows(path: str | os.PathLike[str]) -> SequenceDataset:
     """MNIST read row by row from local IDX files: ``x [N, 28, 28]`` (T=28 rows, F=28 pixels), labels 0..9.
 
     Args:
@@ -232,7 +234,7 @@ def load_mnist_rows(path) -> SequenceDataset:
     return _load("mnist_rows", path, IMAGE_SIZE, IMAGE_SIZE, "rows: x [N, 28, 28] = T 28 rows of F 28 pixels")
 
 
-def load_mnist_pixels(path) -> SequenceDataset:
+def load_mnist_pixels(path: str | os.PathLike[str]) -> SequenceDataset:
     """MNIST read pixel by pixel (row-major) from local IDX files: ``x [N, 784, 1]`` (T=784, F=1), labels 0..9.
 
     Args:

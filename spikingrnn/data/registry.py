@@ -25,7 +25,7 @@ MNIST files from the directory ``path=`` (:mod:`spikingrnn.data.mnist_idx`). ``t
 from __future__ import annotations
 
 import inspect
-from typing import Callable
+from typing import Any, Callable
 
 from .container import SequenceDataset
 from .digits import load_digits_pixels, load_digits_pixels_permuted, load_digits_rows
@@ -54,7 +54,7 @@ DATASETS: dict[str, Callable[..., SequenceDataset]] = {
 PATH_EXAMPLES = {"mnist_rows": "/data/mnist", "mnist_pixels": "/data/mnist"}
 
 
-def load_dataset(name: str, **options) -> SequenceDataset:
+def load_dataset(name: str, **options: Any) -> SequenceDataset:
     """Load the dataset registered as ``name`` with its loader's keyword ``options``.
 
     Example: ``load_dataset("digits_rows", seed=1)``, ``load_dataset("shd", path="shd_train.h5",

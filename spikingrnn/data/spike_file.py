@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,14 +44,16 @@ class SpikeFile:
         ValueError: not an HDF5 file, lengths that disagree, or a label outside ``[0, num_classes)``.
     """
 
-    def __init__(self, path, num_classes: int | None = None, argument: str = "path"):
+    def __init__(self, path: str | os.PathLike[str], num_classes: int | None = None, argument: str = "path") -> None:
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"{argument} must be a str or os.PathLike, got {type(path).__name__}")
         self.path = Path(path)
         self.argument = argument
         if not self.path.is_file():
             raise FileNotFoundError(f"{argument}: no SHD/SSC file at '{self.path}'; {SOURCE_HINT}")
-        self._handle, self._pid, self._seen = None, None, None
+        self._handle: Any = None   # an h5py.File, opened per process
+        self._pid: int | None = None
+        self._seen: tuple[int, int] | None = None
         handle = self._open()
         for key in KEYS:
             if key not in handle:
@@ -76,7 +79,7 @@ class SpikeFile:
         stat = self.path.stat()
         return stat.st_size, stat.st_mtime_ns
 
-    def _open(self):
+    def _open(self) -> Any:
         """The process's HDF5 handle, opened (again after a fork or unpickling) when needed."""
         if self._handle is not None and self._pid == os.getpid():
             return self._handle
@@ -134,7 +137,7 @@ class SpikeFile:
         state["_handle"], state["_pid"] = None, None   # an HDF5 handle cannot cross processes
         return state
 
-    def __del__(self):
+    def __del__(self) -> None:
         handle = getattr(self, "_handle", None)
         if handle is not None and getattr(self, "_pid", None) == os.getpid():
             try:

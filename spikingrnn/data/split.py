@@ -1,9 +1,11 @@
 """Seeded, stratified train/test split of sample indices, and of inputs and labels by those indices."""
 from __future__ import annotations
 
+from typing import overload
+
 import torch
 
-from .lazy import take
+from .lazy import LazySpikeSequences, take
 from .validation import check_int
 
 
@@ -47,7 +49,19 @@ def stratified_split(labels: torch.Tensor, num_test: int, seed: int) -> tuple[to
     return train, test
 
 
-def split_sequences(x, y: torch.Tensor, num_test: int | None, seed: int, what: str = "path"):
+@overload
+def split_sequences(x: torch.Tensor, y: torch.Tensor, num_test: int | None, seed: int, what: str = "path"
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]: ...
+@overload
+def split_sequences(x: LazySpikeSequences, y: torch.Tensor, num_test: int | None, seed: int, what: str = "path"
+                    ) -> tuple[LazySpikeSequences, torch.Tensor, LazySpikeSequences, torch.Tensor, torch.Tensor,
+                               torch.Tensor]: ...
+
+
+def split_sequences(x: torch.Tensor | LazySpikeSequences, y: torch.Tensor, num_test: int | None, seed: int,
+                    what: str = "path") -> tuple[torch.Tensor | LazySpikeSequences, torch.Tensor,
+                                                 torch.Tensor | LazySpikeSequences, torch.Tensor, torch.Tensor,
+                                                 torch.Tensor]:
     """Split inputs ``x [N, T, F]`` and labels ``y [N]`` with :func:`stratified_split`, copying no sample.
 
     Args:

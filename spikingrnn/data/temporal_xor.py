@@ -68,7 +68,7 @@ def marker_ranges(num_steps: int) -> tuple[range, range]:
     ``range(ceil(T/2), T)`` for ``T = num_steps``.
 
     Raises:
-        TypeError / ValueError: ``num_steps`` is not an int >= 10.
+        TypeError, ValueError: ``num_steps`` is not an int >= 10.
     """
     num_steps = check_int("num_steps", num_steps, minimum=MIN_NUM_STEPS)
     return range(0, -(-num_steps // 10)), range(-(-num_steps // 2), num_steps)
@@ -115,7 +115,7 @@ def generate_temporal_xor(num_samples: int, num_steps: int = DEFAULT_NUM_STEPS, 
         the two marked bits differ.
 
     Raises:
-        TypeError / ValueError: an argument that is not an int in its range (the message names it).
+        TypeError, ValueError: an argument that is not an int in its range (the message names it).
     """
     num_samples = check_int("num_samples", num_samples, minimum=1)
     num_steps = check_int("num_steps", num_steps, minimum=MIN_NUM_STEPS)
@@ -147,12 +147,12 @@ def load_temporal_xor(num_steps: int = DEFAULT_NUM_STEPS, num_train: int = DEFAU
     sample) besides the arguments.
 
     Raises:
-        TypeError / ValueError: an argument that is not an int in its range (the message names it).
+        TypeError, ValueError: an argument that is not an int in its range (the message names it).
     """
     return _load(num_steps, num_train, num_test, seed, test_seed, "xor")
 
 
-def _load(num_steps, num_train, num_test, seed, test_seed, rule: str) -> SequenceDataset:
+def _load(num_steps: int, num_train: int, num_test: int, seed: int, test_seed: int, rule: str) -> SequenceDataset:
     num_steps = check_int("num_steps", num_steps, minimum=MIN_NUM_STEPS)
     num_train = check_int("num_train", num_train, minimum=1)
     num_test = check_int("num_test", num_test, minimum=1)

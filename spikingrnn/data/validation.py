@@ -8,7 +8,7 @@ from __future__ import annotations
 import numbers
 
 
-def check_int(name: str, value, minimum: int | None = None, maximum: int | None = None) -> int:
+def check_int(name: str, value: object, minimum: int | None = None, maximum: int | None = None) -> int:
     """Return ``value`` as an ``int`` if it is an integer (not a bool) in ``[minimum, maximum]``."""
     bounds = []
     if minimum is not None:
@@ -24,7 +24,7 @@ def check_int(name: str, value, minimum: int | None = None, maximum: int | None 
     return value
 
 
-def check_positive_float(name: str, value) -> float:
+def check_positive_float(name: str, value: object) -> float:
     """Return ``value`` as a ``float`` if it is a finite real number > 0."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a float > 0, got {value!r} ({type(value).__name__})")
@@ -34,7 +34,7 @@ def check_positive_float(name: str, value) -> float:
     return value
 
 
-def check_bool(name: str, value) -> bool:
+def check_bool(name: str, value: object) -> bool:
     """Return ``value`` if it is a ``bool``."""
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be a bool, got {value!r} ({type(value).__name__})")

@@ -36,6 +36,8 @@ from __future__ import annotations
 import itertools
 import os
 from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Callable, Literal, overload
 
 import torch
 from torch import nn
@@ -49,7 +51,11 @@ from ..surrogate import SurrogateFunction
 try:  # numpy comes with onnx; spikingrnn itself imports without it
     import numpy as np
 except ImportError:  # pragma: no cover - export_onnx then raises ImportError for onnx
-    np = None
+    np = None  # type: ignore[assignment]  # never used then: export_onnx fails on the onnx import first
+
+if TYPE_CHECKING:
+    import onnx
+    from onnx import GraphProto, ModelProto
 
 __all__ = ["export_onnx", "DEFAULT_OPSET", "MIN_OPSET"]
 
@@ -99,8 +105,9 @@ class _Stack:
 # --------------------------------------------------------------------------- public function
 
 
-def export_onnx(module: nn.Module, path: str | os.PathLike | None, *, opset: int | None = None,
-                initial_states: bool = True):
+# (the public signature names torch and onnx in full: the API reference shows it as written)
+def export_onnx(module: torch.nn.Module, path: str | os.PathLike[str] | None, *, opset: int | None = None,
+                initial_states: bool = True) -> onnx.ModelProto:
     """Export a trained spiking stack to an ONNX model for inference with dynamic ``T`` and ``B``.
 
     Args:
@@ -109,12 +116,12 @@ def export_onnx(module: nn.Module, path: str | os.PathLike | None, *, opset: int
             ``bias``, ``batch_first``, ``cell_state``) with ``gates="heaviside"`` (RNN: ``leak=None``), or a stack
             of built-in cells from
             :mod:`spikingrnn.compat.spikingjelly` (states direction-major, as there). Its
-            surrogates must be spiking :class:`~spikingrnn.surrogate.SurrogateFunction`s (the graph
+            surrogates must be spiking :class:`~spikingrnn.surrogate.SurrogateFunction` subclasses (the graph
             fires ``Θ(u) = 1[u >= 0]``) and its parameters float32. Dropout is left out (the
             graph is the module in eval mode); ``backend`` does not matter.
         path: file to write the model to, or ``None`` to only return it.
         opset: ONNX opset of the default domain, ``MIN_OPSET`` (14) up to the newest one the
-            installed ``onnx`` knows; ``None`` takes :data:`DEFAULT_OPSET` (17).
+            installed ``onnx`` knows; ``None`` takes ``DEFAULT_OPSET`` (17).
         initial_states: ``True`` makes ``h0 [L*D, B, H_out]`` (and ``c0 [L*D, B, H]`` for the
             LSTM) required graph inputs; ``False`` leaves them out and starts from zeros, like
             calling the module with ``hx=None``.
@@ -143,7 +150,7 @@ def export_onnx(module: nn.Module, path: str | os.PathLike | None, *, opset: int
     return model
 
 
-def _import_onnx():
+def _import_onnx() -> ModuleType:
     try:
         import onnx
     except ImportError as error:
@@ -152,7 +159,7 @@ def _import_onnx():
     return onnx
 
 
-def _check_opset(onnx, opset) -> int:
+def _check_opset(onnx: ModuleType, opset: object) -> int:
     newest = onnx.defs.onnx_opset_version()
     if opset is None:
         return min(DEFAULT_OPSET, newest)
@@ -165,7 +172,7 @@ def _check_opset(onnx, opset) -> int:
 # --------------------------------------------------------------------------- module -> _Stack
 
 
-def _describe(module) -> _Stack:
+def _describe(module: nn.Module) -> _Stack:
     """Read a supported module into a :class:`_Stack`, refusing what the graph cannot express."""
     from ..compat import spikingjelly as sj  # late: the compat module is not needed otherwise
 
@@ -205,7 +212,7 @@ def _describe_native(module: SpikingRNNBase) -> _Stack:
                   module.cell_state if module.mode == "LSTM" else "clamp", module.cell_threshold, tuple(cells))
 
 
-def _describe_spikingjelly(module, sj) -> _Stack:
+def _describe_spikingjelly(module: Any, sj: ModuleType) -> _Stack:
     owner = type(module).__name__
     modes = {sj.SpikingLSTMCell: "LSTM", sj.SpikingGRUCell: "GRU", sj.SpikingVanillaRNNCell: "RNN"}
     stacks = [module.cells, module.cells_reverse] if module.bidirectional else [module.cells]
@@ -236,7 +243,7 @@ def _describe_spikingjelly(module, sj) -> _Stack:
                   module.num_layers, len(stacks), False, "clamp", DEFAULT_CELL_THRESHOLD, tuple(cells))
 
 
-def _check_surrogate(surrogate, argument: str, owner: str) -> None:
+def _check_surrogate(surrogate: object, argument: str, owner: str) -> None:
     """The graph hard-codes ``Θ(u) = 1[u >= 0]``: only spiking SurrogateFunctions fire exactly that."""
     if not isinstance(surrogate, SurrogateFunction):
         raise NotImplementedError(
@@ -253,9 +260,10 @@ def _check_surrogate(surrogate, argument: str, owner: str) -> None:
             "the graph fires 0/1 spikes. Call set_spiking_mode(True) before exporting")
 
 
-def _cell(name: str, layer: int, reverse: bool, row: int, weights, owner: str) -> _Cell:
+def _cell(name: str, layer: int, reverse: bool, row: int, weights: tuple[torch.Tensor | None, ...],
+          owner: str) -> _Cell:
     """``weights = (w_ih, w_hh, b_ih, b_hh, w_hr)`` (``None`` where absent) as float32 arrays."""
-    arrays = []
+    arrays: list[Any] = []
     for kind, weight in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"), weights):
         if weight is None:
             arrays.append(None)
@@ -273,19 +281,27 @@ def _cell(name: str, layer: int, reverse: bool, row: int, weights, owner: str) -
 class _Graph:
     """Nodes of one graph; constants always go to the root graph, where Scan bodies can read them."""
 
-    def __init__(self, onnx, root: _Graph | None = None):
+    def __init__(self, onnx: ModuleType, root: _Graph | None = None) -> None:
         self.onnx = onnx
         self.root = root or self
-        self.nodes: list = []
+        self.nodes: list[Any] = []
         if root is None:
-            self.initializers: list = []
+            self.initializers: list[Any] = []
             self._names = itertools.count()
-            self._constants: dict = {}
+            self._constants: dict[tuple[str, tuple[int, ...], bytes], str] = {}
 
     def fresh(self, hint: str) -> str:
         return f"{hint}_{next(self.root._names)}"
 
-    def op(self, op_type: str, *inputs: str, hint: str | None = None, outputs: int = 1, **attributes):
+    @overload
+    def op(self, op_type: str, *inputs: str, hint: str | None = None, outputs: Literal[1] = 1,
+           **attributes: Any) -> str: ...
+    @overload
+    def op(self, op_type: str, *inputs: str, hint: str | None = None, outputs: int,
+           **attributes: Any) -> list[str]: ...
+
+    def op(self, op_type: str, *inputs: str, hint: str | None = None, outputs: int = 1,
+           **attributes: Any) -> str | list[str]:
         """Append a node; returns its output name (a list of names when ``outputs > 1``)."""
         names = [self.fresh(hint or op_type.lower()) for _ in range(outputs)]
         self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), names, **attributes))
@@ -295,7 +311,7 @@ class _Graph:
         self.root.initializers.append(self.onnx.numpy_helper.from_array(np.array(array, order="C"), name))
         return name
 
-    def constant(self, value, dtype) -> str:
+    def constant(self, value: float | list[int], dtype: type[np.generic]) -> str:
         """A shared constant initializer (a scalar or 1-D array) of ``dtype``."""
         array = np.asarray(value, dtype=dtype)
         key = (array.dtype.str, array.shape, array.tobytes())
@@ -305,7 +321,7 @@ class _Graph:
         return constants[key]
 
 
-def _build_model(onnx, stack: _Stack, opset: int, initial_states: bool):
+def _build_model(onnx: ModuleType, stack: _Stack, opset: int, initial_states: bool) -> ModelProto:
     from .. import __version__  # late: spikingrnn/__init__.py imports this module
 
     helper, FLOAT = onnx.helper, onnx.TensorProto.FLOAT
@@ -385,7 +401,7 @@ def _run_cell(graph: _Graph, stack: _Stack, cell: _Cell, x: str, start: list[str
     return results[-1], results[:-1]
 
 
-def _step_body(root: _Graph, stack: _Stack, cell: _Cell):
+def _step_body(root: _Graph, stack: _Stack, cell: _Cell) -> GraphProto:
     """The Scan body: one step of ``cell``, ``(states..., xp_t [B, G*H]) -> (new states..., h_t)``."""
     onnx = root.onnx
     helper, FLOAT = onnx.helper, onnx.TensorProto.FLOAT
@@ -435,7 +451,7 @@ def _step_body(root: _Graph, stack: _Stack, cell: _Cell):
     return helper.make_graph(body.nodes, f"step_{cell.name}", inputs, outputs)
 
 
-def _cell_rule(body: _Graph, c: str, cell_state: str, threshold: float, heaviside) -> str:
+def _cell_rule(body: _Graph, c: str, cell_state: str, threshold: float, heaviside: Callable[[str], str]) -> str:
     """The LSTM's ``cell_state`` rule on ``c' = c*f + i*g``.
 
     As :func:`~spikingrnn.functional.cells.lstm_cell_update`: ``min(c', 1)``, ``c'``, or

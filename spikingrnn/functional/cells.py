@@ -14,11 +14,13 @@ backend's steps) return only the state.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from ..surrogate import SpikeFn
 
 CELL_STATES = ("clamp", "accumulate", "spike")
 # each rule's code in the kernels (the C++ loops' and the Triton kernels' cell-state switches): its index above
@@ -42,11 +44,11 @@ class _ClampMaxStraightThrough(torch.autograd.Function):
     """``min(x, bound)`` forward, identity backward (SpikingJelly 2.0's in-place no-grad clamp)."""
 
     @staticmethod
-    def forward(ctx, x, bound):
+    def forward(ctx: Any, x: Tensor, bound: float) -> Tensor:
         return torch.clamp(x, max=bound)
 
     @staticmethod
-    def backward(ctx, grad_output):
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None]:
         return grad_output, None
 
 
@@ -56,7 +58,7 @@ def clamp_max_straight_through(x: Tensor, bound: float = 1.0) -> Tensor:
 
 
 def lstm_cell_update(f: Tensor, c: Tensor, i: Tensor, g: Tensor, cell_state: str,
-                     spike, threshold: float) -> Tensor:
+                     spike: SpikeFn, threshold: float) -> Tensor:
     """New cell state from the gates: ``c' = f*c + i*g`` then the ``cell_state`` rule.
 
     ``"accumulate"`` keeps ``c'``; ``"clamp"`` takes ``min(c', 1)`` with a straight-through
@@ -101,7 +103,7 @@ class RNNGates(NamedTuple):
 
 def lstm_step_gates(x: Tensor, state: tuple[Tensor, Tensor], w_ih: Tensor, w_hh: Tensor,
                     b_ih: Tensor | None, b_hh: Tensor | None, w_hr: Tensor | None, *,
-                    spike, spike_g, cell_state: str = DEFAULT_CELL_STATE,
+                    spike: SpikeFn, spike_g: SpikeFn, cell_state: str = DEFAULT_CELL_STATE,
                     threshold: float = DEFAULT_CELL_THRESHOLD, gates: str = DEFAULT_GATES,
                     spike_threshold: float = DEFAULT_SPIKE_THRESHOLD) -> tuple[tuple[Tensor, Tensor], LSTMGates]:
     """One spiking LSTM step; returns ``((h [B, H_out], c [B, H]), LSTMGates)``.
@@ -128,11 +130,10 @@ def lstm_step_gates(x: Tensor, state: tuple[Tensor, Tensor], w_ih: Tensor, w_hh:
         return (h, c), recorded
     if gates != "heaviside":
         raise ValueError(f"gates must be one of {GATE_FORMS}, got {gates!r}")
-    gates = gates_u
     if spike_g is spike:
-        i, f, g, o = spike(gates).chunk(4, dim=1)
+        i, f, g, o = spike(gates_u).chunk(4, dim=1)
     else:
-        u_i, u_f, u_g, u_o = gates.chunk(4, dim=1)
+        u_i, u_f, u_g, u_o = gates_u.chunk(4, dim=1)
         i, f, g, o = spike(u_i), spike(u_f), spike_g(u_g), spike(u_o)
     c = lstm_cell_update(f, c, i, g, cell_state, spike, threshold)
     h = c * o
@@ -144,7 +145,7 @@ def lstm_step_gates(x: Tensor, state: tuple[Tensor, Tensor], w_ih: Tensor, w_hh:
 
 def lstm_step(x: Tensor, state: tuple[Tensor, Tensor], w_ih: Tensor, w_hh: Tensor,
               b_ih: Tensor | None, b_hh: Tensor | None, w_hr: Tensor | None, *,
-              spike, spike_g, cell_state: str = DEFAULT_CELL_STATE,
+              spike: SpikeFn, spike_g: SpikeFn, cell_state: str = DEFAULT_CELL_STATE,
               threshold: float = DEFAULT_CELL_THRESHOLD, gates: str = DEFAULT_GATES,
               spike_threshold: float = DEFAULT_SPIKE_THRESHOLD) -> tuple[Tensor, Tensor]:
     """One spiking LSTM step; returns ``(h [B, H_out], c [B, H])`` (:func:`lstm_step_gates` without the gates)."""
@@ -153,7 +154,7 @@ def lstm_step(x: Tensor, state: tuple[Tensor, Tensor], w_ih: Tensor, w_hh: Tenso
                            spike_threshold=spike_threshold)[0]
 
 
-def state_spikes(s: Tensor, spike, spike_threshold: float = DEFAULT_SPIKE_THRESHOLD) -> Tensor:
+def state_spikes(s: Tensor, spike: SpikeFn, spike_threshold: float = DEFAULT_SPIKE_THRESHOLD) -> Tensor:
     """The spikes ``h = spike(s - spike_threshold)`` ``[B, H]`` that a cell with the analog state ``s``
     emits (the sigmoid-form GRU, the leaky vanilla RNN): its output, and its recurrent input at the
     next step."""
@@ -161,7 +162,8 @@ def state_spikes(s: Tensor, spike, spike_threshold: float = DEFAULT_SPIKE_THRESH
 
 
 def gru_step_gates(x: Tensor, state: tuple[Tensor], w_ih: Tensor, w_hh: Tensor,
-                   b_ih: Tensor | None, b_hh: Tensor | None, *, spike, spike_n, gates: str = DEFAULT_GATES,
+                   b_ih: Tensor | None, b_hh: Tensor | None, *, spike: SpikeFn, spike_n: SpikeFn,
+                   gates: str = DEFAULT_GATES,
                    spike_threshold: float = DEFAULT_SPIKE_THRESHOLD) -> tuple[tuple[Tensor], GRUGates]:
     """One spiking GRU step; returns ``((state [B, H],), GRUGates)``.
 
@@ -194,7 +196,8 @@ def gru_step_gates(x: Tensor, state: tuple[Tensor], w_ih: Tensor, w_hh: Tensor,
 
 
 def gru_step(x: Tensor, state: tuple[Tensor], w_ih: Tensor, w_hh: Tensor,
-             b_ih: Tensor | None, b_hh: Tensor | None, *, spike, spike_n, gates: str = DEFAULT_GATES,
+             b_ih: Tensor | None, b_hh: Tensor | None, *, spike: SpikeFn, spike_n: SpikeFn,
+             gates: str = DEFAULT_GATES,
              spike_threshold: float = DEFAULT_SPIKE_THRESHOLD) -> tuple[Tensor]:
     """One spiking GRU step; returns ``(state [B, H],)`` (:func:`gru_step_gates` without the gates)."""
     return gru_step_gates(x, state, w_ih, w_hh, b_ih, b_hh, spike=spike, spike_n=spike_n, gates=gates,
@@ -202,7 +205,8 @@ def gru_step(x: Tensor, state: tuple[Tensor], w_ih: Tensor, w_hh: Tensor,
 
 
 def rnn_step_gates(x: Tensor, state: tuple[Tensor], w_ih: Tensor, w_hh: Tensor,
-                   b_ih: Tensor | None, b_hh: Tensor | None, *, spike, leak: float | None = DEFAULT_LEAK,
+                   b_ih: Tensor | None, b_hh: Tensor | None, *, spike: SpikeFn,
+                   leak: float | None = DEFAULT_LEAK,
                    spike_threshold: float = DEFAULT_SPIKE_THRESHOLD) -> tuple[tuple[Tensor], RNNGates]:
     """One spiking vanilla RNN step; returns ``((state [B, H],), RNNGates)``.
 
@@ -221,7 +225,8 @@ def rnn_step_gates(x: Tensor, state: tuple[Tensor], w_ih: Tensor, w_hh: Tensor,
 
 
 def rnn_step(x: Tensor, state: tuple[Tensor], w_ih: Tensor, w_hh: Tensor,
-             b_ih: Tensor | None, b_hh: Tensor | None, *, spike, leak: float | None = DEFAULT_LEAK,
+             b_ih: Tensor | None, b_hh: Tensor | None, *, spike: SpikeFn,
+             leak: float | None = DEFAULT_LEAK,
              spike_threshold: float = DEFAULT_SPIKE_THRESHOLD) -> tuple[Tensor]:
     """One spiking vanilla RNN step; returns ``(state [B, H],)`` (:func:`rnn_step_gates` without the gates)."""
     return rnn_step_gates(x, state, w_ih, w_hh, b_ih, b_hh, spike=spike, leak=leak,

@@ -9,8 +9,8 @@
     model = load_model("runs/x/best.safetensors")          # what `spikingrnn train` saved
     state_dict, metadata = load_checkpoint("lstm.safetensors")
 
-The file format is described in :mod:`spikingrnn.io.checkpoints`; what is recorded to rebuild a
-module in :mod:`spikingrnn.io.model_configs`.
+The file format is described in ``spikingrnn/io/checkpoints.py``; what is recorded to rebuild a
+module in ``spikingrnn/io/model_configs.py``.
 
 Safety: nothing here unpickles code. :func:`load_checkpoint` also reads torch ``.pt`` files (zip or
 legacy) through ``torch.load(weights_only=True)``, only on torch >= 2.6 (before it that mode can be

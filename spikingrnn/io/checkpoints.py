@@ -26,6 +26,8 @@ import pickle
 import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
+from types import ModuleType
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -44,7 +46,7 @@ FORMAT_VERSION = 2  # 2: the digest covers the header too; 1: the tensors only
 METADATA_KEY = "spikingrnn"
 
 
-def _safetensors():
+def _safetensors() -> ModuleType:
     try:
         import safetensors
         import safetensors.torch
@@ -54,7 +56,7 @@ def _safetensors():
     return safetensors
 
 
-def _json(value, what: str) -> str:
+def _json(value: object, what: str) -> str:
     try:
         return json.dumps(value, sort_keys=True, allow_nan=True)
     except (TypeError, ValueError) as error:
@@ -62,7 +64,7 @@ def _json(value, what: str) -> str:
                         f"None): {error}") from None
 
 
-def _cpu_tensors(state_dict: Mapping, what: str) -> "OrderedDict[str, Tensor]":
+def _cpu_tensors(state_dict: Mapping[Any, Any], what: str) -> "OrderedDict[str, Tensor]":
     tensors: OrderedDict[str, Tensor] = OrderedDict()
     for key, value in state_dict.items():
         if not isinstance(key, str):
@@ -74,7 +76,8 @@ def _cpu_tensors(state_dict: Mapping, what: str) -> "OrderedDict[str, Tensor]":
     return tensors
 
 
-def write_checkpoint(path, tensors: "OrderedDict[str, Tensor]", header: dict) -> None:
+def write_checkpoint(path: str | os.PathLike[str], tensors: "OrderedDict[str, Tensor]",
+                     header: Mapping[str, Any]) -> None:
     """Write ``tensors`` with ``header`` (its ``"sha256"`` computed here) to ``path``, atomically."""
     safetensors = _safetensors()
     header = dict(header)
@@ -83,8 +86,8 @@ def write_checkpoint(path, tensors: "OrderedDict[str, Tensor]", header: dict) ->
     atomic_write(os.fspath(path), safetensors.torch.save(tensors, metadata={METADATA_KEY: text}))
 
 
-def save_checkpoint(path, model: nn.Module | None = None, state_dict: Mapping | None = None,
-                    metadata: dict | None = None) -> None:
+def save_checkpoint(path: str | os.PathLike[str], model: nn.Module | None = None,
+                    state_dict: Mapping[str, Tensor] | None = None, metadata: dict[str, Any] | None = None) -> None:
     """Save a model's (or a state dict's) tensors and metadata to ``path``, atomically.
 
     Args:
@@ -104,7 +107,9 @@ def save_checkpoint(path, model: nn.Module | None = None, state_dict: Mapping | 
         raise TypeError(f"save_checkpoint: state_dict must be a mapping, got {type(state_dict).__name__}")
     if metadata is not None and not isinstance(metadata, dict):
         raise TypeError(f"save_checkpoint: metadata must be a dict or None, got {type(metadata).__name__}")
-    tensors = _cpu_tensors(model.state_dict() if model is not None else state_dict, "state_dict")
+    source = model.state_dict() if model is not None else state_dict
+    assert source is not None  # exactly one of model and state_dict: checked above
+    tensors = _cpu_tensors(source, "state_dict")
     from .. import __version__
     header = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
@@ -130,7 +135,7 @@ def _kind(path: str) -> str:
     return "safetensors"  # let safetensors say what is wrong
 
 
-def device_of(map_location) -> str:
+def device_of(map_location: object) -> str:
     """The device string of a ``map_location`` argument (``None``: ``"cpu"``)."""
     if map_location is None:
         return "cpu"
@@ -139,7 +144,7 @@ def device_of(map_location) -> str:
     raise TypeError(f"map_location must be None, a str or a torch.device, got {type(map_location).__name__}")
 
 
-def _read_safetensors(path: str, device: str):
+def _read_safetensors(path: str, device: str) -> tuple["OrderedDict[str, Tensor]", dict[str, Any]]:
     safetensors = _safetensors()
     try:
         with safetensors.safe_open(path, framework="pt", device=device) as handle:
@@ -201,7 +206,7 @@ def refused_pickle(path: str, error: BaseException) -> UnsafeCheckpointError:
         f"torch said: {_unpickling_reason(error)}")
 
 
-def read_torch_file(path: str, device: str = "cpu"):
+def read_torch_file(path: str, device: str = "cpu") -> Any:
     """The object in a ``.pt`` file, unpickled with ``weights_only=True``; every failure a
     :class:`CheckpointError` naming ``path``."""
     try:
@@ -216,7 +221,7 @@ def read_torch_file(path: str, device: str = "cpu"):
                               f"({type(error).__name__}: {reason})") from None
 
 
-def _read_torch(path: str, device: str):
+def _read_torch(path: str, device: str) -> tuple["OrderedDict[str, Tensor]", dict[str, Any]]:
     try:
         flat = unwrap_state_dict(read_torch_file(path, device))
     except TypeError as error:
@@ -225,10 +230,11 @@ def _read_torch(path: str, device: str):
         if not isinstance(value, Tensor):
             raise CheckpointError(f"{path}: entry {key!r} is a {type(value).__name__}, not a tensor; "
                                   "expected a state dict (optionally under 'state_dict' or 'model')")
-    return flat, {"format": "torch", "model": None, "user": {}}
+    return cast("OrderedDict[str, Tensor]", flat), {"format": "torch", "model": None, "user": {}}  # all tensors
 
 
-def load_checkpoint(path, map_location=None) -> tuple["OrderedDict[str, Tensor]", dict]:
+def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device | None = None
+                    ) -> tuple["OrderedDict[str, Tensor]", dict[str, Any]]:
     """Read a checkpoint: ``(state_dict, metadata)``, every digest checked.
 
     Args:

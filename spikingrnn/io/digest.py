@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -17,7 +18,13 @@ from torch import Tensor
 __all__ = ["tensors_digest", "header_digest", "tree_digest"]
 
 
-def _update_tensor(sha, tensor: Tensor, name: str | None = None) -> None:
+class _Hash(Protocol):
+    """What the digests use of a ``hashlib`` hash object."""
+
+    def update(self, data: bytes, /) -> None: ...
+
+
+def _update_tensor(sha: _Hash, tensor: Tensor, name: str | None = None) -> None:
     tensor = tensor.detach().to("cpu").contiguous()
     described = [str(tensor.dtype), list(tensor.shape)]
     sha.update(json.dumps(described if name is None else [name] + described).encode())
@@ -33,12 +40,12 @@ def tensors_digest(tensors: Mapping[str, Tensor]) -> str:
     return sha.hexdigest()
 
 
-def canonical_json(value) -> str:
+def canonical_json(value: object) -> str:
     """The one JSON text of ``value`` (sorted keys, no spaces), as digested."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=True)
 
 
-def header_digest(tensors: Mapping[str, Tensor], header: Mapping) -> str:
+def header_digest(tensors: Mapping[str, Tensor], header: Mapping[str, object]) -> str:
     """Hex SHA-256 over the tensors (as :func:`tensors_digest`) and the header's canonical JSON
     without its ``"sha256"`` entry: the configuration is covered as well as the weights."""
     body = {key: value for key, value in header.items() if key != "sha256"}
@@ -46,7 +53,7 @@ def header_digest(tensors: Mapping[str, Tensor], header: Mapping) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _update_tree(sha, value) -> None:
+def _update_tree(sha: _Hash, value: object) -> None:
     """Feed ``value`` (tensors, plain scalars, strings, bytes, and lists, tuples and dicts of those)
     into ``sha`` with its type, so that ``1``, ``1.0``, ``True`` and ``"1"`` differ."""
     if isinstance(value, Tensor):
@@ -69,7 +76,7 @@ def _update_tree(sha, value) -> None:
         raise TypeError(f"tree_digest: cannot digest a {type(value).__name__} ({value!r:.80})")
 
 
-def tree_digest(value) -> str:
+def tree_digest(value: object) -> str:
     """Hex SHA-256 of a nested training state (tensors and plain Python values, any nesting)."""
     sha = hashlib.sha256()
     _update_tree(sha, value)

@@ -4,7 +4,9 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Mapping
+from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from .checkpoints import device_of, load_checkpoint
@@ -14,11 +16,12 @@ from .model_configs import MODEL_CLASSES, construct, stack_size
 __all__ = ["load_model", "load_into"]
 
 
-def _first_floating(state_dict: Mapping[str, Tensor]):
+def _first_floating(state_dict: Mapping[str, Tensor]) -> torch.dtype | None:
     return next((t.dtype for t in state_dict.values() if t.is_floating_point()), None)
 
 
-def _legacy_classifier(metadata: dict, state_dict: Mapping[str, Tensor], path: str):
+def _legacy_classifier(metadata: Mapping[str, Any], state_dict: Mapping[str, Tensor], path: str
+                       ) -> tuple[str, dict[str, Any]] | None:
     """``(class, config)`` of a ``best.safetensors`` that ``spikingrnn train`` wrote before it recorded
     its model: the training configuration is in the user metadata, the sizes in the tensors."""
     user = metadata.get("user")
@@ -53,7 +56,8 @@ def _misfit(own: Mapping[str, Tensor], state_dict: Mapping[str, Tensor], target:
     return problems
 
 
-def load_model(path, map_location=None, **overrides) -> nn.Module:
+def load_model(path: str | os.PathLike[str], map_location: str | torch.device | None = None,
+               **overrides: Any) -> nn.Module:
     """Rebuild the module saved by ``save_checkpoint(path, model)`` or by ``spikingrnn train``.
 
     Args:
@@ -75,7 +79,7 @@ def load_model(path, map_location=None, **overrides) -> nn.Module:
     state_dict, metadata = load_checkpoint(path, map_location)
     path = os.fspath(path)
     info = metadata.get("model")
-    found = None
+    found: tuple[Any, Any] | None = None
     if isinstance(info, Mapping) and isinstance(info.get("config"), Mapping):
         found = info.get("class"), info["config"]
     elif info is None:
@@ -112,7 +116,8 @@ def load_model(path, map_location=None, **overrides) -> nn.Module:
     return model
 
 
-def load_into(model: nn.Module, path, strict: bool = True, map_location=None) -> dict:
+def load_into(model: nn.Module, path: str | os.PathLike[str], strict: bool = True,
+              map_location: str | torch.device | None = None) -> dict[str, Any]:
     """Load a checkpoint's tensors into ``model``, all or nothing.
 
     Every key, shape and dtype kind is checked before ``model`` is touched: on any error

@@ -10,16 +10,21 @@ class count and training configuration. :func:`construct` builds the module back
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
 
 from .errors import CheckpointError
 
+if TYPE_CHECKING:
+    from ..surrogate import SurrogateFunction
+    from ..train.model import SpikingClassifier
+
 __all__ = ["MODEL_CLASSES", "model_config", "model_classes", "construct", "stack_size"]
 
 
-def model_classes() -> dict[str, type]:
+def model_classes() -> dict[str, type[nn.Module]]:
     """``{name: class}`` of the modules :func:`~spikingrnn.io.load_model` rebuilds."""
     from ..nn import SpikingGRU, SpikingGRUCell, SpikingLSTM, SpikingLSTMCell, SpikingRNN, SpikingRNNCell
     from ..train.model import SpikingClassifier
@@ -41,7 +46,7 @@ def _surrogate_arguments(name: str) -> tuple[str, ...]:
     return tuple(argument.name for argument in constructor_parameters(model_classes()[name], ("surrogate",)))
 
 
-def _encode_surrogate(surrogate):
+def _encode_surrogate(surrogate: Any) -> dict[str, Any] | None:
     from ..surrogate import SURROGATES
     if surrogate is None:
         return None
@@ -52,7 +57,7 @@ def _encode_surrogate(surrogate):
     return {"name": None, "repr": repr(surrogate)[:200]}
 
 
-def _decode_surrogate(spec, argument: str, path: str):
+def _decode_surrogate(spec: Any, argument: str, path: str) -> SurrogateFunction | None:
     from ..surrogate import SURROGATES
     if spec is None:
         return None
@@ -66,7 +71,7 @@ def _decode_surrogate(spec, argument: str, path: str):
     return SURROGATES[name](alpha=spec.get("alpha"), spiking=spec.get("spiking", True))
 
 
-def model_config(model: nn.Module) -> dict:
+def model_config(model: nn.Module) -> dict[str, Any]:
     """``{"class": name, "config": constructor arguments}`` of a module that
     :func:`~spikingrnn.io.load_model` can rebuild; ``{"class": qualified name, "config": None}``
     for any other."""
@@ -74,7 +79,7 @@ def model_config(model: nn.Module) -> dict:
     if model_classes().get(name) is not type(model):
         return {"class": f"{type(model).__module__}.{type(model).__qualname__}", "config": None}
     if name == "SpikingClassifier":
-        return {"class": name, "config": model.checkpoint_config()}
+        return {"class": name, "config": cast("SpikingClassifier", model).checkpoint_config()}
     from ..nn.base import constructor_arguments
     config = constructor_arguments(model, _RECORDED_ROLES)
     for argument in _surrogate_arguments(name):
@@ -82,14 +87,14 @@ def model_config(model: nn.Module) -> dict:
     return {"class": name, "config": config}
 
 
-def _count(config: Mapping, key: str, path: str) -> int:
+def _count(config: Mapping[str, Any], key: str, path: str) -> int:
     value = config.get(key, 1)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise CheckpointError(f"{path}: corrupted configuration: {key} must be an integer >= 1, got {value!r}")
     return value
 
 
-def stack_size(name: str, config: Mapping, path: str) -> int:
+def stack_size(name: str, config: Mapping[str, Any], path: str) -> int:
     """How many (layer, direction) pairs the configuration asks for: each holds at least two
     weight tensors, so a file with fewer tensors is refused before anything is built."""
     if name == "SpikingClassifier":
@@ -102,7 +107,7 @@ def stack_size(name: str, config: Mapping, path: str) -> int:
     return _count(config, "num_layers", path) * (2 if config.get("bidirectional") else 1)
 
 
-def legacy_settings(name: str, config: Mapping) -> dict:
+def legacy_settings(name: str, config: Mapping[str, Any]) -> dict[str, Any]:
     """Constructor arguments that a saved configuration lacks because the version that wrote it had
     no such option, with the value that version ran: an LSTM or GRU saved before ``gates`` existed
     had Heaviside gates and torch's init (today's defaults: the sigmoid form, ``forget_bias`` 1), a
@@ -114,7 +119,8 @@ def legacy_settings(name: str, config: Mapping) -> dict:
     return {}
 
 
-def construct(name: str, config: Mapping, overrides: Mapping, path: str, device, dtype) -> nn.Module:
+def construct(name: str, config: Mapping[str, Any], overrides: Mapping[str, Any], path: str,
+              device: str | torch.device, dtype: torch.dtype | None) -> nn.Module:
     """Build class ``name`` from its saved ``config`` with ``overrides``, on ``device`` in ``dtype``
     (``device="meta"`` allocates nothing). Any refusal of the constructor is a
     :class:`CheckpointError` naming ``path``."""
@@ -122,7 +128,7 @@ def construct(name: str, config: Mapping, overrides: Mapping, path: str, device,
     try:
         if name == "SpikingClassifier":
             with torch.device(device):
-                model = cls.from_checkpoint_config(config, **overrides)
+                model = cast("type[SpikingClassifier]", cls).from_checkpoint_config(config, **overrides)
             return model.to(dtype=dtype) if dtype is not None else model
         kwargs = {**legacy_settings(name, config), **config}
         for argument in _surrogate_arguments(name):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from typing import Any
 
 import torch
 
@@ -36,7 +37,7 @@ def require_safe_torch(path: str) -> None:
             f"safetensors file (spikingrnn.io.save_checkpoint), which never unpickles")
 
 
-def load_weights_only(path: str, map_location="cpu"):
+def load_weights_only(path: str, map_location: str | torch.device = "cpu") -> Any:
     """``torch.load(path, map_location, weights_only=True)`` after :func:`require_safe_torch`.
 
     Raises ``pickle.UnpicklingError`` for a file that carries code (the caller words the error).

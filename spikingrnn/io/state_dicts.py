@@ -12,7 +12,7 @@ _WRAPPER_KEYS = ("state_dict", "model")
 _DATA_PARALLEL = "module."
 
 
-def unwrap_state_dict(obj, prefix: str | None = None) -> "OrderedDict[str, object]":
+def unwrap_state_dict(obj: object, prefix: str | None = None) -> "OrderedDict[str, object]":
     """The flat state dict inside ``obj``.
 
     Descends into ``obj["state_dict"]`` / ``obj["model"]`` when ``obj`` is such a wrapper (a
@@ -29,6 +29,7 @@ def unwrap_state_dict(obj, prefix: str | None = None) -> "OrderedDict[str, objec
         if inner is None or any(isinstance(v, Tensor) for v in obj.values()):
             break
         obj = inner
+    assert isinstance(obj, Mapping)  # each pass above checked it (for the type checker, which cannot count passes)
     flat: OrderedDict[str, object] = OrderedDict()
     origin: dict[str, str] = {}
     for key, value in obj.items():

@@ -3,12 +3,13 @@
 Nothing in the library's modules changes: the monitor re-runs the layers of a
 :class:`~spikingrnn.nn.base.SpikingRNNBase` (``SpikingLSTM``, ``SpikingGRU``, ``SpikingRNN``) step by
 step with the module's own weights and surrogates and the reference backend's formulas
-(:mod:`spikingrnn.functional.cells`), recording every gate. The recomputed last-layer output is the
+(:mod:`spikingrnn.functional`), recording every gate. The recomputed last-layer output is the
 module's output (tested), so the numbers describe exactly what the module computed.
 
 >>> from spikingrnn.monitor import measure, FiringRateMonitor
 >>> stats = measure(model, x)              # any module; every spiking RNN inside it is measured
->>> stats["rnn"]["rates"]["layer0"]["i"]   # firing rate of the LSTM's input gate in layer 0
+>>> stats["rnn"]["rates"]["layer0"]["h"]   # firing rate of layer 0's emitted spikes
+>>> # gates="heaviside" also reports its spiking gates ("i", "f", "g", "o" for the LSTM)
 >>> with FiringRateMonitor(model) as monitor:   # or accumulate over many forward calls
 ...     for x, y in loader: model(x)
 >>> monitor.summary()
@@ -25,7 +26,7 @@ Counting rules (per sample and time step, summed over steps, samples, layers and
   the fan-out is ``G*H`` (``G`` = 4 LSTM, 3 GRU, 1 RNN gates), for ``W_hh h`` also ``G*H``, for
   ``W_hr h`` it is ``proj_size``.
 * An operand that is not binary (the real-valued input of the first layer, e.g. an encoder's
-  output, or ``h`` with ``cell_state="accumulate"``) is a dense product: ``fan_in * fan_out``
+  output, or ``h`` of ``gates="heaviside"`` with ``cell_state="accumulate"``) is a dense product: ``fan_in * fan_out``
   **multiply-accumulates (MAC)** per sample and step, zeros included. Binarity is decided per
   operand tensor (all steps and samples of one layer and direction) from its values.
 * The equivalent ``torch.nn.LSTM/GRU/RNN`` at the same shape computes every product densely:

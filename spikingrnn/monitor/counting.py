@@ -5,6 +5,7 @@ See :mod:`spikingrnn.monitor` for the counting rules.
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any, Callable, Literal, Optional, Tuple, Union, cast, overload
 
 import torch
 from torch import Tensor, nn
@@ -89,7 +90,13 @@ class _Tally:
         }
 
 
-def _time_major(rnn: SpikingRNNBase, input, hx):
+# hx as SpikingLSTM/GRU/RNN.forward takes it: h, (h, c) for an LSTM, or None for zeros
+_Hx = Optional[Union[Tensor, Tuple[Tensor, Tensor]]]
+# a cell's step: (x [B, I], state, layer weights) -> (new state, the gates of the mode's NamedTuple)
+_Step = Callable[[Tensor, Any, Tuple[Any, ...]], Tuple[Any, Any]]
+
+
+def _time_major(rnn: SpikingRNNBase, input: object, hx: _Hx) -> tuple[Tensor, list[Tensor]]:
     """``x [T, B, I]`` and the per-cell initial states (zeros when ``hx`` is ``None``)."""
     if isinstance(input, PackedSequence):
         raise TypeError("spikingrnn.monitor: PackedSequence input is not supported; pass a padded tensor")
@@ -103,13 +110,13 @@ def _time_major(rnn: SpikingRNNBase, input, hx):
     if hx is None:
         states = [x.new_zeros(size) for size in rnn.state_sizes(x.shape[1])]
     else:
-        states = list(hx) if rnn.mode == "LSTM" else [hx]
+        states = list(hx) if rnn.mode == "LSTM" else [cast(Tensor, hx)]
         if not batched:
             states = [s.unsqueeze(1) for s in states]
     return x, states
 
 
-def _step_gates(rnn: SpikingRNNBase):
+def _step_gates(rnn: SpikingRNNBase) -> _Step:
     """``step(x [B, I], state, weights) -> (state, gates)``: the functional step of ``rnn``'s cell with its
     surrogates and cell-state rule, the reference backend's formulas (see :mod:`spikingrnn.functional.cells`)."""
     spike, spike_g = surrogate_pair(rnn)
@@ -179,10 +186,11 @@ def _run_cell(rnn: SpikingRNNBase, tally: _Tally, layer: int, y: Tensor, state: 
             tally.ops(layer, mac=steps * batch * hidden * h_out)
         dense += steps * batch * hidden * h_out
     tally.ops(layer, dense_mac=dense)
-    return torch.stack(outputs)
+    return torch.stack(cast("list[Tensor]", outputs))  # every step filled its slot
 
 
-def _tally_rnn(rnn: SpikingRNNBase, input, hx=None, tally: _Tally | None = None) -> tuple[_Tally, Tensor]:
+def _tally_rnn(rnn: SpikingRNNBase, input: object, hx: _Hx = None,
+               tally: _Tally | None = None) -> tuple[_Tally, Tensor]:
     tally = tally if tally is not None else _Tally(rnn.mode)
     with torch.no_grad():
         x, states = _time_major(rnn, input, hx)
@@ -202,7 +210,19 @@ def _tally_rnn(rnn: SpikingRNNBase, input, hx=None, tally: _Tally | None = None)
     return tally, y
 
 
-def measure_rnn(rnn: SpikingRNNBase, input, hx=None, return_output: bool = False):
+@overload
+def measure_rnn(rnn: SpikingRNNBase, input: Tensor, hx: _Hx = None,
+                return_output: Literal[False] = False) -> dict[str, Any]: ...
+@overload
+def measure_rnn(rnn: SpikingRNNBase, input: Tensor, hx: _Hx = None, *,
+                return_output: Literal[True]) -> tuple[dict[str, Any], Tensor]: ...
+@overload
+def measure_rnn(rnn: SpikingRNNBase, input: Tensor, hx: _Hx = None,
+                return_output: bool = False) -> dict[str, Any] | tuple[dict[str, Any], Tensor]: ...
+
+
+def measure_rnn(rnn: SpikingRNNBase, input: Tensor, hx: _Hx = None,
+                return_output: bool = False) -> dict[str, Any] | tuple[dict[str, Any], Tensor]:
     """Firing rates and operation counts of one spiking RNN stack on ``input`` (its forward's arguments).
 
     Dropout between layers is not applied (the numbers are those of evaluation mode). Returns the
@@ -215,20 +235,21 @@ def measure_rnn(rnn: SpikingRNNBase, input, hx=None, return_output: bool = False
     return (tally.summary(), output) if return_output else tally.summary()
 
 
-def _forward_arguments(args: tuple, kwargs: dict):
+def _forward_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
     input = args[0] if args else kwargs.get("input")
     hx = args[1] if len(args) > 1 else kwargs.get("hx")
     return input, hx
 
 
-def measure(model: nn.Module, *inputs, **kwargs) -> dict:
+def measure(model: nn.Module, *inputs: Any, **kwargs: Any) -> dict[str, Any]:
     """Run ``model(*inputs, **kwargs)`` once (no gradients, evaluation mode) and measure every spiking RNN in it.
 
     Returns, for a :class:`~spikingrnn.nn.base.SpikingRNNBase` ``model``, its summary; for any other
     module, ``{qualified name: summary}`` of each spiking RNN it calls. A summary holds:
 
-    * ``rates``: ``{"layer0": {"i": .., "f": .., "g": .., "o": .., "h": ..}, ...}`` firing rates per
-      layer and gate (GRU ``r z n h``, RNN ``h``, LSTM ``c`` too with ``cell_state="spike"``);
+    * ``rates``: ``{"layer0": {"h": ..}, ...}`` firing rates per layer of the emitted spikes ``h``
+      and, with ``gates="heaviside"``, of every spiking gate too (LSTM ``i f g o h``, and ``c`` with
+      ``cell_state="spike"``; GRU ``r z n h``);
       ``mean_rate`` over all of them;
     * ``ac``, ``mac``, ``synops`` (= ac + mac), ``dense_mac`` (the equivalent torch.nn module),
       ``energy_pj``, ``dense_energy_pj``, ``energy_ratio`` (spiking / dense), totals over the batch;
@@ -285,10 +306,10 @@ class FiringRateMonitor:
             handle.remove()
         self._handles = []
 
-    def _hook(self, name: str):
-        def hook(module, args, kwargs, output):
+    def _hook(self, name: str) -> Callable[[nn.Module, tuple[Any, ...], dict[str, Any], object], None]:
+        def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: object) -> None:
             input, hx = _forward_arguments(args, kwargs)
-            _tally_rnn(module, input, hx, self._tallies[name])
+            _tally_rnn(cast(SpikingRNNBase, module), input, hx, self._tallies[name])  # hooked on self.modules only
         return hook
 
     def summary(self) -> dict:
@@ -297,5 +318,5 @@ class FiringRateMonitor:
     def __enter__(self) -> "FiringRateMonitor":
         return self.attach()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.detach()

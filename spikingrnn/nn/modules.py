@@ -1,8 +1,14 @@
 """SpikingLSTM, SpikingGRU, SpikingRNN: drop-in spiking versions of torch.nn.LSTM/GRU/RNN."""
 from __future__ import annotations
 
+from typing import Any
+
+import torch
+from torch.types import Device
+
 from ..functional.cells import (DEFAULT_CELL_STATE, DEFAULT_CELL_THRESHOLD, DEFAULT_FORGET_BIAS, DEFAULT_GATES,
                                DEFAULT_LEAK, DEFAULT_SPIKE_THRESHOLD)
+from ..surrogate import SurrogateSpec
 from .base import SpikingRNNBase
 
 
@@ -39,8 +45,9 @@ class SpikingLSTM(SpikingRNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 proj_size: int = 0, device=None, dtype=None, *, surrogate_function1=None,
-                 surrogate_function2=None, invariant_dropout_mask: bool = False,
+                 proj_size: int = 0, device: Device = None, dtype: torch.dtype | None = None, *,
+                 surrogate_function1: SurrogateSpec = None,
+                 surrogate_function2: SurrogateSpec = None, invariant_dropout_mask: bool = False,
                  gates: str = DEFAULT_GATES, spike_threshold: float = DEFAULT_SPIKE_THRESHOLD,
                  forget_bias: float | None = DEFAULT_FORGET_BIAS,
                  cell_state: str = DEFAULT_CELL_STATE, cell_threshold: float = DEFAULT_CELL_THRESHOLD,
@@ -74,10 +81,11 @@ class SpikingGRU(SpikingRNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 device=None, dtype=None, *, surrogate_function1=None, surrogate_function2=None,
+                 device: Device = None, dtype: torch.dtype | None = None, *,
+                 surrogate_function1: SurrogateSpec = None, surrogate_function2: SurrogateSpec = None,
                  invariant_dropout_mask: bool = False, gates: str = DEFAULT_GATES,
                  spike_threshold: float = DEFAULT_SPIKE_THRESHOLD, forget_bias: float | None = DEFAULT_FORGET_BIAS,
-                 backend: str = "auto", low_memory: bool = False, **kwargs) -> None:
+                 backend: str = "auto", low_memory: bool = False, **kwargs: Any) -> None:
         _reject_proj_size(kwargs, type(self).__name__)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          0, device, dtype, surrogate_function1=surrogate_function1,
@@ -105,10 +113,10 @@ class SpikingRNN(SpikingRNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "heaviside", bias: bool = True, batch_first: bool = False,
-                 dropout: float = 0.0, bidirectional: bool = False, device=None, dtype=None, *,
-                 surrogate_function1=None, invariant_dropout_mask: bool = False, leak: float | None = DEFAULT_LEAK,
+                 dropout: float = 0.0, bidirectional: bool = False, device: Device = None,
+                 dtype: torch.dtype | None = None, *, surrogate_function1: SurrogateSpec = None, invariant_dropout_mask: bool = False, leak: float | None = DEFAULT_LEAK,
                  spike_threshold: float = DEFAULT_SPIKE_THRESHOLD, backend: str = "auto", low_memory: bool = False,
-                 **kwargs) -> None:
+                 **kwargs: Any) -> None:
         _reject_proj_size(kwargs, type(self).__name__)
         check_nonlinearity(nonlinearity, type(self).__name__)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
@@ -118,7 +126,7 @@ class SpikingRNN(SpikingRNNBase):
         self.nonlinearity = nonlinearity
 
 
-def check_nonlinearity(nonlinearity, owner: str) -> None:
+def check_nonlinearity(nonlinearity: object, owner: str) -> None:
     if nonlinearity != "heaviside":
         raise ValueError(
             f"{owner}: unknown nonlinearity {nonlinearity!r}; a spiking RNN fires 'heaviside' spikes. "
@@ -126,7 +134,7 @@ def check_nonlinearity(nonlinearity, owner: str) -> None:
         )
 
 
-def _reject_proj_size(kwargs: dict, owner: str) -> None:
+def _reject_proj_size(kwargs: dict[str, Any], owner: str) -> None:
     if "proj_size" in kwargs:
         raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
     if kwargs:

@@ -1,12 +1,19 @@
 """How modules hold their surrogate functions."""
 from __future__ import annotations
 
-from torch import nn
+from typing import Protocol
 
-from ..surrogate import get_surrogate
+from ..surrogate import SpikeFn, SurrogateSpec, get_surrogate
 
 
-def attach_surrogates(module: nn.Module, surrogate_function1, surrogate_function2) -> None:
+class HasSurrogates(Protocol):
+    """A module that holds its surrogates (the classes declare these two attributes)."""
+    surrogate_function1: SpikeFn
+    surrogate_function2: SpikeFn | None
+
+
+def attach_surrogates(module: HasSurrogates, surrogate_function1: SurrogateSpec,
+                      surrogate_function2: SurrogateSpec) -> None:
     """Set ``module.surrogate_function1`` (a fresh Erf when ``None``) and ``surrogate_function2``.
 
     Each goes through :func:`~spikingrnn.surrogate.get_surrogate`: a SpikingJelly built-in surrogate
@@ -30,7 +37,7 @@ def attach_surrogates(module: nn.Module, surrogate_function1, surrogate_function
         )
 
 
-def surrogate_pair(module: nn.Module) -> tuple:
+def surrogate_pair(module: HasSurrogates) -> tuple[SpikeFn, SpikeFn]:
     """``(spike, spike_g)`` of a module: the second falls back to the first."""
     first = module.surrogate_function1
     second = module.surrogate_function2

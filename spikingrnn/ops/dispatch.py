@@ -20,15 +20,22 @@ import logging
 import time
 import warnings
 import weakref
+from typing import Any, Callable
 
 import torch
+from torch import Tensor
 
 from . import cpu
 from . import triton as _triton_backend  # imports triton itself only when used
 from .capture import JIT_TRACE_UNSUPPORTED, LEGACY_ONNX_EXPORT
 from .reference import reference_rnn
+from .spec import RNNSpec
 
 logger = logging.getLogger("spikingrnn")
+
+# A backend's run function: ``run(x, states, weights, spec, surrogates, *, lengths=None, training=False)``
+# -> ``(output [T, B, D*H_out], final states)`` (the signature of :func:`~spikingrnn.ops.reference.reference_rnn`).
+RunFn = Callable[..., tuple[Tensor, tuple[Tensor, ...]]]
 
 # name -> (run function, unsupported_reason(device, dtype, surrogates) -> str | None)
 # (what a backend cannot run of a stack's RNNSpec is SPEC_SUPPORT's)
@@ -62,20 +69,21 @@ class BackendWarning(UserWarning):
     running, or a backend's kernels failed their self-check against the reference."""
 
 
-def check_backend(backend, owner: str) -> str:
+def check_backend(backend: str, owner: str) -> str:
     """Validate a ``backend`` constructor argument; returns it."""
     if backend not in BACKEND_CHOICES:
         raise ValueError(f"{owner}: backend must be one of {BACKEND_CHOICES}, got {backend!r}")
     return backend
 
 
-def resolve(backend: str, device, dtype, surrogate_pairs: list[tuple], *, owner=None, spec=None):
+def resolve(backend: str, device: torch.device, dtype: torch.dtype, surrogate_pairs: list[tuple], *,
+            owner: object = None, spec: RNNSpec | None = None) -> RunFn:
     """The run function of ``backend`` for this device, dtype, ``(spike, spike_g)`` pairs and ``spec``
     (an :class:`~spikingrnn.ops.spec.RNNSpec`; ``None``: only the other three are checked).
 
     ``owner``: the module asking (named in warnings, which are given once per owner and reason).
 
-    Under ``torch.onnx.export`` every backend runs the reference step in ``scan`` (see :mod:`.scanned`);
+    Under ``torch.onnx.export`` every backend runs the reference step in ``scan`` (see ``spikingrnn/ops/scanned.py``);
     under ``torch.jit.trace`` only the cpu backend's custom operators record a graph that holds for other
     sequence lengths: any other backend raises instead of being unrolled into a fixed number of steps.
     """
@@ -87,12 +95,13 @@ def resolve(backend: str, device, dtype, surrogate_pairs: list[tuple], *, owner=
     return run
 
 
-def _unsupported_spec(name: str, spec) -> str | None:
+def _unsupported_spec(name: str, spec: RNNSpec | None) -> str | None:
     check = SPEC_SUPPORT.get(name)
     return None if spec is None or check is None else check(spec)
 
 
-def _resolve(backend: str, device, dtype, surrogate_pairs: list[tuple], owner, spec):
+def _resolve(backend: str, device: torch.device, dtype: torch.dtype, surrogate_pairs: list[tuple],
+             owner: object, spec: RNNSpec | None) -> RunFn:
     surrogates = [s for pair in surrogate_pairs for s in pair]
     if backend != "auto":
         run, unsupported = BACKENDS[backend]
@@ -100,7 +109,7 @@ def _resolve(backend: str, device, dtype, surrogate_pairs: list[tuple], owner, s
         if reason is not None:
             raise ValueError(f"backend={backend!r} cannot run this input: {reason}. Use backend='auto' or 'reference'.")
         return run
-    passed_over = []  # (name, reason) of faster backends that only the surrogates keep from running
+    passed_over: list[tuple[str, str]] = []  # (name, reason) of faster backends that only the surrogates keep from running
     for name in AUTO_ORDER:
         run, unsupported = BACKENDS[name]
         allowed = AUTO_DEVICE_TYPES.get(name)
@@ -119,8 +128,8 @@ def _resolve(backend: str, device, dtype, surrogate_pairs: list[tuple], owner, s
     raise RuntimeError("no backend can run this input")  # unreachable: the reference runs everything
 
 
-def _onnx_export_run():
-    """The run function during ``torch.onnx.export``: the reference step in ``scan`` (see :mod:`.scanned`),
+def _onnx_export_run() -> RunFn:
+    """The run function during ``torch.onnx.export``: the reference step in ``scan`` (see ``spikingrnn/ops/scanned.py``),
     whatever the backend; the TorchScript-based exporter is refused."""
     if torch.jit.is_tracing():
         raise RuntimeError(LEGACY_ONNX_EXPORT)
@@ -128,7 +137,7 @@ def _onnx_export_run():
     return scanned_rnn
 
 
-def _warn_slow_path(owner, skipped: str, reason: str, chosen: str) -> None:
+def _warn_slow_path(owner: object, skipped: str, reason: str, chosen: str) -> None:
     """Warn once per ``owner`` and reason that ``auto`` runs ``chosen`` because of a surrogate."""
     seen = _warned_without_owner if owner is None else _warned.setdefault(owner, set())
     key = f"{skipped}: {reason}"
@@ -141,7 +150,7 @@ def _warn_slow_path(owner, skipped: str, reason: str, chosen: str) -> None:
                   "path without this warning.", BackendWarning, stacklevel=4)
 
 
-def _self_check_failure(name: str, device) -> str | None:
+def _self_check_failure(name: str, device: torch.device) -> str | None:
     """Why ``auto`` must not pick ``name`` on ``device`` after its one-time self-check, or ``None``."""
     if name not in AUTO_SELF_CHECKS:
         return None

@@ -19,6 +19,7 @@ Layers, directions and dropout are :func:`spikingrnn.ops.stack.run_stack`'s, as 
 from __future__ import annotations
 
 from functools import partial
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -76,7 +77,7 @@ def run_direction(step, x: Tensor, state: tuple[Tensor, ...], weights: tuple,
             state = tuple(torch.cat([new, old[n:]]) for new, old in zip(new_state, state))
             out = emit(new_state)
             outputs[t] = torch.cat([out, out.new_zeros(batch - n, out.shape[1])])
-    return torch.stack(outputs), state
+    return torch.stack(cast("list[Tensor]", outputs)), state  # every step filled its slot
 
 
 def reference_rnn(x: Tensor, states: tuple[Tensor, ...], weights: list[tuple], spec: RNNSpec,

@@ -24,7 +24,7 @@ class RNNSpec:
         cell_state: LSTM cell-state rule, ``"clamp"``, ``"accumulate"`` or ``"spike"``.
         cell_threshold: threshold of ``cell_state="spike"``.
         gates: form of the LSTM's and GRU's gates, ``"sigmoid"`` or ``"heaviside"``
-            (:data:`spikingrnn.functional.cells.GATE_FORMS`); the vanilla RNN has only ``"heaviside"``.
+            (:data:`spikingrnn.functional.GATE_FORMS`); the vanilla RNN has only ``"heaviside"``.
         spike_threshold: threshold θ of the emitted spikes of the sigmoid form and the leaky RNN.
         leak: the vanilla RNN's leak β (``None``: the seed's cell ``h = Θ(u)``).
         low_memory: keep only 0/1 bits (and non-binary states) for backward and recompute the

@@ -9,7 +9,7 @@ backend.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -61,7 +61,8 @@ def inter_layer_dropout(y: Tensor, spec: RNNSpec, training: bool) -> Tensor:
 
 
 def run_stack(x: Tensor, states: tuple[Tensor, ...], spec: RNNSpec, training: bool,
-              run_cell) -> tuple[Tensor, tuple[Tensor, ...]]:
+              run_cell: Callable[[int, Tensor, tuple[Tensor, ...], bool], tuple[Tensor, tuple[Tensor, ...]]]
+              ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Layers, directions and inter-layer dropout around ``run_cell(k, y, state, reverse) -> (out, state)``,
     which runs cell ``k = layer * D + direction`` over ``y [T, B, F]`` from ``state`` (a tuple of
     ``[B, *]``). ``x`` is ``[T, B, I]``, ``states`` a tuple of ``[L*D, B, *]``; returns

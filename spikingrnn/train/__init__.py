@@ -12,8 +12,10 @@ the same weights, bit for bit on CPU, as a run that was never interrupted.
 """
 from .checkpoint import load_training_checkpoint, save_training_checkpoint
 from .config import MODELS, OPTIMIZERS, READOUTS, TrainConfig
+from .errors import NonFiniteLossError, TrainError, TrainingInterrupted
 from .loop import TrainResult, train
 from .model import SpikingClassifier, build_model
 
 __all__ = ["TrainConfig", "MODELS", "OPTIMIZERS", "READOUTS", "SpikingClassifier", "build_model", "train",
-           "TrainResult", "save_training_checkpoint", "load_training_checkpoint"]
+           "TrainResult", "save_training_checkpoint", "load_training_checkpoint",
+           "TrainError", "NonFiniteLossError", "TrainingInterrupted"]

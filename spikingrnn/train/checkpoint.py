@@ -67,4 +67,5 @@ def load_training_checkpoint(path: str) -> dict:
     if not intact:
         raise CheckpointError(f"{path}: corrupted training checkpoint: its contents do not match the checksum "
                               f"saved with them; resume from a copy, or start the run again")
+    assert isinstance(state, dict)  # for mypy: `intact` checked it
     return state

@@ -123,7 +123,7 @@ class TrainConfig:
     device: str = "auto"
     test_data_path: str = ""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name, allowed in choices().items():
             self._choice(name, allowed)
         if not isinstance(self.device, str) or not DEVICE_PATTERN.match(self.device):

@@ -3,6 +3,11 @@ from __future__ import annotations
 
 import signal
 import threading
+from types import FrameType
+from typing import Any, Callable, Union
+
+# what signal.signal returns: the previous handler (a callable, SIG_DFL/SIG_IGN, or None if not set from Python)
+_Handler = Union[Callable[[int, Union[FrameType, None]], Any], int, signal.Handlers, None]
 
 
 class StopRequest:
@@ -15,9 +20,9 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous = None
+        self._previous: _Handler = None
 
-    def _handle(self, signum, frame) -> None:
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.requested = True
         signal.signal(signal.SIGINT, signal.default_int_handler)  # the second Ctrl-C interrupts at once
 
@@ -26,7 +31,7 @@ class StopRequest:
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None

@@ -8,11 +8,12 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from ..data import batches, head, load_dataset
+from ..data import LazySpikeSequences, SequenceDataset, batches, head, load_dataset
 from ..data.registry import DATASETS
 from ..io import atomic_write, save_checkpoint
 from ..monitor import measure
@@ -40,7 +41,7 @@ class TrainResult:
     best_test_accuracy: float
     best_epoch: int
     epochs_trained: int  # in this call (fewer than config.epochs after a resume)
-    history: list[dict]
+    history: list[dict[str, Any]]
     metrics_path: str
     checkpoint_path: str
     best_path: str
@@ -48,9 +49,10 @@ class TrainResult:
     model: nn.Module | None = None
 
 
-def _load_data(config: TrainConfig):
+def _load_data(config: TrainConfig) -> tuple[SequenceDataset, torch.Tensor | LazySpikeSequences, torch.Tensor,
+                                             torch.Tensor | LazySpikeSequences, torch.Tensor]:
     parameters = inspect.signature(DATASETS[config.task]).parameters
-    options = {}
+    options: dict[str, Any] = {}
     if "seed" in parameters:
         options["seed"] = config.split_seed
     needs_file = "path" in parameters and parameters["path"].default is inspect.Parameter.empty
@@ -93,7 +95,8 @@ def learning_rate(config: TrainConfig, epoch: int) -> float:
     return config.lr
 
 
-def _evaluate(model: nn.Module, x, y: torch.Tensor, device: torch.device) -> tuple[float, float]:
+def _evaluate(model: nn.Module, x: torch.Tensor | LazySpikeSequences, y: torch.Tensor,
+              device: torch.device) -> tuple[float, float]:
     """``(mean cross-entropy, accuracy)`` on batch-first ``x [N, T, F]``."""
     model.eval()
     loss, correct = 0.0, 0
@@ -143,7 +146,8 @@ def _prepare_out_dir(config: TrainConfig, resume: bool, overwrite: bool) -> None
                 os.unlink(os.path.join(out, name))
 
 
-def train(config: TrainConfig, resume: bool = False, on_epoch=None, overwrite: bool = False) -> TrainResult:
+def train(config: TrainConfig, resume: bool = False, on_epoch: Callable[[dict[str, Any]], object] | None = None,
+          overwrite: bool = False) -> TrainResult:
     """Train ``config``'s classifier; returns a :class:`TrainResult`.
 
     Deterministic: ``torch.manual_seed(config.seed)`` before building the model, and a
@@ -158,7 +162,7 @@ def train(config: TrainConfig, resume: bool = False, on_epoch=None, overwrite: b
         config: the run's settings.
         resume: continue from ``out_dir/checkpoint.pt`` when it exists (a fresh run otherwise), up
             to ``config.epochs``; the configuration must match the checkpoint's except the fields
-            of :data:`~spikingrnn.train.config.RESUMABLE_CHANGES`. On CPU the final weights are bit
+            of ``RESUMABLE_CHANGES`` (``epochs``, ``out_dir``, ``threads``, ``plots``, ``device``, ``data_path``, ``test_data_path``). On CPU the final weights are bit
             for bit those of an uninterrupted run, also after a Ctrl-C in the middle of an epoch.
             ``metrics.jsonl`` is rewritten from the checkpoint's history.
         on_epoch: optional ``callback(record: dict)`` called after each epoch's files are written.
@@ -234,7 +238,7 @@ def _set_rng_states(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda_rng"], device)
 
 
-def _written(path: str, write, epoch: int):
+def _written(path: str, write: Callable[[], object], epoch: int) -> None:
     """Run ``write()``; an ``OSError`` (disk full, permissions) becomes a one-line :class:`TrainError`."""
     try:
         write()
@@ -243,7 +247,8 @@ def _written(path: str, write, epoch: int):
                          f"already there are intact: resume with --resume once it can be written") from None
 
 
-def _train(config: TrainConfig, resume: bool, on_epoch, overwrite: bool, stop: "StopRequest") -> TrainResult:
+def _train(config: TrainConfig, resume: bool, on_epoch: Callable[[dict[str, Any]], object] | None, overwrite: bool,
+           stop: "StopRequest") -> TrainResult:
     device = resolve_device(config.device)
     rank, world_size = distributed.init_from_env(device=device)
     main = distributed.is_main(rank)
@@ -257,7 +262,7 @@ def _train(config: TrainConfig, resume: bool, on_epoch, overwrite: bool, stop: "
     optimizer = _optimizer(config, model)
     trained = distributed.wrap(model)  # DDP under torchrun; ``model`` itself for saving and evaluation
     generator = torch.Generator().manual_seed(config.seed)
-    history: list[dict] = []
+    history: list[dict[str, Any]] = []
     best_accuracy, best_epoch, start_epoch, partial = -1.0, 0, 0, None
 
     if resume and os.path.exists(paths[CHECKPOINT]):
@@ -271,7 +276,7 @@ def _train(config: TrainConfig, resume: bool, on_epoch, overwrite: bool, stop: "
         best_accuracy, best_epoch, start_epoch = state["best_accuracy"], state["best_epoch"], state["epoch"]
         partial = state.get("partial")
 
-    def checkpoint_state(epoch: int, **extra) -> dict:
+    def checkpoint_state(epoch: int, **extra: Any) -> dict[str, Any]:
         return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), **_rng_states(device),
                 "generator": generator.get_state(), "epoch": epoch, "config": config.to_dict(),
                 "history": history, "best_accuracy": best_accuracy, "best_epoch": best_epoch, **extra}
@@ -289,6 +294,7 @@ def _train(config: TrainConfig, resume: bool, on_epoch, overwrite: bool, stop: "
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, epoch)
         epoch_generator = generator.get_state()  # where this epoch's shuffle starts (an interrupted epoch restarts it)
+        correct: float   # an int count, a float once summed over the ranks
         total_loss, correct, skip = 0.0, 0, 0
         if partial is not None:  # the epoch that a Ctrl-C interrupted: the same order, the done batches skipped
             total_loss, correct, skip = partial["total_loss"], partial["correct"], partial["batches_done"]
@@ -371,7 +377,7 @@ def _train(config: TrainConfig, resume: bool, on_epoch, overwrite: bool, stop: "
             _written(paths[CHECKPOINT], lambda: save_training_checkpoint(paths[CHECKPOINT], checkpoint_state(epoch)),
                      epoch)
 
-            def append():
+            def append() -> None:
                 with open(paths[METRICS], "a") as handle:
                     handle.write(json.dumps(record) + "\n")
             _written(paths[METRICS], append, epoch)

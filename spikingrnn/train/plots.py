@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+    from matplotlib.figure import Figure
 
 PLOTS = ("curves.png", "raster.png", "firing_rates.png")  # what make_plots may write
 
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float) -> Figure:
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -17,7 +22,7 @@ def _figure(width: float, height: float):
     return figure
 
 
-def plot_curves(path: str, history: list[dict]) -> str:
+def plot_curves(path: str, history: list[dict[str, Any]]) -> str:
     """Loss (train, test) and accuracy (train, test) per epoch."""
     figure = _figure(10, 4)
     loss, accuracy = figure.subplots(1, 2)
@@ -36,12 +41,12 @@ def plot_curves(path: str, history: list[dict]) -> str:
     return path
 
 
-def plot_raster(path: str, spikes, label: int | None = None) -> str:
+def plot_raster(path: str, spikes: torch.Tensor, label: int | None = None) -> str:
     """Spike raster of one sample: ``spikes [T, N]`` (0/1) of the last layer, neurons against time."""
     figure = _figure(8, 5)
     axes = figure.subplots()
     steps, neurons = spikes.shape
-    t, n = spikes.nonzero(as_tuple=True) if hasattr(spikes, "nonzero") else (None, None)
+    t, n = spikes.nonzero(as_tuple=True)
     axes.scatter(t.tolist(), n.tolist(), marker="|", s=60, color="black")
     axes.set(xlabel="time step", ylabel="neuron", xlim=(-0.5, steps - 0.5), ylim=(-0.5, neurons - 0.5),
              title="last-layer spikes of one test sample" + (f" (label {label})" if label is not None else "")
@@ -71,7 +76,8 @@ def plot_rates(path: str, rates: dict[str, dict[str, float]]) -> str:
     return path
 
 
-def make_plots(out_dir: str, history: list[dict], spikes, label, rates) -> list[str]:
+def make_plots(out_dir: str, history: list[dict[str, Any]], spikes: torch.Tensor | None, label: int | None,
+               rates: dict[str, dict[str, float]]) -> list[str]:
     """``curves.png``, ``raster.png`` and ``firing_rates.png`` in ``out_dir``; returns their paths.
     ``spikes=None`` (a non-spiking baseline) writes the curves only."""
     paths = [plot_curves(os.path.join(out_dir, "curves.png"), history)]

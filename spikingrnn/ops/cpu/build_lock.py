@@ -24,7 +24,7 @@ from pathlib import Path
 try:
     import fcntl
 except ImportError:  # Windows
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]  # tells _try_lock to use msvcrt
     import msvcrt
 
 ACTIVE_PHASES = ("building", "loading")
@@ -125,6 +125,7 @@ class BuildLock:
         os.ftruncate(self._fd, len(data))
 
     def _close(self) -> None:
+        assert self._fd is not None  # callers return early when nothing is held
         os.close(self._fd)
         self._fd = None
 
@@ -134,7 +135,7 @@ def processes_in(directories) -> list[tuple[int, str]]:
     ``directories`` (ninja and the compilers it runs work in the build directory). Linux only:
     elsewhere, and for processes of other users, nothing is found."""
     targets = {os.path.realpath(d) for d in directories}
-    found = []
+    found: list[tuple[int, str]] = []
     proc = Path("/proc")
     if not proc.is_dir():
         return found

@@ -172,7 +172,9 @@ class GradSums:
     def grads(self) -> dict[str, Tensor | None]:
         """The accumulated gradients by name (``None`` where not needed)."""
         for name, transposed in self._transposed.items():
-            self._grads[name].add_(transposed.t())
+            grad = self._grads[name]
+            assert grad is not None  # only needed gradients get an event-driven sum
+            grad.add_(transposed.t())
         self._transposed.clear()
         return self._grads
 
@@ -210,10 +212,11 @@ class GradSums:
         self.add_weight("w_hh", d_hidden_pre, h_prev)
         sums: dict[int, Tensor] = {}
         for name, d_pre in (("b_ih", d_input_pre), ("b_hh", d_hidden_pre)):
-            if self._grads[name] is not None:
+            grad = self._grads[name]
+            if grad is not None:
                 if id(d_pre) not in sums:
                     sums[id(d_pre)] = d_pre.sum(dim=(0, 1))
-                self._grads[name].add_(sums[id(d_pre)])
+                grad.add_(sums[id(d_pre)])
 
 
 def _starts_binary(flat: Tensor) -> bool:
@@ -235,11 +238,11 @@ class InputProjection:
 
     def __init__(self, weight: Tensor, *biases: Tensor | None):
         self.weight, self.compiled = weight, loops()
-        self.bias = None
+        self.bias: Tensor | None = None
         for b in biases:
             if b is not None:
                 self.bias = b if self.bias is None else self.bias + b
-        self.tiles = None
+        self.tiles: Tensor | None = None
         self.dense = self.compiled is None
         self.workspace = Workspace()
 

@@ -43,10 +43,12 @@ def leaky_rnn_forward(x, v0, w_ih, w_hh, b_ih, b_hh, config: SequenceConfig):
             compiled.leaky_rnn_forward_steps(xp, t0, config.batch_sizes or [], h, v, w_hh_t, w_hh_tiles, config.leak,
                                              config.spike_threshold, y, states, scratch, common.EVENT_DENSITY)
             continue
+        leak = config.leak
+        assert leak is not None  # a leaky RNN's config always has its leak
         for k in range(t1 - t0):
             t = t0 + k
             n = rows(config, t, batch)
-            v_new = config.leak * v[:n] + (1 - config.leak) * torch.addmm(xp[k, :n], h[:n], w_hh_t)
+            v_new = leak * v[:n] + (1 - leak) * torch.addmm(xp[k, :n], h[:n], w_hh_t)
             v[:n] = v_new
             spikes = spikes_of(v_new, config)
             h[:n] = spikes

@@ -201,8 +201,8 @@ def _one_state_backward(function):
                  b_ih: Optional[Tensor], b_hh: Optional[Tensor], y: Tensor, pre: Tensor, batch_sizes: list[int],
                  surrogate1: int, alpha1: float, surrogate2: int, alpha2: float, needs: list[bool]) -> list[Tensor]:
         config = _config(batch_sizes, surrogate1, alpha1, surrogate2, alpha2, True)
-        stores = (StepStore(x.shape[1:], False), StepStore(y.shape[1:], False))
-        saved = (x, h0, w_ih, w_hh, b_ih, b_hh, y, pre)
+        stores: tuple[StepStore | None, ...] = (StepStore(x.shape[1:], False), StepStore(y.shape[1:], False))
+        saved: tuple[Tensor | None, ...] = (x, h0, w_ih, w_hh, b_ih, b_hh, y, pre)
         if function is GRUSequence:
             stores, saved = (*stores, None), (*saved[:7], None, pre)
         ctx = _backward_context(needs, saved, config=config, stores=stores, state_shape=tuple(h0.shape))

@@ -69,7 +69,9 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, config: SequenceConfig
         gate_bits = bit_rows(steps, batch * 4 * hidden)
         if gate_signs.listable(batch, 4 * hidden):
             band = gate_signs.rounding_band(w_ih, w_hh, b_ih, b_hh)
-    near_zero, counts, chunk_cells = [], [] if band is not None else None, []
+    near_zero: list[Tensor] = []
+    counts: list[Tensor] | None = [] if band is not None else None
+    chunk_cells: list[Tensor] = []
     x_norm_sq = gate_signs.squared_norms(x) if band is not None else None
     scratch = torch.empty(batch, 4 * hidden, dtype=dtype)
     m = torch.empty(batch, hidden, dtype=dtype)
@@ -90,14 +92,15 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, config: SequenceConfig
             found = compiled.lstm_forward_steps(xp, t0, config.batch_sizes or [], h, c, w_hh_t, w_hh_tiles, w_hr_t,
                                                 CELL_STATE_CODES[config.cell_state], config.threshold, y, gate_bits,
                                                 cell_store, cell_binary, pre, scratch, m, event_density,
-                                                None if band is None else x_norm_sq[t0:t1],
+                                                None if x_norm_sq is None else x_norm_sq[t0:t1],
                                                 None if band is None else band.w_norm,
                                                 0.0 if band is None else band.kappa,
                                                 0.0 if band is None else band.floor)
         else:
             found = _forward_steps(xp, t0, config, h, c, w_hh_t, w_hr_t, y, gate_bits, cell_store, cell_binary, pre,
-                                   None if band is None else x_norm_sq[t0:t1], band)
+                                   None if x_norm_sq is None else x_norm_sq[t0:t1], band)
         if band is not None:
+            assert counts is not None  # made where band is
             near_zero.append(found[0])
             counts.append(found[1])
     cells_binary = cell_binary
@@ -231,7 +234,8 @@ class LSTMSequence(torch.autograd.Function):
             compact = not config.keep_pre
             x_store, x_kept = StepStore.wrap(x, compact and is_binary(x))
             y_store, y_kept = StepStore.wrap(y, compact and w_hr is None and kept.cell_binary)
-            gate_source, gate_saved = None, (None, None)
+            gate_source: GateSource | None = None
+            gate_saved: tuple[Tensor | None, Tensor | None] = (None, None)
             if compact:
                 gate_source, gate_saved = GateSource.choose(kept.gate_bits, kept.near_zero, kept.counts, batch,
                                                             4 * hidden)

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 from contextlib import contextmanager
-from typing import NamedTuple
+from typing import Any, Iterator, NamedTuple
 
 import torch
 
@@ -42,7 +42,7 @@ class Launch(NamedTuple):
     (pointer alignment and integers divisible by 16, which let the compiler vectorize) and the compile
     options the launch named (e.g. ``enable_fp_fusion=False``)."""
 
-    kernel: object
+    kernel: Any  # a triton JITFunction
     signature: tuple[tuple[str, str], ...]
     constexprs: tuple[tuple[str, object], ...]
     attrs: tuple[tuple[tuple[int, ...], tuple], ...] = ()
@@ -81,7 +81,7 @@ def _launch_of(kernel, args, kwargs) -> Launch:
 
 
 @contextmanager
-def record_launches():
+def record_launches() -> Iterator[list[Launch]]:
     """Within the block, ``kernel[grid](...)`` of any Triton JIT function appends a :class:`Launch` to
     the yielded list and runs nothing (outputs of kernels stay as allocated)."""
     from triton.runtime.jit import JITFunction
@@ -201,9 +201,11 @@ def _run_cells(dtypes, steps: int, batch: int, hidden: int) -> None:
                 for cell_state in ("clamp", "accumulate", "spike"):
                     first, second = spikes[case % len(spikes)], spikes[(case + 3) % len(spikes)]
                     case += 1
+                    first_id, second_id = kernel_id(first), kernel_id(second)
+                    assert first_id is not None and second_id is not None  # built-in surrogates all have one
                     # float32 products in TF32 (as on a GPU by default) with the packed batches
-                    config = TritonConfig(packed_sizes if packed else None, kernel_id(first), first.alpha,
-                                          kernel_id(second), second.alpha, cell_state, 1.0, True, low_memory,
+                    config = TritonConfig(packed_sizes if packed else None, first_id, first.alpha,
+                                          second_id, second.alpha, cell_state, 1.0, True, low_memory,
                                           tf32=packed and dtype == torch.float32)
                     x = tensor(steps, batch, features)
                     # the sigmoid gate form (its cell accumulates): the LSTM's kernels' SIGMOID variant, the GRU's own
@@ -244,9 +246,10 @@ def covering(launches) -> list[Launch]:
     kernel takes in ``launches``, at least once: greedy, in order. Far fewer compilations than
     :func:`distinct` (surrogate pairs, cell rules and dtypes multiply there), since the constexpr
     branches (surrogate formulas, cell rules) compute in float32 whatever the pointers' dtype."""
-    covered, kept = set(), []
+    covered: set[tuple[object, ...]] = set()
+    kept: list[Launch] = []
     for launch in distinct(launches):
-        keys = {(id(launch.kernel), launch.signature, launch.attrs, launch.options)}
+        keys: set[tuple[object, ...]] = {(id(launch.kernel), launch.signature, launch.attrs, launch.options)}
         keys |= {(id(launch.kernel), name, repr(value)) for name, value in launch.constexprs}
         if not keys <= covered:
             covered |= keys

@@ -128,6 +128,7 @@ def mm(a: Tensor, b: Tensor, *, out: Tensor | None = None, add: Tensor | None = 
     if add is not None and bias is not None:
         add = add + bias
     base = add if add is not None else bias
+    assert base is not None  # add and bias are not both None here
     if out is not None and add is not None and out.data_ptr() == add.data_ptr() and out.stride() == add.stride():
         return out.addmm_(a, b)
     return torch.addmm(base, a, b, out=out)

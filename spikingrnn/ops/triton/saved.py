@@ -22,7 +22,8 @@ Kept = Optional[tuple[StepStore, torch.dtype]]
 def compact(tensors: Sequence[Optional[Tensor]], low_memory: bool) -> tuple[list[Optional[Tensor]], list[Kept]]:
     """The ``[T, ...]`` tensors to save (bit rows where ``low_memory`` and 0/1, else themselves; ``None``
     stays ``None``) and how to restore them."""
-    saved, kept = [], []
+    saved: list[Optional[Tensor]] = []
+    kept: list[Kept] = []
     for t in tensors:
         if t is None:
             saved.append(None)
@@ -36,4 +37,5 @@ def compact(tensors: Sequence[Optional[Tensor]], low_memory: bool) -> tuple[list
 
 def restore(saved: Sequence[Optional[Tensor]], kept: Sequence[Kept]) -> list[Optional[Tensor]]:
     """The tensors :func:`compact` was given, in their dtypes (``None`` where it was given ``None``)."""
-    return [None if how is None else how[0].rows(t, 0, t.shape[0], how[1]) for t, how in zip(saved, kept)]
+    # (t is None exactly where how is None)
+    return [None if how is None or t is None else how[0].rows(t, 0, t.shape[0], how[1]) for t, how in zip(saved, kept)]
