@@ -145,13 +145,16 @@ def test_to_torch_rnn_nonlinearity_default_and_choice():
 def test_from_torch_forwards_spiking_arguments():
     source = nn.LSTM(I, H)
     lstm = from_torch(source, surrogate_function1="atan", surrogate_function2="sigmoid", gates="heaviside",
-                      spike_threshold=0.4, forget_bias=None, cell_state="spike", cell_threshold=0.5,
+                      forget_bias=None, cell_state="spike", cell_threshold=0.5,
                       invariant_dropout_mask=True, low_memory=True, backend="reference")
     assert isinstance(lstm.surrogate_function1, spikingrnn.surrogate.ATan)
     assert isinstance(lstm.surrogate_function2, spikingrnn.surrogate.Sigmoid)
-    assert (lstm.gates, lstm.spike_threshold, lstm.forget_bias, lstm.cell_state, lstm.cell_threshold,
+    assert (lstm.gates, lstm.forget_bias, lstm.cell_state, lstm.cell_threshold,
             lstm.invariant_dropout_mask, lstm.low_memory, lstm.backend) == \
-        ("heaviside", 0.4, None, "spike", 0.5, True, True, "reference")
+        ("heaviside", None, "spike", 0.5, True, True, "reference")
+    assert from_torch(source, spike_threshold=0.4).spike_threshold == 0.4  # the sigmoid form's threshold
+    with pytest.raises(ValueError, match="spike_threshold applies to"):  # the heaviside form has none
+        from_torch(source, gates="heaviside", spike_threshold=0.4)
     cell = from_torch(nn.LSTMCell(I, H), cell_state="accumulate")
     assert cell.cell_state == "accumulate" and cell.gates == "sigmoid"
     # the sigmoid form's settings; the weights are torch's, whatever forget_bias says (it only initialises)
