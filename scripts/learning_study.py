@@ -42,6 +42,8 @@ MODELS = {
     "SpikingRNN (SJ 2.0)": {"model": "rnn", "leak": None},
     # a surrogate twice as wide as the default (Erf alpha 1 instead of 2)
     "SpikingLSTM, erf alpha 1": {"model": "lstm", "surrogate_alpha": 1.0},
+    # the same with a higher spike threshold (fewer spikes)
+    "SpikingLSTM, erf alpha 1, threshold 0.5": {"model": "lstm", "surrogate_alpha": 1.0, "spike_threshold": 0.5},
     # the training CLI's firing-rate penalty (not a swap: the training loss changes)
     "SpikingLSTM + rate penalty 0.1": {"model": "lstm", "rate_penalty": 0.1},
     "SpikingGRU + rate penalty 0.1": {"model": "gru", "rate_penalty": 0.1},
@@ -77,7 +79,7 @@ PLANS = {
                ("nn.LSTM", "SpikingLSTM", "SpikingLSTM, erf alpha 1")),
     # the same, trained twice as long (the 10-epoch curves were still rising)
     "pixels20": ({"task": "mnist5k_pixels", "limit_train": 2000, "epochs": 20, "readout": "mean"}, (3e-3,),
-                 ("nn.LSTM", "SpikingLSTM", "SpikingLSTM, erf alpha 1")),
+                 ("nn.LSTM", "SpikingLSTM", "SpikingLSTM, erf alpha 1", "SpikingLSTM, erf alpha 1, threshold 0.5")),
     # can the GRU fire less without a penalty? (its default rate is 0.33-0.37 on the swap test)
     "gru_rate": ({"task": "mnist5k_rows", "limit_train": 2000, "epochs": 8, "readout": "last"}, (1e-2, 3e-3),
                  ("SpikingGRU, erf alpha 4", "SpikingGRU, erf alpha 4, forget bias 2")),
