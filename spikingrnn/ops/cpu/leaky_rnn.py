@@ -28,6 +28,8 @@ def leaky_rnn_forward(x, v0, w_ih, w_hh, b_ih, b_hh, config: SequenceConfig):
     steps, batch, _ = x.shape
     hidden = w_ih.shape[0]
     dtype = x.dtype
+    leak = config.leak
+    assert leak is not None  # a leaky RNN's config always has its leak
     v = v0.contiguous().clone()
     h = spikes_of(v0, config).contiguous()
     y = new_output(config, steps, batch, hidden, dtype=dtype)
@@ -40,11 +42,9 @@ def leaky_rnn_forward(x, v0, w_ih, w_hh, b_ih, b_hh, config: SequenceConfig):
     for t0, t1 in chunks(steps, batch, hidden, x.element_size()):
         xp = project(x[t0:t1])
         if compiled is not None:
-            compiled.leaky_rnn_forward_steps(xp, t0, config.batch_sizes or [], h, v, w_hh_t, w_hh_tiles, config.leak,
+            compiled.leaky_rnn_forward_steps(xp, t0, config.batch_sizes or [], h, v, w_hh_t, w_hh_tiles, leak,
                                              config.spike_threshold, y, states, scratch, common.EVENT_DENSITY)
             continue
-        leak = config.leak
-        assert leak is not None  # a leaky RNN's config always has its leak
         for k in range(t1 - t0):
             t = t0 + k
             n = rows(config, t, batch)
