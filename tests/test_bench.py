@@ -139,6 +139,9 @@ def test_cli_writes_json_and_markdown(tmp_path, capsys):
     text = out_md.read_text()
     assert data["meta"]["command"] in text and "--scaling" in text
     assert "## Scaling with sequence length" in text
+    # the neuron form timed is recorded (the defaults changed once already: a report must say which it timed)
+    assert "- SpikingLSTM (module defaults): gates='sigmoid'" in text and "- SpikingRNN (module defaults): leak=" in text
+    assert set(data["meta"]["neuron_forms"]) == {"SpikingLSTM", "SpikingGRU", "SpikingRNN"}
     for name in _expected_impls():
         assert f"| {name} |" in text
     assert "| torch |" in capsys.readouterr().out

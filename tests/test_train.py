@@ -11,6 +11,7 @@ import torch
 from spikingrnn.cli import main
 from spikingrnn.train import TrainConfig, load_training_checkpoint, train
 from spikingrnn.train import checkpoint as checkpoint_module
+from spikingrnn.train import loop as loop_module
 from spikingrnn.train.errors import TrainError
 
 pytest.importorskip("sklearn")
@@ -177,10 +178,13 @@ def test_non_spiking_baselines_train_with_the_same_command(tmp_path, model):
     assert [os.path.basename(p) for p in result.plots] == ["curves.png"]
 
 
-def test_resume_rejects_a_different_config(tmp_path):
+def test_resume_rejects_a_different_config(tmp_path, monkeypatch):
     train(tiny(tmp_path, "r", epochs=1))
+    loads = []
+    monkeypatch.setattr(loop_module, "load_dataset", lambda *a, **k: loads.append(a))
     with pytest.raises(TrainError, match="hidden: checkpoint 16 vs now 8"):
         train(tiny(tmp_path, "r", epochs=2, hidden=8), resume=True)
+    assert loads == []  # refused before any data is loaded (a large dataset would take minutes)
 
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):

@@ -49,6 +49,7 @@ def _environment_lines(meta: dict, threads: list[int] | None) -> list[str]:
              f"Python {meta['python']} on {meta['platform']}",
              f"- Device: {meta['device']}" + (f" ({meta['gpu']})" if meta.get("gpu") else ""),
              f"- spikingrnn cpu backend time loops: {meta['cpu_backend_loops']}",
+             *(f"- {name} (module defaults): {form}" for name, form in meta.get("neuron_forms", {}).items()),
              f"- Wall time of the whole run: {meta.get('elapsed_s', 'n/a')} s",
              f"- Load average (1/5/15 min) at start: {_load(meta.get('load_average_start'))}, "
              f"at end: {_load(meta.get('load_average_end'))} (other processes sharing the CPUs add noise)"]

@@ -60,6 +60,23 @@ def cpu_extension_status() -> str:
     return "compiled C++ loops" if state["module"] is not None else "unavailable: pure-PyTorch loops"
 
 
+def neuron_forms() -> dict[str, str]:
+    """``{class name: its spiking arguments' defaults}``: the neuron form the benchmark times."""
+    import spikingrnn
+    from ..nn.base import constructor_arguments
+
+    forms = {}
+    for name in ("SpikingLSTM", "SpikingGRU", "SpikingRNN"):
+        module = getattr(spikingrnn, name)(1, 1)
+        arguments = constructor_arguments(module, ("spiking",))
+        arguments.pop("backend", None)  # each implementation names its own
+        arguments.pop("low_memory", None)
+        arguments.pop("invariant_dropout_mask", None)
+        surrogate = module.surrogate_function1
+        forms[name] = ", ".join(f"{key}={value!r}" for key, value in arguments.items()) + f", surrogate {surrogate!r}"
+    return forms
+
+
 def environment(argv: list[str] | None = None, device: str = "cpu") -> dict:
     """Metadata recorded with every result file."""
     info = {
@@ -75,6 +92,7 @@ def environment(argv: list[str] | None = None, device: str = "cpu") -> dict:
         "torch_default_threads": torch.get_num_threads(),
         "device": device,
         "cpu_backend_loops": cpu_extension_status(),
+        "neuron_forms": neuron_forms(),
         "load_average_end": load_average(),
     }
     if device.startswith("cuda") and torch.cuda.is_available():

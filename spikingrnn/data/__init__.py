@@ -29,12 +29,13 @@ from .mnist_1d import load_mnist1d
 from .mnist_idx import find_mnist_files, load_mnist_pixels, load_mnist_rows, read_idx, read_mnist
 from .temporal_xor import generate_temporal_xor, load_temporal_recall, load_temporal_xor
 from .lazy import LazySpikeSequences, head, take
+from .spike_binning import bin_spikes
 from .registry import DATASETS, load_dataset
 from .split import split_sequences, stratified_split
 
 __all__ = ["DATASETS", "SequenceDataset", "load_dataset", "batches", "stratified_split",
            "load_digits_rows", "load_digits_pixels", "load_digits_pixels_permuted", "load_mnist1d",
-           "load_mnist5k_rows", "load_mnist5k_pixels", "load_shd", "load_ssc", "bin_spike_file",
+           "load_mnist5k_rows", "load_mnist5k_pixels", "load_shd", "load_ssc", "bin_spike_file", "bin_spikes",
            "write_shd_file", "write_synthetic_shd", "open_spike_file", "LazySpikeSequences", "head", "take",
            "split_sequences", "from_events", "event_sequences", "load_mnist_rows", "load_mnist_pixels",
            "read_idx", "read_mnist", "find_mnist_files", "load_temporal_xor", "load_temporal_recall", "generate_temporal_xor"]

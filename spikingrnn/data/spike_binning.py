@@ -15,8 +15,8 @@ import torch
 
 
 def bin_spikes(samples: Sequence[tuple[np.ndarray, np.ndarray]], num_steps: int, max_time: float,
-               num_units: int, binary: bool, where: Callable[[int], str], out: torch.Tensor | None = None
-               ) -> torch.Tensor:
+               num_units: int, binary: bool = False, where: Callable[[int], str] | None = None,
+               out: torch.Tensor | None = None) -> torch.Tensor:
     """Bin ``B`` samples of spikes into a float32 tensor ``[B, num_steps, num_units]`` (new, or ``out``).
 
     Args:
@@ -26,14 +26,24 @@ def bin_spikes(samples: Sequence[tuple[np.ndarray, np.ndarray]], num_steps: int,
         max_time: end of the binned window in seconds.
         num_units: ``F``, the number of input units.
         binary: 1.0 where a unit spiked at least once in a bin instead of the count.
-        where: ``where(b)`` names sample ``b`` in error messages (e.g. ``"path: sample 7 of 'shd.h5'"``).
+        where: ``where(b)`` names sample ``b`` in error messages (e.g. ``"path: sample 7 of 'shd.h5'"``);
+            default ``"sample b"``.
         out: optional contiguous float32 ``[B, num_steps, num_units]`` to fill (overwritten) and return,
             e.g. a block of a larger result, so that no second copy is made.
 
     Raises:
-        ValueError: a sample whose times and units differ in length, whose units lie outside
-            ``[0, num_units)`` or are not whole numbers; the message names the sample with ``where``.
+        ValueError: ``num_steps`` or ``num_units`` not a positive integer, ``max_time`` not positive and
+            finite, ``out`` of the wrong shape or dtype, or a sample whose times and units differ in
+            length, whose units lie outside ``[0, num_units)`` or are not whole numbers; the message
+            names the sample with ``where``.
     """
+    for name, value in (("num_steps", num_steps), ("num_units", num_units)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not (isinstance(max_time, (int, float, np.floating)) and np.isfinite(max_time) and max_time > 0):
+        raise ValueError(f"max_time must be a positive finite number of seconds, got {max_time!r}")
+    if where is None:
+        where = _sample_index
     shape = (len(samples), num_steps, num_units)
     if out is None:
         out = torch.zeros(shape, dtype=torch.float32)
@@ -70,3 +80,8 @@ def bin_spikes(samples: Sequence[tuple[np.ndarray, np.ndarray]], num_steps: int,
     if binary:
         out.clamp_(max=1.0)
     return out
+
+
+def _sample_index(b: int) -> str:
+    """The default name of sample ``b`` in error messages."""
+    return f"sample {b}"

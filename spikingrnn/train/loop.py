@@ -254,8 +254,12 @@ def _train(config: TrainConfig, resume: bool, on_epoch: Callable[[dict[str, Any]
     main = distributed.is_main(rank)
     if main:
         _prepare_out_dir(config, resume, overwrite)
-    data, x_train, y_train, x_test, y_test = _load_data(config)
     paths = {name: os.path.join(config.out_dir, name) for name in (CHECKPOINT, BEST, METRICS, CONFIG)}
+    state = None
+    if resume and os.path.exists(paths[CHECKPOINT]):  # refuse a changed configuration before loading any data
+        state = load_training_checkpoint(paths[CHECKPOINT])
+        _check_resumable(state["config"], config, state["epoch"], paths[CHECKPOINT])
+    data, x_train, y_train, x_test, y_test = _load_data(config)
 
     torch.manual_seed(config.seed)
     model = build_model(config, data.num_features, data.num_classes).to(device)
@@ -265,9 +269,7 @@ def _train(config: TrainConfig, resume: bool, on_epoch: Callable[[dict[str, Any]
     history: list[dict[str, Any]] = []
     best_accuracy, best_epoch, start_epoch, partial = -1.0, 0, 0, None
 
-    if resume and os.path.exists(paths[CHECKPOINT]):
-        state = load_training_checkpoint(paths[CHECKPOINT])
-        _check_resumable(state["config"], config, state["epoch"], paths[CHECKPOINT])
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         _set_rng_states(state, device)
