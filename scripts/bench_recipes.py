@@ -8,6 +8,11 @@ the cpu backend; rounds alternate the two models and the medians of ``--repeats`
 compared (the machine's noise hits both alike). ``nn.LSTM`` in the same classifier is timed too.
 
     python scripts/bench_recipes.py --threads 1 --repeats 15
+    python scripts/bench_recipes.py --threads 1 --repeats 15 --rate 0.35   # the new default firing as trained
+
+Untrained, the new default fires at about 0.19; trained models fire at 0.2-0.36 (docs/LEARNING.md),
+and its event-driven products cost more the more it fires. ``--rate R`` sets the ``spike_threshold``
+of the new default (found by bisection on the benchmark batch) so that it fires at about ``R``.
 """
 from __future__ import annotations
 
@@ -47,6 +52,21 @@ class Classifier(nn.Module):
         return self.readout(self.rnn(self.encoder(x))[0].mean(dim=0))
 
 
+def set_firing_rate(model: Classifier, x: torch.Tensor, rate: float) -> float:
+    """Set the sigmoid LSTM's ``spike_threshold`` so that its spikes on ``x`` have mean ``rate``; returns it.
+
+    Only which units cross the threshold changes, not the arithmetic per step: the cost that depends on
+    the rate is that of the event-driven products."""
+    rnn = model.rnn
+    low, high = -1.0, 1.0  # o * tanh(c) lies in (-1, 1)
+    with torch.no_grad():
+        for _ in range(40):
+            rnn.spike_threshold = (low + high) / 2
+            measured = rnn(model.encoder(x))[0].mean().item()
+            low, high = (rnn.spike_threshold, high) if measured > rate else (low, rnn.spike_threshold)
+    return measured
+
+
 def step_time(model: nn.Module, optimizer, x, y) -> float:
     start = time.perf_counter()
     loss = nn.functional.cross_entropy(model(x), y)
@@ -61,6 +81,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--shapes", nargs="*", default=[s[0] for s in SHAPES])
+    parser.add_argument("--rate", type=float, default=None,
+                        help="make the new default fire at about this rate (its spike_threshold)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"threads {args.threads}, repeats {args.repeats}, hidden {HIDDEN}; median seconds per training step")
@@ -77,6 +99,9 @@ def main() -> None:
             torch.manual_seed(0)
             model = Classifier(features, make())
             models[label] = (model, torch.optim.Adam(model.parameters(), lr=1e-3))
+        if args.rate is not None:
+            first = next(iter(models.values()))[0]
+            print(f"# {name}: new default set to fire at {set_firing_rate(first, x, args.rate):.3f}", flush=True)
         for model, optimizer in models.values():  # warm-up (and the C++ build on a first run)
             step_time(model, optimizer, x, y)
         times = {label: [] for label in models}

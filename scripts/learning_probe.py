@@ -50,6 +50,9 @@ seed).
 Variants: ``--readout mean`` (time-averaged h instead of the last step),
 ``--theta`` / ``--learn-theta`` (threshold of A/B/C/F/G), ``--rate-penalty L``
 (adds L * mean(h) over batch, steps and units to the training loss),
+``--refractory K`` (A/B/C/F/G: the threshold is raised by K for one step after a
+spike, h = H(... - theta - K * h_{t-1})), ``--output-bias B`` (A/B/C: the output
+gate's initial total bias),
 ``--alpha`` (surrogate width), ``--epochs``, ``--train-size``.
 
 Comma-separated lists are accepted for --candidate, --lr and --seed; every
@@ -133,6 +136,8 @@ class _GatedCellBase(nn.Module):
     """
 
     n_gates = 4
+    # the threshold rises by this much for one step after a spike (h_{t-1} = 1): no extra state
+    refractory = 0.0
 
     def set_threshold(self, theta: float, learn: bool) -> None:
         """A per-unit firing threshold ``theta [H]``: a parameter when ``learn``, else a buffer."""
@@ -186,7 +191,7 @@ class AnalogGateBinaryLSTMCell(_GatedCellBase):
         gates = xw + F.linear(h, self.weight_hh, self.bias_hh)
         i, f, g, o = gates.chunk(4, dim=-1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h = spike(torch.sigmoid(o) * torch.tanh(c) - self.theta, self.alpha)
+        h = spike(torch.sigmoid(o) * torch.tanh(c) - self.theta - self.refractory * h, self.alpha)
         return h, c
 
 
@@ -248,7 +253,7 @@ class AnalogGateBinaryGRUCell(_GatedCellBase):
         z = torch.sigmoid(xz + hz)
         n = torch.tanh(xn + r * hn)
         s = (1 - z) * n + z * s
-        h = spike(s - self.theta, self.alpha)
+        h = spike(s - self.theta - self.refractory * h, self.alpha)
         return h, s
 
 
@@ -395,6 +400,22 @@ def cell_kwargs(args, candidate: str) -> dict:
     return kw
 
 
+def set_output_bias(model, value: float) -> None:
+    """Initialise the LSTM candidates' total output-gate bias (order i, f, g, o) to ``value``: o = sigmoid(value)
+    at the start, so ``o * tanh(c)`` starts below the threshold (fewer spikes) for ``value`` < 0."""
+    cell = model.rnn.cell
+    h = cell.hidden_size
+    with torch.no_grad():
+        cell.bias_ih[3 * h:].fill_(value)
+        cell.bias_hh[3 * h:].zero_()
+
+
+def set_refractory(model, value: float) -> None:
+    """One-step refractory threshold of the threshold candidates: h = H(... - theta - value * h_{t-1})."""
+    if value and isinstance(model.rnn, SpikingLayer):
+        model.rnn.cell.refractory = value
+
+
 def train_size(args) -> int:
     """--train-size, or the task's default: 2,000 for mnist5k_* (the swap test), all otherwise."""
     if args.train_size is not None:
@@ -416,6 +437,10 @@ def train_run(args, data, candidate: str, lr: float, seed: int) -> dict:
     torch.manual_seed(seed)
     model = SwapClassifier(candidate, x_tr.shape[-1], args.alpha, readout=args.readout,
                            cell_kwargs=cell_kwargs(args, candidate))
+    if candidate in THRESHOLD_CANDIDATES:
+        set_refractory(model, args.refractory)
+    if args.output_bias is not None and candidate in ("A", "B", "C"):
+        set_output_bias(model, args.output_bias)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     n_batches = math.ceil(len(x_tr) / args.batch)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs * n_batches)
@@ -452,7 +477,7 @@ def train_run(args, data, candidate: str, lr: float, seed: int) -> dict:
         "mode": "train", "task": args.task, "candidate": candidate, "lr": lr, "seed": seed,
         "alpha": args.alpha, "epochs": args.epochs, "train_size": len(x_tr),
         "readout": args.readout, "theta": args.theta, "learn_theta": args.learn_theta,
-        "rate_penalty": args.rate_penalty,
+        "rate_penalty": args.rate_penalty, "refractory": args.refractory, "output_bias": args.output_bias,
         "seq_len": x_tr.shape[1], "test_acc": acc, "final_train_loss": losses[-1],
         "nonfinite_loss": nonfinite, "sec_per_epoch": sum(epoch_secs) / len(epoch_secs),
         "threads": torch.get_num_threads(),
@@ -512,6 +537,10 @@ def variant(r: dict) -> str:
         parts.append(f"theta {r['theta']:g}")
     if r.get("learn_theta") and r["candidate"] != "B":
         parts.append("learnable theta")
+    if r.get("output_bias") is not None:
+        parts.append(f"output bias {r['output_bias']:g}")
+    if r.get("refractory"):
+        parts.append(f"refractory {r['refractory']:g}")
     if r.get("rate_penalty"):
         parts.append(f"rate penalty {r['rate_penalty']:g}")
     return ", ".join(parts) or "-"
@@ -592,6 +621,10 @@ def main():
                    help="learnable per-unit threshold (init --theta) for A/C/F/G")
     p.add_argument("--rate-penalty", type=float, default=0.0,
                    help="add lambda * mean firing rate of h (batch, steps, units) to the training loss")
+    p.add_argument("--output-bias", type=float, default=None,
+                   help="A/B/C: initialise the output gate's total bias to this value (e.g. -2: fewer spikes at first)")
+    p.add_argument("--refractory", type=float, default=0.0,
+                   help="A/B/C/F/G: raise the threshold by this much for one step after a spike")
     p.add_argument("--alpha", type=float, default=0.5, help="surrogate width")
     p.add_argument("--T", default=None,
                    help="gradnorm: comma list of lengths; train on pixels: centre window length")

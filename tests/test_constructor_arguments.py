@@ -158,3 +158,26 @@ def test_extra_repr_lists_non_defaults_in_order():
     assert SpikingRNN(3, 4, leak=0.9, spike_threshold=0.25).extra_repr() == "3, 4"
     assert SpikingRNN(3, 4, leak=None).extra_repr() == "3, 4, leak=None"
     assert SpikingRNN(3, 4, leak=0.5, spike_threshold=0.1).extra_repr() == "3, 4, leak=0.5, spike_threshold=0.1"
+
+
+def test_cell_extra_repr_lists_non_defaults_too():
+    assert SpikingLSTMCell(3, 4).extra_repr() == "3, 4"
+    assert SpikingLSTMCell(3, 4, bias=False, gates="heaviside", forget_bias=None, cell_state="clamp").extra_repr() == \
+        "3, 4, bias=False, gates='heaviside', forget_bias=None, cell_state='clamp'"
+    assert SpikingGRUCell(3, 4, spike_threshold=0.5).extra_repr() == "3, 4, spike_threshold=0.5"
+    assert SpikingRNNCell(3, 4, leak=None).extra_repr() == "3, 4, leak=None"
+    assert SpikingRNNCell(3, 4, leak=0.5, spike_threshold=0.1).extra_repr() == "3, 4, leak=0.5, spike_threshold=0.1"
+
+
+def test_default_surrogate_width_follows_the_neuron_form():
+    """The LSTM's sigmoid form defaults to Erf(alpha=1); every other form keeps SpikingJelly's Erf(alpha=2)."""
+    from spikingrnn.surrogate import Erf
+    for module in (SpikingLSTM(3, 4), SpikingLSTMCell(3, 4)):
+        assert type(module.surrogate_function1) is Erf and module.surrogate_function1.alpha == 1.0
+    for module in (SpikingLSTM(3, 4, gates="heaviside", cell_state="clamp", forget_bias=None),
+                   SpikingLSTMCell(3, 4, gates="heaviside", cell_state="clamp", forget_bias=None),
+                   SpikingGRU(3, 4), SpikingGRUCell(3, 4), SpikingRNN(3, 4), SpikingRNNCell(3, 4)):
+        assert type(module.surrogate_function1) is Erf and module.surrogate_function1.alpha == 2.0
+    assert SpikingLSTM(3, 4, surrogate_function1=Erf(alpha=2.0)).surrogate_function1.alpha == 2.0
+    first, second = SpikingLSTM(3, 4), SpikingLSTM(3, 4)
+    assert first.surrogate_function1 is not second.surrogate_function1  # a fresh one per module

@@ -60,6 +60,20 @@ def test_surrogate_alpha_reaches_the_model():
     assert type(model.rnn.surrogate_function1).__name__ == "ATan" and model.rnn.surrogate_function1.alpha == 0.7
     default = build_model(TrainConfig(surrogate="atan", surrogate_alpha=0.0), 8, 10)
     assert default.rnn.surrogate_function1.alpha == 2.0  # 0: the surrogate's own default
+    # erf at 0: the modules' own default, written into the config (1 for the LSTM's sigmoid form, else 2)
+    assert TrainConfig().surrogate_alpha == 1.0
+    assert build_model(TrainConfig(), 8, 10).rnn.surrogate_function1.alpha == 1.0
+    assert TrainConfig(model="gru").surrogate_alpha == 2.0 and TrainConfig(model="rnn").surrogate_alpha == 2.0
+    assert TrainConfig(gates="heaviside", cell_state="clamp").surrogate_alpha == 2.0
+
+
+def test_a_run_saved_with_alpha_0_keeps_the_width_it_trained_with():
+    """Configs written before the default was resolved say 0 for "the surrogate's own alpha" (erf: 2)."""
+    from spikingrnn.train.config import saved_config
+    old = TrainConfig().to_dict() | {"surrogate_alpha": 0.0}
+    assert saved_config(old)["surrogate_alpha"] == 2.0
+    assert saved_config(old | {"surrogate": "atan"})["surrogate_alpha"] == 2.0
+    assert saved_config(TrainConfig().to_dict())["surrogate_alpha"] == 1.0
 
 
 def test_grad_clip_bounds_the_gradient_norm(tmp_path, monkeypatch):

@@ -22,7 +22,7 @@ from ..ops.spec import GATES_PER_MODE, RNNSpec
 from ..surrogate import SpikeFn, SurrogateSpec
 from . import validation as check
 from .initialization import reset_uniform, set_forget_bias
-from .surrogates import attach_surrogates, surrogate_pair
+from .surrogates import attach_surrogates, default_surrogate_alpha, surrogate_pair
 
 REQUIRED = inspect.Parameter.empty  # the default of an argument that has none
 ALL_MODES = ("LSTM", "GRU", "RNN")
@@ -110,6 +110,19 @@ def constructor_arguments(module: nn.Module, roles: tuple[str, ...] = ("config",
     return {a.name: getattr(module, a.name) for a in constructor_parameters(cls or module, roles)}
 
 
+def arguments_repr(module: nn.Module) -> str:
+    """The ``extra_repr`` of a stack or cell: its sizes, then each configuration or spiking argument
+    that differs from its default (``"3, 4, gates='heaviside', spike_threshold=0.5"``)."""
+    parts = []
+    for argument in constructor_parameters(module, ("config", "spiking")):
+        value = getattr(module, argument.name)
+        if argument.default is REQUIRED:
+            parts.append(f"{value}")
+        elif argument.in_repr and value != argument.default:
+            parts.append(f"{argument.name}={value!r}" if isinstance(value, str) else f"{argument.name}={value}")
+    return ", ".join(parts)
+
+
 class SpikingRNNBase(nn.Module):
     """Base class of :class:`SpikingLSTM`, :class:`SpikingGRU` and :class:`SpikingRNN`.
 
@@ -119,8 +132,11 @@ class SpikingRNNBase(nn.Module):
     the spiking arguments follow, keyword-only.
 
     Args:
-        surrogate_function1: surrogate of the gates (i, f, o / r, z / h); a name, class or module;
-            default a fresh :class:`~spikingrnn.surrogate.Erf` per module.
+        surrogate_function1: surrogate of the spikes (the emitted h; with ``gates="heaviside"`` also
+            i, f, o / r, z); a name, class or module. Default: a fresh
+            :class:`~spikingrnn.surrogate.Erf` per module, ``Erf(alpha=1.0)`` for the LSTM's sigmoid
+            form (it learns long sequences better, docs/LEARNING.md) and SpikingJelly's
+            ``Erf(alpha=2.0)`` for every other form.
         surrogate_function2: surrogate of g (LSTM) / n (GRU); ``None`` uses ``surrogate_function1``.
         invariant_dropout_mask: one dropout mask per sequence and layer, shared by all steps.
         gates: LSTM and GRU: ``"sigmoid"`` (default; torch's sigmoid/tanh gates, an analog cell
@@ -188,7 +204,8 @@ class SpikingRNNBase(nn.Module):
         self.cell_threshold = float(cell_threshold)
         self.backend = check_backend(backend, owner)
         self.low_memory = low_memory
-        attach_surrogates(self, surrogate_function1, surrogate_function2)
+        attach_surrogates(self, surrogate_function1, surrogate_function2,
+                          default_surrogate_alpha(self.mode, self.gates))
         self._flat_weights_names: list[str] = []
         self._all_weights: list[list[str]] = []
         self._create_parameters({"device": device, "dtype": dtype})
@@ -267,14 +284,7 @@ class SpikingRNNBase(nn.Module):
         return sizes
 
     def extra_repr(self) -> str:
-        parts = []
-        for argument in constructor_parameters(self, ("config", "spiking")):
-            value = getattr(self, argument.name)
-            if argument.default is REQUIRED:
-                parts.append(f"{value}")
-            elif argument.in_repr and value != argument.default:
-                parts.append(f"{argument.name}={value!r}" if isinstance(value, str) else f"{argument.name}={value}")
-        return ", ".join(parts)
+        return arguments_repr(self)
 
     # ----------------------------------------------------------------------------- forward
 

@@ -16,9 +16,10 @@ from ..functional.cells import (DEFAULT_CELL_STATE, DEFAULT_CELL_THRESHOLD, DEFA
 from ..ops.spec import GATES_PER_MODE
 from ..surrogate import SpikeFn, SurrogateSpec
 from . import validation as check
+from .base import arguments_repr
 from .initialization import reset_uniform, set_forget_bias
 from .modules import check_nonlinearity
-from .surrogates import attach_surrogates, surrogate_pair
+from .surrogates import attach_surrogates, default_surrogate_alpha, surrogate_pair
 
 
 class SpikingCellBase(nn.Module):
@@ -45,7 +46,8 @@ class SpikingCellBase(nn.Module):
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.bias = bias
-        attach_surrogates(self, surrogate_function1, surrogate_function2)
+        attach_surrogates(self, surrogate_function1, surrogate_function2,
+                          default_surrogate_alpha(self.mode, getattr(self, "gates", None)))
         factory: dict[str, Any] = {"device": device, "dtype": dtype}
         rows = GATES_PER_MODE[self.mode] * hidden_size
         self.weight_ih = nn.Parameter(torch.empty(rows, input_size, **factory))
@@ -64,7 +66,7 @@ class SpikingCellBase(nn.Module):
         set_forget_bias(self.bias_ih, self.bias_hh, self.mode, self.hidden_size, getattr(self, "forget_bias", None))
 
     def extra_repr(self) -> str:
-        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+        return arguments_repr(self)
 
     def _prepare(self, input: Tensor, states: list[Tensor] | None) -> tuple[Tensor, list[Tensor], bool]:
         """Validate; returns ``(x [B, I], states [B, H] each, batched)``."""

@@ -3,7 +3,12 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ..surrogate import SpikeFn, SurrogateSpec, get_surrogate
+from ..surrogate import Erf, SpikeFn, SurrogateSpec, get_surrogate
+
+# Erf's alpha when a SpikingLSTM (or cell) of the sigmoid form gets no surrogate_function1: twice as wide
+# as SpikingJelly's Erf(alpha=2), which learned 4 points worse at T = 784 and no better on the short tasks
+# (docs/LEARNING.md). Every other form keeps Erf(alpha=2).
+SIGMOID_LSTM_SURROGATE_ALPHA = 1.0
 
 
 class HasSurrogates(Protocol):
@@ -12,9 +17,17 @@ class HasSurrogates(Protocol):
     surrogate_function2: SpikeFn | None
 
 
+def default_surrogate_alpha(mode: str, gates: str | None) -> float | None:
+    """Erf's ``alpha`` for a native module built without ``surrogate_function1`` (``None``: Erf's own, 2)."""
+    return SIGMOID_LSTM_SURROGATE_ALPHA if mode == "LSTM" and gates == "sigmoid" else None
+
+
 def attach_surrogates(module: HasSurrogates, surrogate_function1: SurrogateSpec,
-                      surrogate_function2: SurrogateSpec) -> None:
-    """Set ``module.surrogate_function1`` (a fresh Erf when ``None``) and ``surrogate_function2``.
+                      surrogate_function2: SurrogateSpec, default_alpha: float | None = None) -> None:
+    """Set ``module.surrogate_function1`` and ``surrogate_function2``.
+
+    ``surrogate_function1=None`` gives a fresh ``Erf(alpha=default_alpha)`` (``Erf()``, alpha 2 as in
+    SpikingJelly, when ``default_alpha`` is ``None``).
 
     Each goes through :func:`~spikingrnn.surrogate.get_surrogate`: a SpikingJelly built-in surrogate
     is replaced by spikingrnn's class of the same name, alpha and spiking flag (same forward and
@@ -24,6 +37,8 @@ def attach_surrogates(module: HasSurrogates, surrogate_function1: SurrogateSpec,
     "same as surrogate_function1". Surrogate modules hold no parameters, so the state_dict is
     unchanged.
     """
+    if surrogate_function1 is None and default_alpha is not None:
+        surrogate_function1 = Erf(alpha=default_alpha)
     module.surrogate_function1 = get_surrogate(surrogate_function1, argument="surrogate_function1")
     module.surrogate_function2 = (
         None if surrogate_function2 is None

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, fields
 
 from ..data.registry import DATASETS
 from ..functional.cells import CELL_STATES, DEFAULT_FORGET_BIAS, DEFAULT_LEAK, DEFAULT_SPIKE_THRESHOLD, GATE_FORMS
+from ..nn.surrogates import default_surrogate_alpha
 from ..surrogate import SURROGATES
 
 MODELS = ("lstm", "gru", "rnn")
@@ -55,7 +56,9 @@ class TrainConfig:
             takes ``"accumulate"`` only); ignored otherwise.
         surrogate: surrogate name of :data:`spikingrnn.surrogate.SURROGATES` (e.g. ``"erf"``, ``"atan"``).
         surrogate_alpha: the surrogate's ``alpha``, its sharpness (the derivative is ~``1/alpha``
-            wide around the threshold); 0 keeps the surrogate's default.
+            wide around the threshold); 0 (the default) is replaced by the default width: for ``"erf"``
+            the modules' own (1 for the LSTM's sigmoid form, 2 for every other form), for the others
+            the surrogate class's ``default_alpha``.
         rate_penalty: adds ``rate_penalty * mean firing rate`` of the last spiking layer's output
             (with its gradient) to the training loss (and to the reported ``loss``), which trades accuracy
             for sparser spikes; 0: off.
@@ -70,7 +73,11 @@ class TrainConfig:
         batch_size: mini-batch size.
         seed: seeds the initial weights (``torch.manual_seed``) and the shuffling generator.
         split_seed: seeds the dataset's train/test split, kept apart from ``seed`` so that runs with
-            different seeds are scored on the same test set.
+            different seeds are scored on the same test set. For ``mnist1d`` it is the generator's
+            seed: the samples themselves depend on it, and the default 0 is not the package's own seed
+            (42, ``load_mnist1d``'s default); ``split_seed=42`` (``--split-seed 42``) trains on the
+            canonical MNIST-1D samples. ``temporal_xor``/``temporal_recall`` generate their training
+            set from it and keep one test set.
         threads: ``torch.set_num_threads`` (0 leaves torch's setting alone).
         out_dir: directory of metrics, checkpoints and plots (created).
         low_memory: the RNN's ``low_memory`` (recompute pre-activations in backward).
@@ -171,6 +178,16 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be a path string, got {getattr(self, name)!r}")
         if not isinstance(self.out_dir, str) or not self.out_dir:
             raise ValueError(f"TrainConfig.out_dir must be a non-empty path string, got {self.out_dir!r}")
+        if self.surrogate_alpha == 0:  # the default, written out: a saved run keeps its width if defaults change
+            self.surrogate_alpha = self._default_surrogate_alpha()
+
+    def _default_surrogate_alpha(self) -> float:
+        mode = self.model.removeprefix("torch_").upper()
+        if self.surrogate == "erf":
+            alpha = default_surrogate_alpha(mode, self.gates if mode != "RNN" else None)
+            if alpha is not None:
+                return alpha
+        return float(SURROGATES[self.surrogate].default_alpha)
 
     def _choice(self, name: str, choices: tuple) -> None:
         value = getattr(self, name)
@@ -193,10 +210,14 @@ def saved_config(saved: dict) -> dict:
     """A saved configuration in today's fields, with what the version that wrote it ran with where a
     field is missing: runs saved before ``split_seed`` existed split their data with ``seed``; runs
     saved before ``gates`` existed had Heaviside gates, torch's init and the seed's vanilla RNN (today's
-    defaults: the sigmoid form, ``forget_bias`` 1, ``leak`` 0.9)."""
+    defaults: the sigmoid form, ``forget_bias`` 1, ``leak`` 0.9); runs saved with ``surrogate_alpha``
+    0 ran with the surrogate class's own alpha (today a new config writes the resolved default, which for
+    the LSTM's sigmoid form is Erf's alpha 1, not 2)."""
     saved = dict(saved)
     if "split_seed" not in saved and "seed" in saved:
         saved["split_seed"] = saved["seed"]
     if "gates" not in saved:
         saved.update(gates="heaviside", forget_bias=None, leak=None)
+    if saved.get("surrogate_alpha") == 0:  # written before the default was resolved: the class's own alpha
+        saved["surrogate_alpha"] = float(SURROGATES[saved.get("surrogate", "erf")].default_alpha)
     return saved

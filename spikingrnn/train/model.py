@@ -30,7 +30,7 @@ class SpikingClassifier(nn.Module):
         self.spiking = not config.model.startswith("torch_")
         kwargs = {}
         if self.spiking:
-            surrogate = SURROGATES[config.surrogate](alpha=config.surrogate_alpha or None)
+            surrogate = SURROGATES[config.surrogate](alpha=config.surrogate_alpha)  # resolved by TrainConfig
             kwargs = dict(surrogate_function1=surrogate, backend=config.backend, low_memory=config.low_memory)
         if config.model in ("lstm", "gru"):
             kwargs.update(gates=config.gates, spike_threshold=config.spike_threshold, forget_bias=config.forget_bias)
