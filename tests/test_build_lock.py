@@ -273,3 +273,32 @@ def test_each_toolchain_gets_its_own_build_directory(monkeypatch):
     monkeypatch.delitem(extension._state, "toolchain")
     import torch
     assert torch.__version__ in extension._toolchain() and "ninja" in extension._toolchain()
+
+
+def test_a_new_holder_that_has_not_written_its_record_yet_is_waited_for(tmp_path):
+    """Two processes started together: the second finds the lock held under the last run's "done"
+    record (the first has locked but not yet written). It waits (up to ``wait_s``) instead of
+    reporting a build that is "done", and takes the lock once the first lets go."""
+    import threading
+
+    from spikingrnn.ops.cpu.build_lock import BuildLock
+
+    path = tmp_path / "loops.lock"
+    earlier = BuildLock(path)
+    assert earlier.acquire("building") is None
+    earlier.release("done")
+    first = BuildLock(path)
+    assert first.acquire("loading") is None
+    first._put(first.previous)  # the moment before the new holder's own record is written
+    assert first.previous["phase"] == "done"
+    assert BuildLock(path).acquire("loading", wait_s=0.0)["phase"] == "done"  # no waiting asked: the record
+    timer = threading.Timer(0.3, first.release, args=("done",))
+    timer.start()
+    started = time.monotonic()
+    second = BuildLock(path)
+    try:
+        assert second.acquire("loading", wait_s=5.0) is None
+        assert 0.25 <= time.monotonic() - started < 5.0
+    finally:
+        timer.join()
+        second.release("done")

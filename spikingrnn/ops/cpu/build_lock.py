@@ -76,15 +76,17 @@ class BuildLock:
 
     def acquire(self, phase: str, wait_s: float = 0.0, directory: str = "") -> dict | None:
         """Take the lock, polling for up to ``wait_s`` seconds while the holder is only ``"loading"``
-        (a few seconds at most) and not at all while it is ``"building"`` (tens of seconds). Returns
-        ``None`` once held (this process's record written, ``phase`` and ``directory`` in it), else
-        the holder's record."""
+        (a few seconds at most) and not at all while it is ``"building"`` (tens of seconds). A record
+        of a finished phase under a held lock is the previous holder's: the new holder has taken the
+        lock but not yet written its own (processes started together), so it is polled as well.
+        Returns ``None`` once held (this process's record written, ``phase`` and ``directory`` in
+        it), else the holder's record."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         deadline = time.monotonic() + wait_s
         while not _try_lock(fd):
             holder = self.read()
-            if holder.get("phase") != "loading" or time.monotonic() >= deadline:
+            if holder.get("phase") == "building" or time.monotonic() >= deadline:
                 os.close(fd)
                 return holder
             time.sleep(0.05)

@@ -170,8 +170,11 @@ def _load() -> None:
     holder = lock.acquire("loading" if fresh else "building", 0.0 if pending else LOCK_WAIT_S,
                           directory=str(directories[True]))
     if holder is not None:
-        _fall_back(f"another process ({describe(holder)}) is {holder.get('phase', 'building')} the C++ kernels "
-                   f"of the cpu backend in {holder.get('directory', directories[True].parent)}")
+        phase = holder.get("phase")
+        doing = (f"({describe(holder)}) is {phase}" if phase in ACTIVE_PHASES
+                 else f"is starting to build or load (the lock's last record: {describe(holder)}, {phase})")
+        _fall_back(f"another process {doing} the C++ kernels of the cpu backend in "
+                   f"{holder.get('directory', directories[True].parent)}")
         return
     busy = processes_in(directories.values())
     if busy:  # a builder killed alone: its ninja and compiler still write there
