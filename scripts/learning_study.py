@@ -61,6 +61,7 @@ MODELS = {
     "SpikingGRU, erf alpha 4, forget bias 2": {"model": "gru", "surrogate_alpha": 4.0, "forget_bias": 2.0},
     "SpikingGRU, erf alpha 4, forget bias 1.5": {"model": "gru", "surrogate_alpha": 4.0, "forget_bias": 1.5},
     "SpikingGRU, erf alpha 3": {"model": "gru", "surrogate_alpha": 3.0},
+    "SpikingGRU, forget bias 2": {"model": "gru", "forget_bias": 2.0},
 }
 RECIPE = {"optimizer": "adam", "schedule": "cosine", "grad_clip": 1.0, "batch_size": 64, "hidden": 128,
           "split_seed": 0, "monitor_samples": 256, "plots": False}
@@ -98,7 +99,7 @@ PLANS = {
     # can the GRU fire less without a penalty? (its default rate is 0.33-0.37 on the swap test)
     "gru_rate": ({"task": "mnist5k_rows", "limit_train": 2000, "epochs": 8, "readout": "last"}, (1e-2, 3e-3),
                  ("SpikingGRU, erf alpha 4", "SpikingGRU, erf alpha 4, forget bias 2",
-                  "SpikingGRU, erf alpha 4, forget bias 1.5", "SpikingGRU, erf alpha 3")),
+                  "SpikingGRU, erf alpha 4, forget bias 1.5", "SpikingGRU, erf alpha 3", "SpikingGRU, forget bias 2")),
     "gru_rate_mnist1d": ({"task": "mnist1d", "epochs": 40, "readout": "mean"}, (1e-2,),
                          ("SpikingGRU, erf alpha 4", "SpikingGRU, erf alpha 4, forget bias 2",
                           "SpikingGRU, erf alpha 4, forget bias 1.5")),
