@@ -137,18 +137,20 @@ def sigmoid_lstm_forward_steps_projected(dtype):  # proj_size P: h, y [.., P], w
 
 def sigmoid_lstm_backward_steps(dtype):
     return dict(gates=torch.rand(K, B, 4 * H, generator=torch.Generator().manual_seed(0), dtype=dtype),
-                c_prev=_randn(K, B, H, dtype=dtype, seed=1), tanh_c=torch.tanh(_randn(K, B, H, dtype=dtype, seed=2)),
-                spike_deriv=_randn(K, B, H, dtype=dtype, seed=3).abs(), dy=_randn(K, B, H, dtype=dtype, seed=4),
+                c_prev=_randn(K, B, H, dtype=dtype, seed=1), c_after=_randn(K, B, H, dtype=dtype, seed=2),
+                spike_deriv=None, dy=_randn(K, B, H, dtype=dtype, seed=4),
                 t0=T0, batch_sizes=list(BATCH_SIZES), w_hh=_randn(4 * H, H, dtype=dtype), w_hr=None,
                 dh_carry=torch.zeros(B, H, dtype=dtype), dc_carry=torch.zeros(B, H, dtype=dtype),
-                d_pre=torch.zeros(K, B, 4 * H, dtype=dtype), dh_all=None, dm_buffer=None)
+                d_pre=torch.zeros(K, B, 4 * H, dtype=dtype), dh_all=None, dm_buffer=None, threshold=0.25, kind=0,
+                alpha=1.0)
 
 
 def sigmoid_lstm_backward_steps_projected(dtype):  # with w_hr [P, H]: dh_all and dm_buffer
     call = sigmoid_lstm_backward_steps(dtype)
     call.update(dy=_randn(K, B, P, dtype=dtype), w_hh=_randn(4 * H, P, dtype=dtype), w_hr=_randn(P, H, dtype=dtype),
                 dh_carry=torch.zeros(B, P, dtype=dtype), dh_all=torch.zeros(K, B, P, dtype=dtype),
-                dm_buffer=torch.empty(B, H, dtype=dtype))
+                dm_buffer=torch.empty(B, H, dtype=dtype), spike_deriv=_randn(K, B, H, dtype=dtype, seed=3).abs(),
+                kind=-1)
     return call
 
 
@@ -164,11 +166,17 @@ def sigmoid_gru_forward_steps(dtype):  # h: the spikes fed back, s: the analog s
 
 def sigmoid_gru_backward_steps(dtype):
     return dict(gates=torch.rand(K, B, 4 * H, generator=torch.Generator().manual_seed(0), dtype=dtype),
-                s_prev=_randn(K, B, H, dtype=dtype, seed=1), spike_deriv=_randn(K, B, H, dtype=dtype, seed=2).abs(),
-                dy=_randn(K, B, H, dtype=dtype, seed=3), t0=T0, batch_sizes=list(BATCH_SIZES),
+                s_prev=_randn(K, B, H, dtype=dtype, seed=1), s_after=_randn(K, B, H, dtype=dtype, seed=5),
+                spike_deriv=None, dy=_randn(K, B, H, dtype=dtype, seed=3), t0=T0, batch_sizes=list(BATCH_SIZES),
                 w_hh=_randn(3 * H, H, dtype=dtype), dh_carry=torch.zeros(B, H, dtype=dtype),
                 ds_carry=torch.zeros(B, H, dtype=dtype), d_hidden_pre=torch.zeros(K, B, 3 * H, dtype=dtype),
-                d_input_pre=torch.zeros(K, B, 3 * H, dtype=dtype))
+                d_input_pre=torch.zeros(K, B, 3 * H, dtype=dtype), threshold=0.25, kind=3, alpha=1.0)
+
+
+def sigmoid_gru_backward_steps_derivatives(dtype):  # derivatives given (a user-defined surrogate): no kind
+    call = sigmoid_gru_backward_steps(dtype)
+    call.update(spike_deriv=_randn(K, B, H, dtype=dtype, seed=2).abs(), kind=-1)
+    return call
 
 
 def leaky_rnn_forward_steps(dtype):  # leak=β: h the spikes fed back, v the analog membrane
@@ -240,6 +248,7 @@ CALLS = {f.__name__: (name, f) for name, f in [
     ("sigmoid_lstm_backward_steps", sigmoid_lstm_backward_steps_projected),
     ("sigmoid_gru_forward_steps", sigmoid_gru_forward_steps),
     ("sigmoid_gru_backward_steps", sigmoid_gru_backward_steps),
+    ("sigmoid_gru_backward_steps", sigmoid_gru_backward_steps_derivatives),
     ("leaky_rnn_forward_steps", leaky_rnn_forward_steps),
     ("leaky_rnn_backward_steps", leaky_rnn_backward_steps),
     ("rnn_forward_steps", rnn_forward_steps),
@@ -347,14 +356,14 @@ SIZES_BY_CALL = {
         "dc_carry": [(0, 1, "dc_carry"), (1, 1, "gates")],
         "dh_carry": [(0, 1, "dh_carry"), (1, 1, "dh_carry")],
         "c_prev": [(0, 1, "c_prev"), (1, 1, "c_prev"), (2, 1, "c_prev")],
-        "tanh_c": [(0, 1, "tanh_c"), (1, 1, "tanh_c"), (2, 1, "tanh_c")],
-        "spike_deriv": [(0, 1, "spike_deriv"), (1, 1, "spike_deriv"), (2, 1, "spike_deriv")],
+        "c_after": [(0, 1, "c_after"), (1, 1, "c_after"), (2, 1, "c_after")],
         "dy": [(0, 1, "dy"), (1, 1, "dy"), (2, 1, "dy")],
         "w_hh": [(0, 1, "w_hh"), (1, 1, "w_hh")],
         "d_pre": [(0, 1, "d_pre"), (1, 1, "d_pre"), (2, 1, "d_pre")],
     },
     "sigmoid_lstm_backward_steps_projected": {
         "w_hr": [(0, 1, "dh_carry"), (1, 1, "w_hr")],
+        "spike_deriv": [(0, 1, "spike_deriv"), (1, 1, "spike_deriv"), (2, 1, "spike_deriv")],
         "dh_all": [(0, 1, "dh_all"), (1, 1, "dh_all"), (2, 1, "dh_all")],
         "dm_buffer": [(0, 1, "dm_buffer"), (1, 1, "dm_buffer")],
     },
@@ -374,7 +383,7 @@ SIZES_BY_CALL = {
         "gates": [(0, 1, "s_prev"), (1, 1, "ds_carry"), (2, 1, "gates")],
         "ds_carry": [(0, 1, "ds_carry"), (1, 1, "gates")],
         "s_prev": [(0, 1, "s_prev"), (1, 1, "s_prev"), (2, 1, "s_prev")],
-        "spike_deriv": [(0, 1, "spike_deriv"), (1, 1, "spike_deriv"), (2, 1, "spike_deriv")],
+        "s_after": [(0, 1, "s_after"), (1, 1, "s_after"), (2, 1, "s_after")],
         "dy": [(0, 1, "dy"), (1, 1, "dy"), (2, 1, "dy")],
         "w_hh": [(0, 1, "w_hh"), (1, 1, "w_hh")],
         "dh_carry": [(0, 1, "dh_carry"), (1, 1, "dh_carry")],
@@ -480,7 +489,13 @@ VALUES += [
     ("sigmoid_lstm_backward_steps_projected", "dm_buffer missing", lambda call: call.update(dm_buffer=None),
      "dm_buffer"),
     ("sigmoid_lstm_backward_steps_projected", "w_hr missing", lambda call: call.update(w_hr=None), "dh_carry"),
+    ("sigmoid_lstm_backward_steps", "kind unknown", lambda call: call.update(kind=8), "kind"),
+    ("sigmoid_lstm_backward_steps", "kind none without spike_deriv", lambda call: call.update(kind=-1), "kind"),
+    ("sigmoid_lstm_backward_steps_projected", "kind below -1", lambda call: call.update(kind=-2), "kind"),
     ("sigmoid_gru_forward_steps", "t0 past y", lambda call: call.update(t0=T0 + 1, batch_sizes=[]), "y"),
+    ("sigmoid_gru_backward_steps", "kind unknown", lambda call: call.update(kind=8), "kind"),
+    ("sigmoid_gru_backward_steps", "kind none without spike_deriv", lambda call: call.update(kind=-1), "kind"),
+    ("sigmoid_gru_backward_steps_derivatives", "kind below -1", lambda call: call.update(kind=-2), "kind"),
     ("leaky_rnn_forward_steps", "t0 past y", lambda call: call.update(t0=T0 + 1, batch_sizes=[]), "y"),
     ("set_gate_signs", "offsets past the entries", _bad_offsets, "offsets"),
     ("set_gate_signs", "negative entry", _negative_entry, "entries"),

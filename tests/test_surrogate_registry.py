@@ -85,10 +85,11 @@ def test_cpu_surrogate_kinds_come_from_the_registry():
 
 
 # ------------------------------------------------------------------ (a) C++ derivative vs Python formula
-# (the heaviside form: the sigmoid form's loops take the surrogate derivative computed in PyTorch)
+# (the heaviside form's gates and cell; the sigmoid form's spike, at o tanh(c) - θ or s - θ)
 
 CPU_CASES = [("LSTM", {"cell_state": "spike"}), ("LSTM", {"cell_state": "accumulate", "low_memory": True}),
-             ("GRU", {}), ("GRU", {"low_memory": True})]
+             ("GRU", {}), ("GRU", {"low_memory": True}), ("LSTM", {"gates": "sigmoid"}),
+             ("LSTM", {"gates": "sigmoid", "low_memory": True}), ("GRU", {"gates": "sigmoid"})]
 
 
 @pytest.mark.parametrize("alpha", [None, 1.7], ids=["default-alpha", "alpha-1.7"])
@@ -101,7 +102,7 @@ def test_cpp_fused_derivative_matches_python_formula(entry, mode, options, alpha
         pytest.skip("C++ loops unavailable (no compiler, or another process is building them)")
     cls, kernel = entry
     model = build_model(mode, inputs=5, hidden=12, layers=2, bidirectional=True, surrogate=cls(alpha),
-                        surrogate2=_partner(kernel)(alpha), backend="cpu", gates="heaviside", **options)
+                        surrogate2=_partner(kernel)(alpha), backend="cpu", **{"gates": "heaviside", **options})
     inputs = make_inputs(model, 6, 5, lengths=[6, 5, 5, 3, 1])
     monkeypatch.setattr(common, "FUSED_DERIVATIVES", True)
     fused = forward_backward(model, inputs)

@@ -65,6 +65,15 @@ def surrogate_kinds(config: "SequenceConfig") -> tuple[int, float, int, float] |
     return kind1, float(config.alpha1), kind2, float(config.alpha2)
 
 
+def spike_surrogate_kind(config: "SequenceConfig") -> tuple[int, float] | None:
+    """``(kind1, alpha1)`` when the C++ loops can evaluate the spike's surrogate derivative
+    (``derivative1``, the only one the sigmoid-form cells use) themselves."""
+    kind1 = SURROGATE_KINDS.get(config.derivative1)
+    if not FUSED_DERIVATIVES or kind1 is None:
+        return None
+    return kind1, float(config.alpha1)
+
+
 def spikes_of(state: Tensor, config: SequenceConfig) -> Tensor:
     """The spikes ``Θ(state - spike_threshold)`` that a cell with an analog state emits and feeds back
     (the sigmoid-form GRU's ``s``, the leaky RNN's ``v``), in ``state``'s dtype."""

@@ -8,8 +8,9 @@ the spikes and one fused pointwise pass (C++, csrc/sigmoid_gru.cpp, or the same 
 Kept for backward: the input, ``s0`` unless all zeros, the output spikes, ``s`` after each step and
 (default) ``r|z|n|h_n``; with ``low_memory`` the input and output as bits when 0/1 and no gates:
 backward recomputes them with two products per chunk. Backward, chunk by chunk from the end: the
-surrogate derivative at ``s - θ`` for the chunk in PyTorch, the reverse loop (one fused pass and one
-GEMM per step), the weight gradients; the gradient reaching the first step's input spikes
+reverse loop (one fused pass and one GEMM per step; the C++ pass evaluates a built-in surrogate's
+derivative at ``s - θ`` itself, a user-defined surrogate's comes from PyTorch for the chunk), the weight
+gradients; the gradient reaching the first step's input spikes
 ``Θ(s0 - θ)`` goes on to ``s0`` through the surrogate.
 """
 from __future__ import annotations
@@ -144,6 +145,7 @@ class SigmoidGRUSequence(torch.autograd.Function):
         work = Workspace()
         plain = StepStore(states.shape[1:], False)
         h0 = spikes_of(s0, config)
+        kind = common.spike_surrogate_kind(config) if compiled is not None else None
         for t0, t1 in reversed(chunks(steps, batch, 3 * hidden, s0.element_size())):
             chunk = t1 - t0
             x = x_store.rows(x_kept, t0, t1, dtype)
@@ -153,15 +155,17 @@ class SigmoidGRUSequence(torch.autograd.Function):
             else:  # low memory: r|z|n|h_n again from the inputs of the chunk's steps
                 gates = _activate(project_x(x), project_h(h_prev))
             s_prev, s_after = before_and_after(s0, plain, states, t0, t1, dtype)
-            spike_deriv = config.derivative1(s_after - config.spike_threshold, config.alpha1)
+            # the C++ loop evaluates a built-in surrogate's derivative itself
+            spike_deriv = config.derivative1(s_after - config.spike_threshold, config.alpha1) if kind is None else None
             packed = config.batch_sizes is not None  # rows past their length are never written: zeros
             d_hidden_pre = work.take("d_hidden_pre", chunk, batch, 3 * hidden, dtype=dtype, zero=packed)
             d_input_pre = work.take("d_input_pre", chunk, batch, 3 * hidden, dtype=dtype, zero=packed)
             if compiled is not None:
-                compiled.sigmoid_gru_backward_steps(gates.contiguous(), s_prev.contiguous(),
-                                                    spike_deriv.contiguous(), dy[t0:t1], t0,
-                                                    config.batch_sizes or [], w_hh_c, dh_carry, ds_carry,
-                                                    d_hidden_pre, d_input_pre)
+                compiled.sigmoid_gru_backward_steps(gates.contiguous(), s_prev.contiguous(), s_after.contiguous(),
+                                                    None if spike_deriv is None else spike_deriv.contiguous(),
+                                                    dy[t0:t1], t0, config.batch_sizes or [], w_hh_c, dh_carry,
+                                                    ds_carry, d_hidden_pre, d_input_pre, config.spike_threshold,
+                                                    *(kind or (-1, 0.0)))
             else:
                 _backward_steps(gates, s_prev, spike_deriv, dy[t0:t1], t0, config, w_hh_c, dh_carry, ds_carry,
                                 d_hidden_pre, d_input_pre)

@@ -7,9 +7,10 @@ product with the spikes ``h`` (event-driven without a projection) and one fused 
 csrc/sigmoid_lstm.cpp, or the same loop in PyTorch). Kept for backward: the input, the initial states
 unless all zeros, the output, ``c`` after each step and (default) the gates ``i|f|g|o``; with
 ``low_memory`` the input and output as bits when 0/1 and no gates: backward recomputes them with two
-products per chunk. Backward, chunk by chunk from the end: ``tanh(c)`` and the surrogate derivative at
-``o tanh(c) - θ`` for the chunk in PyTorch, then the reverse loop (one fused pass and one GEMM per
-step), then the weight gradients (one GEMM each, or event-driven sums for 0/1 inputs).
+products per chunk. Backward, chunk by chunk from the end: the reverse loop (one fused pass and one
+GEMM per step; the C++ pass evaluates ``tanh(c)`` and a built-in surrogate's derivative at
+``o tanh(c) - θ`` itself, a user-defined surrogate's come from PyTorch for the chunk), then the weight
+gradients (one GEMM each, or event-driven sums for 0/1 inputs).
 """
 from __future__ import annotations
 
@@ -149,6 +150,7 @@ class SigmoidLSTMSequence(torch.autograd.Function):
         project_h = InputProjection(w_hh)
         work = Workspace()
         plain = StepStore(cells.shape[1:], False)
+        kind = common.spike_surrogate_kind(config) if compiled is not None else None
         for t0, t1 in reversed(chunks(steps, batch, 4 * hidden, h0.element_size())):
             chunk = t1 - t0
             x = x_store.rows(x_kept, t0, t1, dtype)
@@ -158,17 +160,21 @@ class SigmoidLSTMSequence(torch.autograd.Function):
             else:  # low memory: the gates again from the inputs of the chunk's steps
                 gates = _activate(project_x(x).add_(project_h(h_prev)))
             c_prev, c_after = before_and_after(c0, plain, cells, t0, t1, dtype)
-            tanh_c = torch.tanh(c_after)
-            v = gates[:, :, 3 * hidden:] * tanh_c - config.spike_threshold
-            spike_deriv = config.derivative1(v, config.alpha1)
+            tanh_c = v = spike_deriv = None  # the C++ loop evaluates tanh(c) and a built-in surrogate itself
+            if kind is None or w_hr is not None:
+                tanh_c = torch.tanh(c_after)
+                v = gates[:, :, 3 * hidden:] * tanh_c - config.spike_threshold
+            if kind is None:
+                spike_deriv = config.derivative1(v, config.alpha1)
             d_pre = work.take("d_pre", chunk, batch, 4 * hidden, dtype=dtype, zero=config.batch_sizes is not None)
             dh_all = torch.zeros(chunk, batch, h0.shape[1], dtype=dtype) if w_hr is not None else None
             if compiled is not None:
                 dm_buffer = torch.empty(batch, hidden, dtype=dtype) if w_hr is not None else None
-                compiled.sigmoid_lstm_backward_steps(gates.contiguous(), c_prev.contiguous(), tanh_c,
-                                                     spike_deriv.contiguous(), dy[t0:t1], t0,
-                                                     config.batch_sizes or [], w_hh_c, w_hr_c, dh_carry, dc_carry,
-                                                     d_pre, dh_all, dm_buffer)
+                compiled.sigmoid_lstm_backward_steps(gates.contiguous(), c_prev.contiguous(), c_after.contiguous(),
+                                                     None if spike_deriv is None else spike_deriv.contiguous(),
+                                                     dy[t0:t1], t0, config.batch_sizes or [], w_hh_c, w_hr_c,
+                                                     dh_carry, dc_carry, d_pre, dh_all, dm_buffer,
+                                                     config.spike_threshold, *(kind or (-1, 0.0)))
             else:
                 _backward_steps(gates, c_prev, tanh_c, spike_deriv, dy[t0:t1], t0, config, w_hh_c, w_hr_c,
                                 dh_carry, dc_carry, d_pre, dh_all)

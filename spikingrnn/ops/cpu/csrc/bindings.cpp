@@ -47,16 +47,17 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("w_hr_t"), py::arg("threshold"), py::arg("y"), py::arg("gate_store"), py::arg("cell_store"),
         py::arg("scratch"), py::arg("m"), py::arg("event_density"));
   m.def("sigmoid_lstm_backward_steps", &loops::sigmoid_lstm_backward_steps, py::arg("gates"), py::arg("c_prev"),
-        py::arg("tanh_c"), py::arg("spike_deriv"), py::arg("dy"), py::arg("t0"), py::arg("batch_sizes"),
+        py::arg("c_after"), py::arg("spike_deriv"), py::arg("dy"), py::arg("t0"), py::arg("batch_sizes"),
         py::arg("w_hh"), py::arg("w_hr"), py::arg("dh_carry"), py::arg("dc_carry"), py::arg("d_pre"),
-        py::arg("dh_all"), py::arg("dm_buffer"));
+        py::arg("dh_all"), py::arg("dm_buffer"), py::arg("threshold"), py::arg("kind"), py::arg("alpha"));
   m.def("sigmoid_gru_forward_steps", &loops::sigmoid_gru_forward_steps, py::arg("xp"), py::arg("t0"),
         py::arg("batch_sizes"), py::arg("h"), py::arg("s"), py::arg("w_hh_t"), py::arg("w_hh_tiles"), py::arg("b_hh"),
         py::arg("threshold"), py::arg("y"), py::arg("gate_store"), py::arg("state_store"), py::arg("scratch"),
         py::arg("event_density"));
   m.def("sigmoid_gru_backward_steps", &loops::sigmoid_gru_backward_steps, py::arg("gates"), py::arg("s_prev"),
-        py::arg("spike_deriv"), py::arg("dy"), py::arg("t0"), py::arg("batch_sizes"), py::arg("w_hh"),
-        py::arg("dh_carry"), py::arg("ds_carry"), py::arg("d_hidden_pre"), py::arg("d_input_pre"));
+        py::arg("s_after"), py::arg("spike_deriv"), py::arg("dy"), py::arg("t0"), py::arg("batch_sizes"),
+        py::arg("w_hh"), py::arg("dh_carry"), py::arg("ds_carry"), py::arg("d_hidden_pre"), py::arg("d_input_pre"),
+        py::arg("threshold"), py::arg("kind"), py::arg("alpha"));
   m.def("leaky_rnn_forward_steps", &loops::leaky_rnn_forward_steps, py::arg("xp"), py::arg("t0"),
         py::arg("batch_sizes"), py::arg("h"), py::arg("v"), py::arg("w_hh_t"), py::arg("w_hh_tiles"), py::arg("leak"),
         py::arg("threshold"), py::arg("y"), py::arg("state_store"), py::arg("scratch"), py::arg("event_density"));

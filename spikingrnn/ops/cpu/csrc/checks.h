@@ -122,12 +122,13 @@ class Arguments {
                 t.sizes());
   }
 
-  // A surrogate id of surrogates.h (derivative_row): in [0, kSurrogateKinds) when needed (no
-  // derivatives given), else also -1 (none).
-  void surrogate_kind(const char* name, int64_t kind, bool needed) const {
+  // A surrogate id of surrogates.h (derivative_row): in [0, kSurrogateKinds) when needed (the
+  // argument named `derivatives` is None), else also -1 (none).
+  void surrogate_kind(const char* name, int64_t kind, bool needed, const char* derivatives = "deriv") const {
     TORCH_CHECK((needed ? 0 : -1) <= kind && kind < kSurrogateKinds, entry_, ": ", name,
                 " must be a surrogate id of surrogates.h in [0, ", kSurrogateKinds - 1, "]",
-                needed ? " (deriv is None: the loop evaluates the derivatives)" : " or -1", ", got ", kind);
+                needed ? " (" : " or -1", needed ? derivatives : "",
+                needed ? " is None: the loop evaluates the derivatives)" : "", ", got ", kind);
   }
 
   // t0 >= 0 and batch_sizes empty (every row valid) or holding steps t0 .. t0 + K - 1, each at most B.

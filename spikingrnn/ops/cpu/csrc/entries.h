@@ -69,12 +69,13 @@ void sigmoid_lstm_forward_steps(const Tensor& xp, int64_t t0, const std::vector<
                                 const std::optional<Tensor>& w_hr_t, double threshold, Tensor& y,
                                 const std::optional<Tensor>& gate_store, const std::optional<Tensor>& cell_store,
                                 Tensor& scratch, Tensor& m, double event_density);
-void sigmoid_lstm_backward_steps(const Tensor& gates, const Tensor& c_prev, const Tensor& tanh_c,
-                                 const Tensor& spike_deriv, const Tensor& dy, int64_t t0,
+void sigmoid_lstm_backward_steps(const Tensor& gates, const Tensor& c_prev, const Tensor& c_after,
+                                 const std::optional<Tensor>& spike_deriv, const Tensor& dy, int64_t t0,
                                  const std::vector<int64_t>& batch_sizes, const Tensor& w_hh,
                                  const std::optional<Tensor>& w_hr, Tensor& dh_carry, Tensor& dc_carry,
                                  Tensor& d_pre, const std::optional<Tensor>& dh_all,
-                                 const std::optional<Tensor>& dm_buffer);
+                                 const std::optional<Tensor>& dm_buffer, double threshold, int64_t kind,
+                                 double alpha);
 
 // sigmoid_gru.cpp (gates="sigmoid")
 void sigmoid_gru_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int64_t>& batch_sizes, Tensor& h,
@@ -82,10 +83,11 @@ void sigmoid_gru_forward_steps(const Tensor& xp, int64_t t0, const std::vector<i
                                const std::optional<Tensor>& b_hh, double threshold, Tensor& y,
                                const std::optional<Tensor>& gate_store, const std::optional<Tensor>& state_store,
                                Tensor& scratch, double event_density);
-void sigmoid_gru_backward_steps(const Tensor& gates, const Tensor& s_prev, const Tensor& spike_deriv,
-                                const Tensor& dy, int64_t t0, const std::vector<int64_t>& batch_sizes,
-                                const Tensor& w_hh, Tensor& dh_carry, Tensor& ds_carry, Tensor& d_hidden_pre,
-                                Tensor& d_input_pre);
+void sigmoid_gru_backward_steps(const Tensor& gates, const Tensor& s_prev, const Tensor& s_after,
+                                const std::optional<Tensor>& spike_deriv, const Tensor& dy, int64_t t0,
+                                const std::vector<int64_t>& batch_sizes, const Tensor& w_hh, Tensor& dh_carry,
+                                Tensor& ds_carry, Tensor& d_hidden_pre, Tensor& d_input_pre, double threshold,
+                                int64_t kind, double alpha);
 
 // leaky_rnn.cpp (leak=β)
 void leaky_rnn_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int64_t>& batch_sizes, Tensor& h,

@@ -2,8 +2,9 @@
 // with the spikes h = Θ(s - θ) of the analog state s fed back, r = sigmoid(u_r), z = sigmoid(u_z),
 // n = tanh(x_n + r h_n), s' = (1 - z) n + z s, and the step emits Θ(s' - θ). The product with the
 // spikes h is event-driven. Backward takes r|z|n|h_n as forward computed them (or as Python
-// recomputed them in low-memory mode) and the surrogate derivative at s' - θ per step, computed for
-// a chunk in PyTorch: the loop itself is multiply-adds only.
+// recomputed them in low-memory mode) and the state after each step; it evaluates the built-in
+// surrogates' derivative at s' - θ per row itself (surrogates.h), so that no [K, B, H] tensor is
+// built for it (a user-defined surrogate's derivatives come as a tensor from PyTorch).
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 
@@ -96,25 +97,37 @@ void sigmoid_gru_forward_block(const Tensor& xp, int64_t t0, const std::vector<i
   });
 }
 
-void sigmoid_gru_backward_block(const Tensor& gates, const Tensor& s_prev, const Tensor& spike_deriv,
-                                const Tensor& dy, int64_t t0, const std::vector<int64_t>& batch_sizes,
-                                const Tensor& w_hh, Tensor& dh_carry, Tensor& ds_carry, Tensor& d_hidden_pre,
-                                Tensor& d_input_pre) {
+void sigmoid_gru_backward_block(const Tensor& gates, const Tensor& s_prev, const Tensor& s_after,
+                                const std::optional<Tensor>& spike_deriv, const Tensor& dy, int64_t t0,
+                                const std::vector<int64_t>& batch_sizes, const Tensor& w_hh, Tensor& dh_carry,
+                                Tensor& ds_carry, Tensor& d_hidden_pre, Tensor& d_input_pre, double threshold,
+                                int64_t kind, double alpha) {
   const int64_t steps = gates.size(0), batch = gates.size(1), hidden = s_prev.size(2);
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "sigmoid_gru_backward_steps", [&] {
     using T = scalar_t;
+    const T thr = static_cast<T>(threshold), a_kind = static_cast<T>(alpha);
+    std::vector<T> row_scratch(2 * hidden);  // s' - θ and its surrogate derivative, one row
+    T* v = row_scratch.data();
+    T* sd_row = v + hidden;
     for (int64_t k = steps - 1; k >= 0; --k) {
       const int64_t n = rows_at(batch_sizes, t0 + k, batch);
       const T* a = step_ptr<T>(gates, k);
       const T* sp = step_ptr<T>(s_prev, k);
-      const T* sd = step_ptr<T>(spike_deriv, k);
+      const T* sa = step_ptr<T>(s_after, k);
+      const T* sd_given = spike_deriv ? step_ptr<T>(*spike_deriv, k) : nullptr;
       const T* dyk = step_ptr<T>(dy, k);
       T* hidden_pre = step_ptr<T>(d_hidden_pre, k);
       T* input_pre = step_ptr<T>(d_input_pre, k);
       T* dh = dh_carry.data_ptr<T>();
       T* ds = ds_carry.data_ptr<T>();
       for (int64_t r = 0; r < n; ++r) {
-        sigmoid_gru_backward_row<T>(a + r * 4 * hidden, sp + r * hidden, sd + r * hidden, dh + r * hidden,
+        const T* sd = sd_given ? sd_given + r * hidden : sd_row;
+        if (!sd_given) {
+          const T* sar = sa + r * hidden;
+          for (int64_t j = 0; j < hidden; ++j) v[j] = sar[j] - thr;
+          derivative_row<T>(kind, a_kind, v, sd_row, hidden);
+        }
+        sigmoid_gru_backward_row<T>(a + r * 4 * hidden, sp + r * hidden, sd, dh + r * hidden,
                                     dyk + r * hidden, ds + r * hidden, hidden_pre + r * 3 * hidden,
                                     input_pre + r * 3 * hidden, hidden);
       }
@@ -160,10 +173,11 @@ void sigmoid_gru_forward_steps(const Tensor& xp, int64_t t0, const std::vector<i
   });
 }
 
-void sigmoid_gru_backward_steps(const Tensor& gates, const Tensor& s_prev, const Tensor& spike_deriv,
-                                const Tensor& dy, int64_t t0, const std::vector<int64_t>& batch_sizes,
-                                const Tensor& w_hh, Tensor& dh_carry, Tensor& ds_carry, Tensor& d_hidden_pre,
-                                Tensor& d_input_pre) {
+void sigmoid_gru_backward_steps(const Tensor& gates, const Tensor& s_prev, const Tensor& s_after,
+                                const std::optional<Tensor>& spike_deriv, const Tensor& dy, int64_t t0,
+                                const std::vector<int64_t>& batch_sizes, const Tensor& w_hh, Tensor& dh_carry,
+                                Tensor& ds_carry, Tensor& d_hidden_pre, Tensor& d_input_pre, double threshold,
+                                int64_t kind, double alpha) {
   Arguments args("sigmoid_gru_backward_steps");
   const at::ScalarType dtype = args.floating("gates", gates);
   args.tensor("gates", gates, dtype, {kAny, kAny, kAny});
@@ -172,19 +186,22 @@ void sigmoid_gru_backward_steps(const Tensor& gates, const Tensor& s_prev, const
   const int64_t H = ds_carry.size(1);
   args.tensor("gates", gates, dtype, {K, B, 4 * H});
   args.tensor("s_prev", s_prev, dtype, {K, B, H});
-  args.tensor("spike_deriv", spike_deriv, dtype, {K, B, H});
+  args.tensor("s_after", s_after, dtype, {K, B, H});
+  args.optional("spike_deriv", spike_deriv, dtype, {K, B, H});
   args.tensor("dy", dy, dtype, {K, B, H});
   args.batch_sizes(batch_sizes, t0, K, B);
   args.tensor("w_hh", w_hh, dtype, {3 * H, H}, Strides::kAny);
   args.tensor("dh_carry", dh_carry, dtype, {B, H});
   args.tensor("d_hidden_pre", d_hidden_pre, dtype, {K, B, 3 * H});
   args.tensor("d_input_pre", d_input_pre, dtype, {K, B, 3 * H});
+  args.surrogate_kind("kind", kind, !spike_deriv, "spike_deriv");
   over_row_blocks(B, [&](int64_t r0, int64_t r1) {
     Tensor dh_b = rows_of(dh_carry, 0, r0, r1), ds_b = rows_of(ds_carry, 0, r0, r1);
     Tensor hidden_b = rows_of(d_hidden_pre, 1, r0, r1), input_b = rows_of(d_input_pre, 1, r0, r1);
-    sigmoid_gru_backward_block(rows_of(gates, 1, r0, r1), rows_of(s_prev, 1, r0, r1),
+    sigmoid_gru_backward_block(rows_of(gates, 1, r0, r1), rows_of(s_prev, 1, r0, r1), rows_of(s_after, 1, r0, r1),
                                rows_of(spike_deriv, 1, r0, r1), rows_of(dy, 1, r0, r1), t0,
-                               block_sizes(batch_sizes, r0, r1), w_hh, dh_b, ds_b, hidden_b, input_b);
+                               block_sizes(batch_sizes, r0, r1), w_hh, dh_b, ds_b, hidden_b, input_b, threshold,
+                               kind, alpha);
   });
 }
 

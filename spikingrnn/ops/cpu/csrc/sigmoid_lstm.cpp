@@ -2,8 +2,9 @@
 // sigmoid i, f, o and tanh g, the analog cell c' = f c + i g, and the emitted spikes
 // h = Θ(o tanh(c') - θ). The product with h is event-driven (h is 0/1 without a projection).
 // Backward takes the gates as forward computed them (or as Python recomputed them in low-memory
-// mode), tanh(c) and the surrogate derivative at o tanh(c) - θ per step, both computed for a chunk
-// in PyTorch: the loop itself is multiply-adds only.
+// mode) and the cell after each step; it evaluates tanh(c) per row itself and, for the built-in
+// surrogates (surrogates.h), the surrogate derivative at o tanh(c) - θ, so that no [K, B, H]
+// tensors are built for them (a user-defined surrogate's derivatives come as a tensor from PyTorch).
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 
@@ -96,16 +97,35 @@ void sigmoid_lstm_forward_block(const Tensor& xp, int64_t t0, const std::vector<
   });
 }
 
-void sigmoid_lstm_backward_block(const Tensor& gates, const Tensor& c_prev, const Tensor& tanh_c,
-                                 const Tensor& spike_deriv, const Tensor& dy, int64_t t0,
+// tanh(c') [H] of one row and the surrogate derivative sd [H] at o tanh(c') - θ: given (a row of
+// spike_deriv), or evaluated here with the built-in surrogate kind/alpha (v [H] scratch).
+template <typename T>
+inline const T* sigmoid_lstm_spike_row(const T* __restrict__ o, const T* __restrict__ ca, const T* sd_given,
+                                       T* __restrict__ tc, T* __restrict__ v, T* __restrict__ sd, int64_t H,
+                                       T threshold, int64_t kind, T alpha) {
+  for (int64_t j = 0; j < H; ++j) tc[j] = tanh_gate<T>(ca[j]);
+  if (sd_given) return sd_given;
+  for (int64_t j = 0; j < H; ++j) v[j] = o[j] * tc[j] - threshold;
+  derivative_row<T>(kind, alpha, v, sd, H);
+  return sd;
+}
+
+void sigmoid_lstm_backward_block(const Tensor& gates, const Tensor& c_prev, const Tensor& c_after,
+                                 const std::optional<Tensor>& spike_deriv, const Tensor& dy, int64_t t0,
                                  const std::vector<int64_t>& batch_sizes, const Tensor& w_hh,
                                  const std::optional<Tensor>& w_hr, Tensor& dh_carry, Tensor& dc_carry,
                                  Tensor& d_pre, const std::optional<Tensor>& dh_all,
-                                 const std::optional<Tensor>& dm_buffer) {
+                                 const std::optional<Tensor>& dm_buffer, double threshold, int64_t kind,
+                                 double alpha) {
   const int64_t steps = gates.size(0), batch = gates.size(1), hidden = gates.size(2) / 4;
   const int64_t out_size = dh_carry.size(1);
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "sigmoid_lstm_backward_steps", [&] {
     using T = scalar_t;
+    const T thr = static_cast<T>(threshold), a_kind = static_cast<T>(alpha);
+    std::vector<T> row_scratch(3 * hidden);  // tanh(c'), o tanh(c') - θ, the derivative
+    T* tc = row_scratch.data();
+    T* v = tc + hidden;
+    T* sd_row = v + hidden;
     for (int64_t k = steps - 1; k >= 0; --k) {
       const int64_t n = rows_at(batch_sizes, t0 + k, batch);
       T* __restrict__ dh = dh_carry.data_ptr<T>();
@@ -120,13 +140,17 @@ void sigmoid_lstm_backward_block(const Tensor& gates, const Tensor& c_prev, cons
       }
       const T* a = step_ptr<T>(gates, k);
       const T* cp = step_ptr<T>(c_prev, k);
-      const T* tc = step_ptr<T>(tanh_c, k);
-      const T* sd = step_ptr<T>(spike_deriv, k);
+      const T* ca = step_ptr<T>(c_after, k);
+      const T* sd_given = spike_deriv ? step_ptr<T>(*spike_deriv, k) : nullptr;
       T* dp = step_ptr<T>(d_pre, k);
       T* dc = dc_carry.data_ptr<T>();
       for (int64_t r = 0; r < n; ++r) {
-        sigmoid_lstm_backward_row<T>(a + r * 4 * hidden, cp + r * hidden, tc + r * hidden, sd + r * hidden,
-                                     dm + r * hidden, dp + r * 4 * hidden, dc + r * hidden, hidden);
+        const T* ar = a + r * 4 * hidden;
+        const T* sd = sigmoid_lstm_spike_row<T>(ar + 3 * hidden, ca + r * hidden,
+                                                sd_given ? sd_given + r * hidden : nullptr, tc, v, sd_row, hidden,
+                                                thr, kind, a_kind);
+        sigmoid_lstm_backward_row<T>(ar, cp + r * hidden, tc, sd, dm + r * hidden, dp + r * 4 * hidden,
+                                     dc + r * hidden, hidden);
       }
       gemm_rows<T>(n, dp, 4 * hidden, w_hh, false, dh_carry.data_ptr<T>(), out_size);
     }
@@ -172,12 +196,13 @@ void sigmoid_lstm_forward_steps(const Tensor& xp, int64_t t0, const std::vector<
   });
 }
 
-void sigmoid_lstm_backward_steps(const Tensor& gates, const Tensor& c_prev, const Tensor& tanh_c,
-                                 const Tensor& spike_deriv, const Tensor& dy, int64_t t0,
+void sigmoid_lstm_backward_steps(const Tensor& gates, const Tensor& c_prev, const Tensor& c_after,
+                                 const std::optional<Tensor>& spike_deriv, const Tensor& dy, int64_t t0,
                                  const std::vector<int64_t>& batch_sizes, const Tensor& w_hh,
                                  const std::optional<Tensor>& w_hr, Tensor& dh_carry, Tensor& dc_carry,
                                  Tensor& d_pre, const std::optional<Tensor>& dh_all,
-                                 const std::optional<Tensor>& dm_buffer) {
+                                 const std::optional<Tensor>& dm_buffer, double threshold, int64_t kind,
+                                 double alpha) {
   Arguments args("sigmoid_lstm_backward_steps");
   const at::ScalarType dtype = args.floating("gates", gates);
   args.tensor("gates", gates, dtype, {kAny, kAny, kAny});
@@ -189,8 +214,8 @@ void sigmoid_lstm_backward_steps(const Tensor& gates, const Tensor& c_prev, cons
   const int64_t P = w_hr ? w_hr->size(0) : H;
   args.tensor("dh_carry", dh_carry, dtype, {B, P});
   args.tensor("c_prev", c_prev, dtype, {K, B, H});
-  args.tensor("tanh_c", tanh_c, dtype, {K, B, H});
-  args.tensor("spike_deriv", spike_deriv, dtype, {K, B, H});
+  args.tensor("c_after", c_after, dtype, {K, B, H});
+  args.optional("spike_deriv", spike_deriv, dtype, {K, B, H});
   args.tensor("dy", dy, dtype, {K, B, P});
   args.batch_sizes(batch_sizes, t0, K, B);
   args.tensor("w_hh", w_hh, dtype, {4 * H, P}, Strides::kAny);
@@ -201,13 +226,14 @@ void sigmoid_lstm_backward_steps(const Tensor& gates, const Tensor& c_prev, cons
   }
   args.optional("dh_all", dh_all, dtype, {K, B, P});
   args.optional("dm_buffer", dm_buffer, dtype, {B, H});
+  args.surrogate_kind("kind", kind, !spike_deriv, "spike_deriv");
   over_row_blocks(B, [&](int64_t r0, int64_t r1) {
     Tensor dh_b = rows_of(dh_carry, 0, r0, r1), dc_b = rows_of(dc_carry, 0, r0, r1);
     Tensor d_pre_b = rows_of(d_pre, 1, r0, r1);
-    sigmoid_lstm_backward_block(rows_of(gates, 1, r0, r1), rows_of(c_prev, 1, r0, r1), rows_of(tanh_c, 1, r0, r1),
+    sigmoid_lstm_backward_block(rows_of(gates, 1, r0, r1), rows_of(c_prev, 1, r0, r1), rows_of(c_after, 1, r0, r1),
                                 rows_of(spike_deriv, 1, r0, r1), rows_of(dy, 1, r0, r1), t0,
                                 block_sizes(batch_sizes, r0, r1), w_hh, w_hr, dh_b, dc_b, d_pre_b,
-                                rows_of(dh_all, 1, r0, r1), rows_of(dm_buffer, 0, r0, r1));
+                                rows_of(dh_all, 1, r0, r1), rows_of(dm_buffer, 0, r0, r1), threshold, kind, alpha);
   });
 }
 

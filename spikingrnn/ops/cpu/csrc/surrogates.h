@@ -17,6 +17,13 @@ namespace spikingrnn {
 // The number of kind ids (0 .. kSurrogateKinds - 1): the exported loops refuse any other (checks.h).
 constexpr int64_t kSurrogateKinds = 8;
 
+// 1 / d! (d >= 0) in double, rounded once to the target type by the caller; constant-folded.
+constexpr double inverse_factorial(int d) {
+  double factorial = 1.0;
+  for (int k = 2; k <= d; ++k) factorial *= k;
+  return 1.0 / factorial;
+}
+
 // exp(x); results below the smallest normal number are flushed to 0, NaN stays NaN.
 template <typename T>
 inline T exp_poly(T x) {
@@ -33,11 +40,13 @@ inline T exp_poly(T x) {
   x = x < kLow ? kLow : (x > kHigh ? kHigh : x);
   const T k = std::nearbyint(x * kLog2e);
   const T r = (x - k * kLn2Hi) - k * kLn2Lo;  // |r| <= ln2 / 2
-  // Taylor series to degree 7 (float) / 13 (double), nested: 1 + r (1 + r/2 (1 + r/3 (...))); the
-  // remainder is below half an ulp for |r| <= ln2 / 2
+  // Taylor series to degree 7 (float) / 13 (double) in Horner form, one multiply-add per degree with
+  // the coefficients 1/d!; the remainder is below half an ulp for |r| <= ln2 / 2 (measured against the
+  // library exp on [-80, 80]: within 1 ulp)
   constexpr int kDegree = kFloat ? 7 : 13;
-  T p = T(1);
-  for (int d = kDegree; d >= 1; --d) p = T(1) + p * r * (T(1) / T(d));
+  T p = T(inverse_factorial(kDegree));
+#pragma GCC unroll 16
+  for (int d = kDegree - 1; d >= 0; --d) p = p * r + T(inverse_factorial(d));
   // 2^k from its exponent bits (k is a normal exponent after the clamp)
   T scale;
   if (kFloat) {
