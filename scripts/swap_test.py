@@ -1,0 +1,146 @@
+"""Issue 16's swap test, literally: the same classifier code with ``torch.nn`` and ``spikingrnn`` layers.
+
+``Linear(28 -> 128) -> rnn(128 -> 128, batch_first=True) -> Linear(128 -> 10)`` on the rnn output at
+the last step; MNIST-5k read row by row (T = 28), the first 2,000 training samples, the package's fixed
+test split (1,000 samples), 8 epochs of batch 64, Adam, gradient-norm clip 1, cosine schedule per
+batch, cross-entropy. The layer is built as ``cls(128, 128, batch_first=True)`` and nothing else: the
+spiking classes run with their module defaults. This is the plain loop a user writes; the study of
+docs/LEARNING.md runs the same recipe through ``spikingrnn.train`` (cosine schedule per epoch), so the
+two differ by the schedule's steps and the order of the random draws.
+
+    python scripts/swap_test.py --models nn.GRU SpikingGRU --lrs 1e-2 3e-3 --seeds 0-9 --out runs/swap.jsonl
+    python scripts/swap_test.py --summarize runs/swap.jsonl [--seeds 0-2]
+
+Prints (and with ``--out`` appends) one JSON line per run: test accuracy, the mean firing rate of the
+spiking output on the test set, whether it is all 0/1, seconds per epoch.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+
+import torch
+from torch import nn
+
+HIDDEN, TRAIN_SIZE, EPOCHS, BATCH = 128, 2000, 8, 64
+
+
+def layer_classes() -> dict[str, type[nn.Module]]:
+    import spikingrnn
+    return {"nn.LSTM": nn.LSTM, "nn.GRU": nn.GRU, "nn.RNN": nn.RNN, "SpikingLSTM": spikingrnn.SpikingLSTM,
+            "SpikingGRU": spikingrnn.SpikingGRU, "SpikingRNN": spikingrnn.SpikingRNN}
+
+
+class SwapClassifier(nn.Module):
+    """``Linear -> rnn -> Linear`` on the last step; ``rnn`` any layer with ``torch.nn.LSTM``'s interface."""
+
+    def __init__(self, rnn_class: type[nn.Module], features: int, classes: int = 10):
+        super().__init__()
+        self.encoder = nn.Linear(features, HIDDEN)
+        self.rnn = rnn_class(HIDDEN, HIDDEN, batch_first=True)
+        self.readout = nn.Linear(HIDDEN, classes)
+
+    def outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The rnn's output sequence ``[B, T, H]`` for inputs ``x [B, T, F]``."""
+        return self.rnn(self.encoder(x))[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.readout(self.outputs(x)[:, -1])
+
+
+def parse_seeds(text: list[str]) -> list[int]:
+    """``["0-4", "7"]`` -> ``[0, 1, 2, 3, 4, 7]``."""
+    seeds: list[int] = []
+    for part in text:
+        low, _, high = part.partition("-")
+        seeds.extend(range(int(low), int(high or low) + 1))
+    return seeds
+
+
+def run(name: str, lr: float, seed: int, data) -> dict:
+    """Train one classifier with the swap recipe; its test accuracy and output statistics."""
+    x_train, y_train = data.x_train[:TRAIN_SIZE], data.y_train[:TRAIN_SIZE]
+    torch.manual_seed(seed)
+    model = SwapClassifier(layer_classes()[name], x_train.shape[-1])
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    batches = math.ceil(len(x_train) / BATCH)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=EPOCHS * batches)
+    order = torch.Generator().manual_seed(seed)
+    start, finite = time.perf_counter(), True
+    for _ in range(EPOCHS):
+        for index in torch.randperm(len(x_train), generator=order).split(BATCH):
+            loss = nn.functional.cross_entropy(model(x_train[index]), y_train[index])
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            finite = finite and bool(torch.isfinite(loss))
+    seconds = (time.perf_counter() - start) / EPOCHS
+    model.eval()
+    with torch.no_grad():
+        outputs = model.outputs(data.x_test)
+        accuracy = (model.readout(outputs[:, -1]).argmax(-1) == data.y_test).float().mean().item()
+    binary = bool(((outputs == 0) | (outputs == 1)).all())
+    return {"model": name, "lr": lr, "seed": seed, "test_accuracy": round(accuracy, 4),
+            "rate": round(outputs.mean().item(), 4) if binary else None, "binary": binary,
+            "finite_loss": finite, "seconds_per_epoch": round(seconds, 2), "threads": torch.get_num_threads()}
+
+
+def summarize(path: str, seeds: list[int] | None) -> None:
+    """Mean ± sd of the accuracy per learning rate and model (over ``seeds`` only, when given), with the
+    seeds each mean covers."""
+    groups: dict[tuple[float, str], list[dict]] = {}
+    with open(path) as lines:
+        for line in lines:
+            record = json.loads(line)
+            if seeds is not None and record["seed"] not in seeds:
+                continue
+            groups.setdefault((record["lr"], record["model"]), []).append(record)
+    print("| lr | model | seeds | test accuracy | firing rate |")
+    print("|---|---|---|---|---|")
+    for (lr, model), records in sorted(groups.items(), key=lambda kv: (-kv[0][0], kv[0][1])):
+        accuracies = [r["test_accuracy"] for r in records]
+        spread = f" ± {statistics.stdev(accuracies):.3f}" if len(accuracies) > 1 else ""
+        rates = [r["rate"] for r in records if r["rate"] is not None]
+        rate = f"{statistics.mean(rates):.2f}" if rates else "–"
+        seeds = sorted(r["seed"] for r in records)
+        print(f"| {lr:g} | {model} | {seeds[0]}–{seeds[-1]} ({len(seeds)}) | "
+              f"{statistics.mean(accuracies):.3f}{spread} | {rate} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["nn.LSTM", "SpikingLSTM", "nn.GRU", "SpikingGRU"],
+                        choices=sorted(layer_classes()))
+    parser.add_argument("--lrs", nargs="+", type=float, default=[1e-2, 3e-3])
+    parser.add_argument("--seeds", nargs="+", default=None,
+                        help="seeds or ranges, e.g. 0-9 (runs: default 0-2; --summarize: only these)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default=None, help="append the JSON lines to this file")
+    parser.add_argument("--summarize", metavar="JSONL", default=None, help="print the table of a results file")
+    args = parser.parse_args()
+    if args.summarize:
+        summarize(args.summarize, None if args.seeds is None else parse_seeds(args.seeds))
+        return
+    from spikingrnn.data import load_dataset
+    torch.set_num_threads(args.threads)
+    data = load_dataset("mnist5k_rows", seed=0)
+    for lr in args.lrs:
+        for name in args.models:
+            for seed in parse_seeds(args.seeds or ["0-2"]):
+                line = json.dumps(run(name, lr, seed, data))
+                print(line, flush=True)
+                if args.out:
+                    with open(args.out, "a") as out:
+                        out.write(line + "\n")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    main()

@@ -1,0 +1,51 @@
+"""scripts/swap_test.py, issue 16's swap test as a plain loop: seeds parsing, one short run per kind of
+layer (the record a study table is built from) and the summary table."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "swap_test.py"
+
+
+@pytest.fixture(scope="module")
+def swap():
+    spec = importlib.util.spec_from_file_location("swap_test", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_seed_ranges(swap):
+    assert swap.parse_seeds(["0-2", "7"]) == [0, 1, 2, 7]
+    assert swap.parse_seeds(["4"]) == [4]
+
+
+@pytest.mark.parametrize("name", ["nn.GRU", "SpikingGRU"])
+def test_one_short_run_records_accuracy_and_spikes(swap, name, monkeypatch):
+    from spikingrnn.data import load_dataset
+    monkeypatch.setattr(swap, "EPOCHS", 1)
+    monkeypatch.setattr(swap, "TRAIN_SIZE", 256)
+    record = swap.run(name, 1e-2, 0, load_dataset("mnist5k_rows", seed=0))
+    assert record["model"] == name and record["seed"] == 0 and record["finite_loss"]
+    assert 0.0 <= record["test_accuracy"] <= 1.0
+    spiking = name.startswith("Spiking")
+    assert record["binary"] is spiking
+    assert (record["rate"] is not None) is spiking
+    if spiking:
+        assert 0.0 < record["rate"] < 1.0
+
+
+def test_summary_means_and_seed_filter(swap, tmp_path, capsys):
+    path = tmp_path / "results.jsonl"
+    records = [{"model": "SpikingGRU", "lr": 0.01, "seed": s, "test_accuracy": a, "rate": 0.3}
+               for s, a in [(0, 0.90), (1, 0.92), (2, 0.94), (3, 0.50)]]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    swap.summarize(str(path), [0, 1, 2])
+    row = capsys.readouterr().out.splitlines()[-1]
+    assert row == "| 0.01 | SpikingGRU | 0–2 (3) | 0.920 ± 0.020 | 0.30 |"
+    swap.summarize(str(path), None)
+    assert "0–3 (4)" in capsys.readouterr().out.splitlines()[-1]
