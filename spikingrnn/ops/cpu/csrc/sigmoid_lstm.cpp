@@ -74,7 +74,8 @@ void sigmoid_lstm_forward_block(const Tensor& xp, int64_t t0, const std::vector<
     const T thr = static_cast<T>(threshold);
     for (int64_t k = 0; k < steps; ++k) {
       const int64_t t = t0 + k, n = rows_at(batch_sizes, t, batch);
-      T* gp = scratch.data_ptr<T>();
+      // the gates are computed where backward will read them (gate_store's step t) when it is kept
+      T* gp = gate_store ? step_ptr<T>(*gate_store, t) : scratch.data_ptr<T>();
       hidden_product<T>(h, n, w_hh_t, w_hh_tiles, std::nullopt, gp, event_density, events);
       T* y_t = step_ptr<T>(y, t);
       T* m_out = w_hr_t ? m.data_ptr<T>() : y_t;  // without projection the spikes are h: straight into y
@@ -91,7 +92,6 @@ void sigmoid_lstm_forward_block(const Tensor& xp, int64_t t0, const std::vector<
       } else {
         std::copy(y_t, y_t + n * hidden, h.data_ptr<T>());
       }
-      if (gate_store) std::copy(gp, gp + n * 4 * hidden, step_ptr<T>(*gate_store, t));
       if (cell_store) std::copy(cp, cp + n * hidden, step_ptr<T>(*cell_store, t));
     }
   });
