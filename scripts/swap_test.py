@@ -12,7 +12,8 @@ two differ by the schedule's steps and the order of the random draws.
     python scripts/swap_test.py --summarize runs/swap.jsonl [--seeds 0-2]
 
 Prints (and with ``--out`` appends) one JSON line per run: test accuracy, the mean firing rate of the
-spiking output on the test set, whether it is all 0/1, seconds per epoch.
+spiking output on the test set, whether it is all 0/1, seconds per epoch. ``--rate-target R`` probes a
+homeostatic threshold (see ``run``); its runs are named apart (``..., threshold to rate R``).
 """
 from __future__ import annotations
 
@@ -62,11 +63,18 @@ def parse_seeds(text: list[str]) -> list[int]:
     return seeds
 
 
-def run(name: str, lr: float, seed: int, data) -> dict:
-    """Train one classifier with the swap recipe; its test accuracy and output statistics."""
+def run(name: str, lr: float, seed: int, data, rate_target: float | None = None, threshold_step: float = 0.5) -> dict:
+    """Train one classifier with the swap recipe; its test accuracy and output statistics.
+
+    ``rate_target`` (a probe of a lever, not part of the swap test; spiking classes with a
+    ``spike_threshold`` only): after every optimizer step the layer's threshold moves by
+    ``threshold_step * (rate - rate_target)`` (clamped to [0.05, 0.95]), ``rate`` the batch's firing rate:
+    a homeostatic threshold that needs no state beyond the layer's own setting."""
     x_train, y_train = data.x_train[:TRAIN_SIZE], data.y_train[:TRAIN_SIZE]
     torch.manual_seed(seed)
     model = SwapClassifier(layer_classes()[name], x_train.shape[-1])
+    if rate_target is not None and not hasattr(model.rnn, "spike_threshold"):
+        raise ValueError(f"rate_target needs a spiking layer with a spike_threshold, got {name}")
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     batches = math.ceil(len(x_train) / BATCH)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=EPOCHS * batches)
@@ -74,22 +82,29 @@ def run(name: str, lr: float, seed: int, data) -> dict:
     start, finite = time.perf_counter(), True
     for _ in range(EPOCHS):
         for index in torch.randperm(len(x_train), generator=order).split(BATCH):
-            loss = nn.functional.cross_entropy(model(x_train[index]), y_train[index])
+            outputs = model.outputs(x_train[index])
+            loss = nn.functional.cross_entropy(model.readout(outputs[:, -1]), y_train[index])
             optimizer.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             schedule.step()
             finite = finite and bool(torch.isfinite(loss))
+            if rate_target is not None:
+                moved = model.rnn.spike_threshold + threshold_step * (outputs.detach().mean().item() - rate_target)
+                model.rnn.spike_threshold = min(0.95, max(0.05, moved))
     seconds = (time.perf_counter() - start) / EPOCHS
     model.eval()
     with torch.no_grad():
         outputs = model.outputs(data.x_test)
         accuracy = (model.readout(outputs[:, -1]).argmax(-1) == data.y_test).float().mean().item()
     binary = bool(((outputs == 0) | (outputs == 1)).all())
+    if rate_target is not None:
+        name = f"{name}, threshold to rate {rate_target:g}"
     return {"model": name, "lr": lr, "seed": seed, "test_accuracy": round(accuracy, 4),
             "rate": round(outputs.mean().item(), 4) if binary else None, "binary": binary,
-            "finite_loss": finite, "seconds_per_epoch": round(seconds, 2), "threads": torch.get_num_threads()}
+            "finite_loss": finite, "seconds_per_epoch": round(seconds, 2), "threads": torch.get_num_threads(),
+            "spike_threshold": getattr(model.rnn, "spike_threshold", None)}
 
 
 def summarize(path: str, seeds: list[int] | None) -> None:
@@ -122,6 +137,8 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", default=None,
                         help="seeds or ranges, e.g. 0-9 (runs: default 0-2; --summarize: only these)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rate-target", type=float, default=None,
+                        help="probe: move the spiking layer's threshold toward this firing rate after every step")
     parser.add_argument("--out", default=None, help="append the JSON lines to this file")
     parser.add_argument("--summarize", metavar="JSONL", default=None, help="print the table of a results file")
     args = parser.parse_args()
@@ -134,7 +151,7 @@ def main() -> None:
     for lr in args.lrs:
         for name in args.models:
             for seed in parse_seeds(args.seeds or ["0-2"]):
-                line = json.dumps(run(name, lr, seed, data))
+                line = json.dumps(run(name, lr, seed, data, args.rate_target))
                 print(line, flush=True)
                 if args.out:
                     with open(args.out, "a") as out:

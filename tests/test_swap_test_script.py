@@ -39,6 +39,18 @@ def test_one_short_run_records_accuracy_and_spikes(swap, name, monkeypatch):
         assert 0.0 < record["rate"] < 1.0
 
 
+def test_rate_target_moves_the_threshold(swap, monkeypatch):
+    from spikingrnn.data import load_dataset
+    monkeypatch.setattr(swap, "EPOCHS", 1)
+    monkeypatch.setattr(swap, "TRAIN_SIZE", 256)
+    data = load_dataset("mnist5k_rows", seed=0)
+    record = swap.run("SpikingLSTM", 1e-2, 0, data, rate_target=0.05, threshold_step=2.0)
+    assert record["model"] == "SpikingLSTM, threshold to rate 0.05"
+    assert record["spike_threshold"] > 0.25  # pushed up: the layer fires above 0.05
+    with pytest.raises(ValueError, match="nn.LSTM"):
+        swap.run("nn.LSTM", 1e-2, 0, data, rate_target=0.2)
+
+
 def test_summary_means_and_seed_filter(swap, tmp_path, capsys):
     path = tmp_path / "results.jsonl"
     records = [{"model": "SpikingGRU", "lr": 0.01, "seed": s, "test_accuracy": a, "rate": 0.3}
