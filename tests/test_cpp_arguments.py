@@ -188,10 +188,17 @@ def leaky_rnn_forward_steps(dtype):  # leak=β: h the spikes fed back, v the ana
 
 
 def leaky_rnn_backward_steps(dtype):
-    return dict(spike_deriv=_randn(K, B, H, dtype=dtype).abs(), dy=_randn(K, B, H, dtype=dtype, seed=1), t0=T0,
-                batch_sizes=list(BATCH_SIZES), w_hh=_randn(H, H, dtype=dtype), leak=0.9,
-                dh_carry=torch.zeros(B, H, dtype=dtype), dv_carry=torch.zeros(B, H, dtype=dtype),
-                d_pre=torch.zeros(K, B, H, dtype=dtype))
+    return dict(v_after=_randn(K, B, H, dtype=dtype, seed=2), spike_deriv=None,
+                dy=_randn(K, B, H, dtype=dtype, seed=1), t0=T0, batch_sizes=list(BATCH_SIZES),
+                w_hh=_randn(H, H, dtype=dtype), leak=0.9, dh_carry=torch.zeros(B, H, dtype=dtype),
+                dv_carry=torch.zeros(B, H, dtype=dtype), d_pre=torch.zeros(K, B, H, dtype=dtype), threshold=0.25,
+                kind=6, alpha=2.0)
+
+
+def leaky_rnn_backward_steps_derivatives(dtype):  # derivatives given (a user-defined surrogate): no kind
+    call = leaky_rnn_backward_steps(dtype)
+    call.update(spike_deriv=_randn(K, B, H, dtype=dtype).abs(), kind=-1)
+    return call
 
 
 def rnn_forward_steps(dtype):
@@ -251,6 +258,7 @@ CALLS = {f.__name__: (name, f) for name, f in [
     ("sigmoid_gru_backward_steps", sigmoid_gru_backward_steps_derivatives),
     ("leaky_rnn_forward_steps", leaky_rnn_forward_steps),
     ("leaky_rnn_backward_steps", leaky_rnn_backward_steps),
+    ("leaky_rnn_backward_steps", leaky_rnn_backward_steps_derivatives),
     ("rnn_forward_steps", rnn_forward_steps),
     ("rnn_backward_steps", rnn_backward_steps), ("unpack_bit_rows", unpack_bit_rows),
     ("pack_column_tiles", pack_column_tiles), ("binary_matmul", binary_matmul),
@@ -401,12 +409,15 @@ SIZES_BY_CALL = {
         "scratch": [(0, 1, "scratch"), (1, 1, "scratch")],
     },
     "leaky_rnn_backward_steps": {
-        "spike_deriv": [(0, 1, "dy"), (1, 1, "dy"), (2, 1, "dy")],
+        "v_after": [(0, 1, "dy"), (1, 1, "dy"), (2, 1, "dy")],
         "dy": [(0, 1, "dy"), (1, 1, "dy"), (2, 1, "dy")],
         "w_hh": [(0, 1, "w_hh"), (1, 1, "w_hh")],
         "dh_carry": [(0, 1, "dh_carry"), (1, 1, "dh_carry")],
         "dv_carry": [(0, 1, "dv_carry"), (1, 1, "dv_carry")],
         "d_pre": [(0, 1, "d_pre"), (1, 1, "d_pre"), (2, 1, "d_pre")],
+    },
+    "leaky_rnn_backward_steps_derivatives": {
+        "spike_deriv": [(0, 1, "spike_deriv"), (1, 1, "spike_deriv"), (2, 1, "spike_deriv")],
     },
     "rnn_forward_steps": {
         "xp": [(0, 1, "batch_sizes"), (1, 1, "h"), (2, 1, "h")],
@@ -496,6 +507,9 @@ VALUES += [
     ("sigmoid_gru_backward_steps", "kind unknown", lambda call: call.update(kind=8), "kind"),
     ("sigmoid_gru_backward_steps", "kind none without spike_deriv", lambda call: call.update(kind=-1), "kind"),
     ("sigmoid_gru_backward_steps_derivatives", "kind below -1", lambda call: call.update(kind=-2), "kind"),
+    ("leaky_rnn_backward_steps", "kind unknown", lambda call: call.update(kind=8), "kind"),
+    ("leaky_rnn_backward_steps", "kind none without spike_deriv", lambda call: call.update(kind=-1), "kind"),
+    ("leaky_rnn_backward_steps_derivatives", "kind below -1", lambda call: call.update(kind=-2), "kind"),
     ("leaky_rnn_forward_steps", "t0 past y", lambda call: call.update(t0=T0 + 1, batch_sizes=[]), "y"),
     ("set_gate_signs", "offsets past the entries", _bad_offsets, "offsets"),
     ("set_gate_signs", "negative entry", _negative_entry, "entries"),
@@ -583,7 +597,7 @@ def test_wrong_dtype(name, argument):
                                                    ("sigmoid_lstm_forward_steps", "xp", "m"),
                                                    ("sigmoid_gru_backward_steps", "gates", "d_input_pre"),
                                                    ("leaky_rnn_forward_steps", "xp", "scratch"),
-                                                   ("leaky_rnn_backward_steps", "spike_deriv", "d_pre")])
+                                                   ("leaky_rnn_backward_steps", "v_after", "d_pre")])
 def test_float64_call_refuses_a_float32_tensor(name, first, argument):
     function, call = _call(name, torch.float64)
     call[argument] = call[argument].float()

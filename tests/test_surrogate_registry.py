@@ -85,11 +85,13 @@ def test_cpu_surrogate_kinds_come_from_the_registry():
 
 
 # ------------------------------------------------------------------ (a) C++ derivative vs Python formula
-# (the heaviside form's gates and cell; the sigmoid form's spike, at o tanh(c) - θ or s - θ)
+# (the heaviside form's gates and cell; the sigmoid forms' and the leaky RNN's spike, at o tanh(c) - θ,
+# s - θ or v - θ)
 
 CPU_CASES = [("LSTM", {"cell_state": "spike"}), ("LSTM", {"cell_state": "accumulate", "low_memory": True}),
              ("GRU", {}), ("GRU", {"low_memory": True}), ("LSTM", {"gates": "sigmoid"}),
-             ("LSTM", {"gates": "sigmoid", "low_memory": True}), ("GRU", {"gates": "sigmoid"})]
+             ("LSTM", {"gates": "sigmoid", "low_memory": True}), ("GRU", {"gates": "sigmoid"}),
+             ("RNN", {"leak": 0.9})]
 
 
 @pytest.mark.parametrize("alpha", [None, 1.7], ids=["default-alpha", "alpha-1.7"])

@@ -6,9 +6,9 @@ one layer, one direction. Forward, chunk by chunk: one product for the chunk's i
 per step the event-driven product with the spikes and one pointwise pass (C++, csrc/leaky_rnn.cpp, or
 the same loop in PyTorch). Kept for backward: the input, ``v0`` unless all zeros, the output spikes (bits
 in low-memory mode, and the input too when 0/1) and ``v`` after each step (analog; nothing else is
-needed: ``v`` is linear in ``u``). Backward, chunk by chunk from the end: the surrogate derivative at
-``v - θ`` for the chunk in PyTorch, the reverse loop (one pass and one GEMM per step), the weight
-gradients; the gradient reaching the first step's input spikes ``Θ(v0 - θ)`` goes on to ``v0``.
+needed: ``v`` is linear in ``u``). Backward, chunk by chunk from the end: the reverse loop (one pass
+and one GEMM per step; the C++ pass evaluates a built-in surrogate's derivative at ``v - θ`` itself, a
+user-defined surrogate's comes from PyTorch for the chunk), the weight gradients; the gradient reaching the first step's input spikes ``Θ(v0 - θ)`` goes on to ``v0``.
 """
 from __future__ import annotations
 
@@ -104,16 +104,20 @@ class LeakyRNNSequence(torch.autograd.Function):
         work = Workspace()
         plain = StepStore(states.shape[1:], False)
         h0 = spikes_of(v0, config)
+        kind = common.spike_surrogate_kind(config) if compiled is not None else None
         for t0, t1 in reversed(chunks(steps, batch, hidden, v0.element_size())):
             chunk = t1 - t0
             x = x_store.rows(x_kept, t0, t1, dtype)
             h_prev = before(h0, y_store, y_kept, t0, t1, dtype)
             _, v_after = before_and_after(v0, plain, states, t0, t1, dtype)
-            spike_deriv = config.derivative1(v_after - config.spike_threshold, config.alpha1).contiguous()
+            # the C++ loop evaluates a built-in surrogate's derivative itself
+            spike_deriv = None if kind is not None else \
+                config.derivative1(v_after - config.spike_threshold, config.alpha1).contiguous()
             d_pre = work.take("d_pre", chunk, batch, hidden, dtype=dtype, zero=config.batch_sizes is not None)
             if compiled is not None:
-                compiled.leaky_rnn_backward_steps(spike_deriv, dy[t0:t1], t0, config.batch_sizes or [], w_hh_c,
-                                                  config.leak, dh_carry, dv_carry, d_pre)
+                compiled.leaky_rnn_backward_steps(v_after.contiguous(), spike_deriv, dy[t0:t1], t0,
+                                                  config.batch_sizes or [], w_hh_c, config.leak, dh_carry, dv_carry,
+                                                  d_pre, config.spike_threshold, *(kind or (-1, 0.0)))
             else:
                 _backward_steps(spike_deriv, dy[t0:t1], t0, config, w_hh_c, dh_carry, dv_carry, d_pre)
             if dx is not None:

@@ -61,9 +61,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("leaky_rnn_forward_steps", &loops::leaky_rnn_forward_steps, py::arg("xp"), py::arg("t0"),
         py::arg("batch_sizes"), py::arg("h"), py::arg("v"), py::arg("w_hh_t"), py::arg("w_hh_tiles"), py::arg("leak"),
         py::arg("threshold"), py::arg("y"), py::arg("state_store"), py::arg("scratch"), py::arg("event_density"));
-  m.def("leaky_rnn_backward_steps", &loops::leaky_rnn_backward_steps, py::arg("spike_deriv"), py::arg("dy"),
-        py::arg("t0"), py::arg("batch_sizes"), py::arg("w_hh"), py::arg("leak"), py::arg("dh_carry"),
-        py::arg("dv_carry"), py::arg("d_pre"));
+  m.def("leaky_rnn_backward_steps", &loops::leaky_rnn_backward_steps, py::arg("v_after"), py::arg("spike_deriv"),
+        py::arg("dy"), py::arg("t0"), py::arg("batch_sizes"), py::arg("w_hh"), py::arg("leak"), py::arg("dh_carry"),
+        py::arg("dv_carry"), py::arg("d_pre"), py::arg("threshold"), py::arg("kind"), py::arg("alpha"));
   m.def("rnn_forward_steps", &loops::rnn_forward_steps, py::arg("xp"), py::arg("t0"), py::arg("batch_sizes"),
         py::arg("h"), py::arg("w_hh_t"), py::arg("w_hh_tiles"), py::arg("y"), py::arg("pre_store"),
         py::arg("event_density"));

@@ -94,9 +94,10 @@ void leaky_rnn_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int
                              Tensor& v, const Tensor& w_hh_t, const std::optional<Tensor>& w_hh_tiles, double leak,
                              double threshold, Tensor& y, const std::optional<Tensor>& state_store, Tensor& scratch,
                              double event_density);
-void leaky_rnn_backward_steps(const Tensor& spike_deriv, const Tensor& dy, int64_t t0,
-                              const std::vector<int64_t>& batch_sizes, const Tensor& w_hh, double leak,
-                              Tensor& dh_carry, Tensor& dv_carry, Tensor& d_pre);
+void leaky_rnn_backward_steps(const Tensor& v_after, const std::optional<Tensor>& spike_deriv, const Tensor& dy,
+                              int64_t t0, const std::vector<int64_t>& batch_sizes, const Tensor& w_hh, double leak,
+                              Tensor& dh_carry, Tensor& dv_carry, Tensor& d_pre, double threshold, int64_t kind,
+                              double alpha);
 
 // rnn.cpp
 void rnn_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int64_t>& batch_sizes, Tensor& h,

@@ -1,7 +1,8 @@
 // The leaky vanilla RNN's time loops (entries.h; leak=β in spikingrnn/functional/cells.py): with the
 // spikes h = Θ(v - θ) of the membrane v fed back, u = x W_ih^T + b + h W_hh^T, v' = β v + (1 - β) u,
 // and the step emits Θ(v' - θ). The product with the spikes is event-driven. Backward takes the
-// surrogate derivative at v' - θ per step, computed for a chunk in PyTorch.
+// membrane after each step and evaluates the built-in surrogates' derivative at v' - θ per row itself
+// (surrogates.h); a user-defined surrogate's derivatives come as a tensor from PyTorch.
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 
@@ -13,6 +14,7 @@
 #include "checks.h"
 #include "entries.h"
 #include "step.h"
+#include "surrogates.h"
 #include "threading.h"
 
 namespace spikingrnn {
@@ -59,24 +61,38 @@ void leaky_rnn_forward_block(const Tensor& xp, int64_t t0, const std::vector<int
   });
 }
 
-void leaky_rnn_backward_block(const Tensor& spike_deriv, const Tensor& dy, int64_t t0,
-                              const std::vector<int64_t>& batch_sizes, const Tensor& w_hh, double leak,
-                              Tensor& dh_carry, Tensor& dv_carry, Tensor& d_pre) {
-  const int64_t steps = spike_deriv.size(0), batch = spike_deriv.size(1), hidden = spike_deriv.size(2);
-  AT_DISPATCH_FLOATING_TYPES(spike_deriv.scalar_type(), "leaky_rnn_backward_steps", [&] {
+void leaky_rnn_backward_block(const Tensor& v_after, const std::optional<Tensor>& spike_deriv, const Tensor& dy,
+                              int64_t t0, const std::vector<int64_t>& batch_sizes, const Tensor& w_hh, double leak,
+                              Tensor& dh_carry, Tensor& dv_carry, Tensor& d_pre, double threshold, int64_t kind,
+                              double alpha) {
+  const int64_t steps = v_after.size(0), batch = v_after.size(1), hidden = v_after.size(2);
+  AT_DISPATCH_FLOATING_TYPES(v_after.scalar_type(), "leaky_rnn_backward_steps", [&] {
     using T = scalar_t;
     const T beta = static_cast<T>(leak), gain = T(1) - static_cast<T>(leak);
+    const T thr = static_cast<T>(threshold), a_kind = static_cast<T>(alpha);
+    std::vector<T> row_scratch(2 * hidden);  // v' - θ and its surrogate derivative, one row
+    T* v = row_scratch.data();
+    T* sd_row = v + hidden;
     for (int64_t k = steps - 1; k >= 0; --k) {
       const int64_t n = rows_at(batch_sizes, t0 + k, batch);
-      const T* __restrict__ sd = step_ptr<T>(spike_deriv, k);
-      const T* __restrict__ dyk = step_ptr<T>(dy, k);
-      T* __restrict__ dp = step_ptr<T>(d_pre, k);
-      T* __restrict__ dh = dh_carry.data_ptr<T>();
-      T* __restrict__ dv = dv_carry.data_ptr<T>();
-      for (int64_t i = 0; i < n * hidden; ++i) {
-        const T total = dv[i] + (dh[i] + dyk[i]) * sd[i];
-        dp[i] = gain * total;
-        dv[i] = beta * total;
+      const T* va = step_ptr<T>(v_after, k);
+      const T* sd_given = spike_deriv ? step_ptr<T>(*spike_deriv, k) : nullptr;
+      const T* dyk = step_ptr<T>(dy, k);
+      T* dp = step_ptr<T>(d_pre, k);
+      T* dh = dh_carry.data_ptr<T>();
+      T* dv = dv_carry.data_ptr<T>();
+      for (int64_t r = 0; r < n; ++r) {
+        const T* sd = sd_given ? sd_given + r * hidden : sd_row;
+        if (!sd_given) {
+          for (int64_t j = 0; j < hidden; ++j) v[j] = va[r * hidden + j] - thr;
+          derivative_row<T>(kind, a_kind, v, sd_row, hidden);
+        }
+        for (int64_t j = 0; j < hidden; ++j) {
+          const int64_t i = r * hidden + j;
+          const T total = dv[i] + (dh[i] + dyk[i]) * sd[j];
+          dp[i] = gain * total;
+          dv[i] = beta * total;
+        }
       }
       gemm_rows<T>(n, dp, hidden, w_hh, false, dh, hidden);
     }
@@ -114,24 +130,28 @@ void leaky_rnn_forward_steps(const Tensor& xp, int64_t t0, const std::vector<int
   });
 }
 
-void leaky_rnn_backward_steps(const Tensor& spike_deriv, const Tensor& dy, int64_t t0,
-                              const std::vector<int64_t>& batch_sizes, const Tensor& w_hh, double leak,
-                              Tensor& dh_carry, Tensor& dv_carry, Tensor& d_pre) {
+void leaky_rnn_backward_steps(const Tensor& v_after, const std::optional<Tensor>& spike_deriv, const Tensor& dy,
+                              int64_t t0, const std::vector<int64_t>& batch_sizes, const Tensor& w_hh, double leak,
+                              Tensor& dh_carry, Tensor& dv_carry, Tensor& d_pre, double threshold, int64_t kind,
+                              double alpha) {
   Arguments args("leaky_rnn_backward_steps");
-  const at::ScalarType dtype = args.floating("spike_deriv", spike_deriv);
-  args.tensor("spike_deriv", spike_deriv, dtype, {kAny, kAny, kAny});
-  const int64_t K = spike_deriv.size(0), B = spike_deriv.size(1), H = spike_deriv.size(2);
+  const at::ScalarType dtype = args.floating("v_after", v_after);
+  args.tensor("v_after", v_after, dtype, {kAny, kAny, kAny});
+  const int64_t K = v_after.size(0), B = v_after.size(1), H = v_after.size(2);
+  args.optional("spike_deriv", spike_deriv, dtype, {K, B, H});
   args.tensor("dy", dy, dtype, {K, B, H});
   args.batch_sizes(batch_sizes, t0, K, B);
   args.tensor("w_hh", w_hh, dtype, {H, H}, Strides::kAny);
   args.tensor("dh_carry", dh_carry, dtype, {B, H});
   args.tensor("dv_carry", dv_carry, dtype, {B, H});
   args.tensor("d_pre", d_pre, dtype, {K, B, H});
+  args.surrogate_kind("kind", kind, !spike_deriv, "spike_deriv");
   over_row_blocks(B, [&](int64_t r0, int64_t r1) {
     Tensor dh_b = rows_of(dh_carry, 0, r0, r1), dv_b = rows_of(dv_carry, 0, r0, r1);
     Tensor d_pre_b = rows_of(d_pre, 1, r0, r1);
-    leaky_rnn_backward_block(rows_of(spike_deriv, 1, r0, r1), rows_of(dy, 1, r0, r1), t0,
-                             block_sizes(batch_sizes, r0, r1), w_hh, leak, dh_b, dv_b, d_pre_b);
+    leaky_rnn_backward_block(rows_of(v_after, 1, r0, r1), rows_of(spike_deriv, 1, r0, r1), rows_of(dy, 1, r0, r1),
+                             t0, block_sizes(batch_sizes, r0, r1), w_hh, leak, dh_b, dv_b, d_pre_b, threshold, kind,
+                             alpha);
   });
 }
 
