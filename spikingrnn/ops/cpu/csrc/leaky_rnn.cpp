@@ -69,10 +69,7 @@ void leaky_rnn_backward_block(const Tensor& v_after, const std::optional<Tensor>
   AT_DISPATCH_FLOATING_TYPES(v_after.scalar_type(), "leaky_rnn_backward_steps", [&] {
     using T = scalar_t;
     const T beta = static_cast<T>(leak), gain = T(1) - static_cast<T>(leak);
-    const T thr = static_cast<T>(threshold), a_kind = static_cast<T>(alpha);
-    std::vector<T> row_scratch(2 * hidden);  // v' - θ and its surrogate derivative, one row
-    T* v = row_scratch.data();
-    T* sd_row = v + hidden;
+    SpikeDerivativeRow<T> spike_derivative(kind, alpha, threshold, hidden);
     for (int64_t k = steps - 1; k >= 0; --k) {
       const int64_t n = rows_at(batch_sizes, t0 + k, batch);
       const T* va = step_ptr<T>(v_after, k);
@@ -82,11 +79,7 @@ void leaky_rnn_backward_block(const Tensor& v_after, const std::optional<Tensor>
       T* dh = dh_carry.data_ptr<T>();
       T* dv = dv_carry.data_ptr<T>();
       for (int64_t r = 0; r < n; ++r) {
-        const T* sd = sd_given ? sd_given + r * hidden : sd_row;
-        if (!sd_given) {
-          for (int64_t j = 0; j < hidden; ++j) v[j] = va[r * hidden + j] - thr;
-          derivative_row<T>(kind, a_kind, v, sd_row, hidden);
-        }
+        const T* sd = spike_derivative(sd_given ? sd_given + r * hidden : nullptr, va + r * hidden);
         for (int64_t j = 0; j < hidden; ++j) {
           const int64_t i = r * hidden + j;
           const T total = dv[i] + (dh[i] + dyk[i]) * sd[j];

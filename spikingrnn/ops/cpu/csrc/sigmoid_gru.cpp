@@ -105,10 +105,7 @@ void sigmoid_gru_backward_block(const Tensor& gates, const Tensor& s_prev, const
   const int64_t steps = gates.size(0), batch = gates.size(1), hidden = s_prev.size(2);
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "sigmoid_gru_backward_steps", [&] {
     using T = scalar_t;
-    const T thr = static_cast<T>(threshold), a_kind = static_cast<T>(alpha);
-    std::vector<T> row_scratch(2 * hidden);  // s' - θ and its surrogate derivative, one row
-    T* v = row_scratch.data();
-    T* sd_row = v + hidden;
+    SpikeDerivativeRow<T> spike_derivative(kind, alpha, threshold, hidden);
     for (int64_t k = steps - 1; k >= 0; --k) {
       const int64_t n = rows_at(batch_sizes, t0 + k, batch);
       const T* a = step_ptr<T>(gates, k);
@@ -121,12 +118,7 @@ void sigmoid_gru_backward_block(const Tensor& gates, const Tensor& s_prev, const
       T* dh = dh_carry.data_ptr<T>();
       T* ds = ds_carry.data_ptr<T>();
       for (int64_t r = 0; r < n; ++r) {
-        const T* sd = sd_given ? sd_given + r * hidden : sd_row;
-        if (!sd_given) {
-          const T* sar = sa + r * hidden;
-          for (int64_t j = 0; j < hidden; ++j) v[j] = sar[j] - thr;
-          derivative_row<T>(kind, a_kind, v, sd_row, hidden);
-        }
+        const T* sd = spike_derivative(sd_given ? sd_given + r * hidden : nullptr, sa + r * hidden);
         sigmoid_gru_backward_row<T>(a + r * 4 * hidden, sp + r * hidden, sd, dh + r * hidden,
                                     dyk + r * hidden, ds + r * hidden, hidden_pre + r * 3 * hidden,
                                     input_pre + r * 3 * hidden, hidden);

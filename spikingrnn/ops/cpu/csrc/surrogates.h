@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 namespace spikingrnn {
 
@@ -111,5 +112,33 @@ void derivative_row(int64_t kind, T alpha, const T* __restrict__ u, T* __restric
       break;
   }
 }
+
+// The surrogate derivative of the spikes Θ(state - θ) of one row of a cell with an analog state (the
+// sigmoid-form GRU's s, the leaky RNN's v), for its backward loop: the row of derivatives given (a
+// user-defined surrogate's, computed in PyTorch), or the built-in surrogate kind evaluated here at
+// state - θ into a scratch row reused from row to row.
+template <typename T>
+class SpikeDerivativeRow {
+ public:
+  SpikeDerivativeRow(int64_t kind, double alpha, double threshold, int64_t hidden)
+      : kind_(kind), alpha_(static_cast<T>(alpha)), threshold_(static_cast<T>(threshold)), hidden_(hidden),
+        scratch_(2 * hidden) {}
+
+  // given [H] (or null) and state [H] of one row -> the derivative row [H]
+  const T* operator()(const T* given, const T* __restrict__ state) {
+    if (given) return given;
+    T* __restrict__ shifted = scratch_.data();
+    T* derivative = shifted + hidden_;
+    for (int64_t j = 0; j < hidden_; ++j) shifted[j] = state[j] - threshold_;
+    derivative_row<T>(kind_, alpha_, shifted, derivative, hidden_);
+    return derivative;
+  }
+
+ private:
+  int64_t kind_;
+  T alpha_, threshold_;
+  int64_t hidden_;
+  std::vector<T> scratch_;
+};
 
 }  // namespace spikingrnn
