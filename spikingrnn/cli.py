@@ -54,7 +54,8 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(*names, dest=field.name, action=argparse.BooleanOptionalAction,
                                 default=argparse.SUPPRESS, help=text)
         else:
-            kind = _float_or_none if field.name in OPTIONAL_NUMBERS else type(field.default)
+            kind = (_forget_bias if field.name == "forget_bias" else
+                    _float_or_none if field.name in OPTIONAL_NUMBERS else type(field.default))
             parser.add_argument(*names, dest=field.name, type=kind, default=argparse.SUPPRESS,
                                 choices=allowed.get(field.name), help=text)
     parser.add_argument("--resume", action="store_true",
@@ -68,7 +69,7 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
                              "run is refused)")
 
 
-# TrainConfig fields that take a number or None ("none" on the command line)
+# TrainConfig fields that take a number or None ("none" on the command line); forget_bias also "chrono"
 OPTIONAL_NUMBERS = ("forget_bias", "leak")
 
 
@@ -80,6 +81,16 @@ def _float_or_none(text: str) -> float | None:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
+
+
+def _forget_bias(text: str) -> float | str | None:
+    """``--forget-bias``: a number, ``none`` or ``chrono``."""
+    if text.strip().lower() == "chrono":
+        return "chrono"
+    try:
+        return _float_or_none(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a number, 'none' or 'chrono', got {text!r}") from None
 
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:

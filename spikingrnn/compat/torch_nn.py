@@ -101,9 +101,10 @@ def from_torch(module: nn.Module, **spiking_kwargs: Any) -> nn.Module:
             ``GRUCell`` or ``RNNCell``.
         **spiking_kwargs: the spiking-only keyword arguments of the target class
             (``surrogate_function1``, ``surrogate_function2``, ``invariant_dropout_mask``, ``gates``,
-            ``spike_threshold``, ``forget_bias``, ``cell_state``, ``cell_threshold``, ``leak``,
-            ``backend``, ``low_memory``, as the class takes them). ``forget_bias`` only initialises
-            biases, and the copied biases replace them: it does not change the copied weights. The
+            ``spike_threshold``, ``forget_bias``, ``chrono_steps``, ``cell_state``, ``cell_threshold``,
+            ``leak``, ``backend``, ``low_memory``, as the class takes them). ``forget_bias`` (and
+            ``chrono_steps``) only initialise biases, and the copied biases replace them: they do not
+            change the copied weights. The
             configuration (sizes, ``num_layers``, ``bias``, ``batch_first``,
             ``dropout``, ``bidirectional``, ``proj_size``) and the device and dtype come from
             ``module`` and cannot be passed.

@@ -21,7 +21,7 @@ from ..ops.dispatch import check_backend, resolve
 from ..ops.spec import GATES_PER_MODE, RNNSpec
 from ..surrogate import SpikeFn, SurrogateSpec
 from . import validation as check
-from .initialization import reset_uniform, set_forget_bias
+from .initialization import init_memory_gate, memory_gate_setting, reset_uniform
 from .surrogates import attach_surrogates, default_surrogate_alpha, surrogate_pair
 
 REQUIRED = inspect.Parameter.empty  # the default of an argument that has none
@@ -75,6 +75,7 @@ CONSTRUCTOR_ARGUMENTS: tuple[ConstructorArgument, ...] = (
     _A("leak", DEFAULT_LEAK, "spiking", modes=("RNN",)),
     _A("spike_threshold", DEFAULT_SPIKE_THRESHOLD, "spiking"),
     _A("forget_bias", DEFAULT_FORGET_BIAS, "spiking", modes=("LSTM", "GRU")),
+    _A("chrono_steps", None, "spiking", modes=("LSTM", "GRU")),
     _A("cell_state", DEFAULT_CELL_STATE, "spiking", modes=("LSTM",)),
     _A("cell_threshold", DEFAULT_CELL_THRESHOLD, "spiking", modes=("LSTM",), in_repr=False),
     _A("backend", "auto", "spiking", kinds=(STACK,)),
@@ -147,7 +148,13 @@ class SpikingRNNBase(nn.Module):
         spike_threshold: the threshold θ of the emitted spikes (LSTM and GRU with sigmoid gates, RNN
             with a leak).
         forget_bias: LSTM and GRU: initial total bias of the memory gate (LSTM ``f``, GRU ``z``),
-            default 1.0; ``None`` keeps torch's uniform init for it.
+            default 1.0; ``None`` keeps torch's uniform init for it; ``"chrono"`` draws it per unit
+            for time scales of 1 to ``chrono_steps`` steps (the chrono initialisation, see
+            ``spikingrnn.nn.initialization.set_chrono_bias``; the LSTM's input gate gets the negative).
+        chrono_steps: with ``forget_bias="chrono"`` (and only then): the longest dependency, in steps,
+            that the memory gate starts out holding, e.g. the sequence length. It lets long-memory
+            tasks learn (``temporal_recall`` at T = 200: chance with 1.0, 100 % with chrono 200) and
+            costs about a point on short ones (docs/LEARNING.md).
         cell_state, cell_threshold: the LSTM's cell-state rule (see :class:`SpikingLSTM`); with
             sigmoid gates only ``"accumulate"`` (the default).
         backend: ``"auto"`` or a name of :data:`spikingrnn.ops.BACKENDS`.
@@ -171,7 +178,7 @@ class SpikingRNNBase(nn.Module):
                  surrogate_function1: SurrogateSpec = None,
                  surrogate_function2: SurrogateSpec = None, invariant_dropout_mask: bool = False,
                  gates: str = DEFAULT_GATES, spike_threshold: float = DEFAULT_SPIKE_THRESHOLD,
-                 forget_bias: float | None = DEFAULT_FORGET_BIAS,
+                 forget_bias: float | str | None = DEFAULT_FORGET_BIAS, chrono_steps: int | None = None,
                  cell_state: str = DEFAULT_CELL_STATE, cell_threshold: float = DEFAULT_CELL_THRESHOLD,
                  backend: str = "auto", low_memory: bool = False, leak: float | None = DEFAULT_LEAK) -> None:
         given = locals()  # the arguments by name (read before any other local is bound)
@@ -190,7 +197,7 @@ class SpikingRNNBase(nn.Module):
         self.proj_size = proj_size
         self.invariant_dropout_mask = invariant_dropout_mask
         if self.mode != "RNN":
-            check.check_neuron(gates, spike_threshold, forget_bias, owner)
+            check.check_neuron(gates, spike_threshold, forget_bias, owner, chrono_steps)
         else:
             check.check_rnn_neuron(leak, spike_threshold, owner)
         if self.mode == "LSTM":
@@ -198,7 +205,7 @@ class SpikingRNNBase(nn.Module):
         # the vanilla RNN has no gates (its forms are leak's): "heaviside", never a gate form it lacks
         self.gates = gates if self.mode != "RNN" else "heaviside"
         self.spike_threshold = float(spike_threshold)
-        self.forget_bias = None if forget_bias is None or self.mode == "RNN" else float(forget_bias)
+        self.forget_bias, self.chrono_steps = memory_gate_setting(self.mode, forget_bias, chrono_steps)
         self.leak = None if leak is None or self.mode != "RNN" else float(leak)
         self.cell_state = cell_state
         self.cell_threshold = float(cell_threshold)
@@ -255,10 +262,11 @@ class SpikingRNNBase(nn.Module):
 
     def reset_parameters(self) -> None:
         """``U(-1/sqrt(hidden_size), 1/sqrt(hidden_size))`` for every parameter, as torch, then the
-        memory gate's bias ``forget_bias`` (``spikingrnn.nn.initialization.set_forget_bias``)."""
+        memory gate's bias ``forget_bias`` (``spikingrnn.nn.initialization.init_memory_gate``)."""
         reset_uniform(self.parameters(), self.hidden_size)
         for _, _, b_ih, b_hh, _ in self.layer_weights():
-            set_forget_bias(b_ih, b_hh, self.mode, self.hidden_size, getattr(self, "forget_bias", None))
+            init_memory_gate(b_ih, b_hh, self.mode, self.hidden_size, getattr(self, "forget_bias", None),
+                             getattr(self, "chrono_steps", None))
 
     def layer_weights(self) -> list[tuple]:
         """``(w_ih, w_hh, b_ih, b_hh, w_hr)`` per ``layer * D + direction``, ``None`` where absent."""

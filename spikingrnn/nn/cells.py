@@ -17,7 +17,7 @@ from ..ops.spec import GATES_PER_MODE
 from ..surrogate import SpikeFn, SurrogateSpec
 from . import validation as check
 from .base import arguments_repr
-from .initialization import reset_uniform, set_forget_bias
+from .initialization import init_memory_gate, memory_gate_setting, reset_uniform
 from .modules import check_nonlinearity
 from .surrogates import attach_surrogates, default_surrogate_alpha, surrogate_pair
 
@@ -34,15 +34,16 @@ class SpikingCellBase(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device: Device = None,
                  dtype: torch.dtype | None = None, *, surrogate_function1: SurrogateSpec = None,
                  surrogate_function2: SurrogateSpec = None, gates: str = "heaviside",
-                 spike_threshold: float = DEFAULT_SPIKE_THRESHOLD, forget_bias: float | None = None) -> None:
+                 spike_threshold: float = DEFAULT_SPIKE_THRESHOLD, forget_bias: float | str | None = None,
+                 chrono_steps: int | None = None) -> None:
         super().__init__()
         check.check_sizes(input_size, hidden_size, 1, 0)
         check.check_flag(bias, "bias")
         if self.mode != "RNN":
-            check.check_neuron(gates, spike_threshold, forget_bias, type(self).__name__)
+            check.check_neuron(gates, spike_threshold, forget_bias, type(self).__name__, chrono_steps)
             self.gates = gates
             self.spike_threshold = float(spike_threshold)
-            self.forget_bias = None if forget_bias is None else float(forget_bias)
+            self.forget_bias, self.chrono_steps = memory_gate_setting(self.mode, forget_bias, chrono_steps)
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.bias = bias
@@ -61,9 +62,11 @@ class SpikingCellBase(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """torch's uniform init, then the memory gate's bias ``forget_bias`` (LSTM and GRU)."""
+        """torch's uniform init, then the memory gate's bias ``forget_bias`` (LSTM and GRU; a number,
+        ``"chrono"`` with ``chrono_steps``, or ``None``)."""
         reset_uniform(self.parameters(), self.hidden_size)
-        set_forget_bias(self.bias_ih, self.bias_hh, self.mode, self.hidden_size, getattr(self, "forget_bias", None))
+        init_memory_gate(self.bias_ih, self.bias_hh, self.mode, self.hidden_size, getattr(self, "forget_bias", None),
+                         getattr(self, "chrono_steps", None))
 
     def extra_repr(self) -> str:
         return arguments_repr(self)
@@ -114,13 +117,15 @@ class SpikingLSTMCell(SpikingCellBase):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device: Device = None,
                  dtype: torch.dtype | None = None, *, surrogate_function1: SurrogateSpec = None,
                  surrogate_function2: SurrogateSpec = None, gates: str = DEFAULT_GATES,
-                 spike_threshold: float = DEFAULT_SPIKE_THRESHOLD, forget_bias: float | None = DEFAULT_FORGET_BIAS,
+                 spike_threshold: float = DEFAULT_SPIKE_THRESHOLD,
+                 forget_bias: float | str | None = DEFAULT_FORGET_BIAS, chrono_steps: int | None = None,
                  cell_state: str = DEFAULT_CELL_STATE, cell_threshold: float = DEFAULT_CELL_THRESHOLD) -> None:
-        check.check_neuron(gates, spike_threshold, forget_bias, type(self).__name__)
+        check.check_neuron(gates, spike_threshold, forget_bias, type(self).__name__, chrono_steps)
         check.check_cell_state(cell_state, cell_threshold, type(self).__name__, gates)
         super().__init__(input_size, hidden_size, bias, device, dtype,
                          surrogate_function1=surrogate_function1, surrogate_function2=surrogate_function2,
-                         gates=gates, spike_threshold=spike_threshold, forget_bias=forget_bias)
+                         gates=gates, spike_threshold=spike_threshold, forget_bias=forget_bias,
+                         chrono_steps=chrono_steps)
         self.cell_state = cell_state
         self.cell_threshold = float(cell_threshold)
 
@@ -147,10 +152,10 @@ class SpikingGRUCell(SpikingCellBase):
                  dtype: torch.dtype | None = None, *, surrogate_function1: SurrogateSpec = None,
                  surrogate_function2: SurrogateSpec = None, gates: str = DEFAULT_GATES,
                  spike_threshold: float = DEFAULT_SPIKE_THRESHOLD,
-                 forget_bias: float | None = DEFAULT_FORGET_BIAS) -> None:
+                 forget_bias: float | str | None = DEFAULT_FORGET_BIAS, chrono_steps: int | None = None) -> None:
         super().__init__(input_size, hidden_size, bias, device, dtype, surrogate_function1=surrogate_function1,
                          surrogate_function2=surrogate_function2, gates=gates, spike_threshold=spike_threshold,
-                         forget_bias=forget_bias)
+                         forget_bias=forget_bias, chrono_steps=chrono_steps)
 
     def spikes(self, state: Tensor) -> Tensor:
         """The spikes ``[B, H]`` (or ``[H]``) emitted with ``state``, the result of :meth:`forward`: the

@@ -49,15 +49,15 @@ class SpikingLSTM(SpikingRNNBase):
                  surrogate_function1: SurrogateSpec = None,
                  surrogate_function2: SurrogateSpec = None, invariant_dropout_mask: bool = False,
                  gates: str = DEFAULT_GATES, spike_threshold: float = DEFAULT_SPIKE_THRESHOLD,
-                 forget_bias: float | None = DEFAULT_FORGET_BIAS,
+                 forget_bias: float | str | None = DEFAULT_FORGET_BIAS, chrono_steps: int | None = None,
                  cell_state: str = DEFAULT_CELL_STATE, cell_threshold: float = DEFAULT_CELL_THRESHOLD,
                  backend: str = "auto", low_memory: bool = False) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          proj_size, device, dtype, surrogate_function1=surrogate_function1,
                          surrogate_function2=surrogate_function2, invariant_dropout_mask=invariant_dropout_mask,
                          gates=gates, spike_threshold=spike_threshold, forget_bias=forget_bias,
-                         cell_state=cell_state, cell_threshold=cell_threshold, backend=backend,
-                         low_memory=low_memory)
+                         chrono_steps=chrono_steps, cell_state=cell_state, cell_threshold=cell_threshold,
+                         backend=backend, low_memory=low_memory)
 
 
 class SpikingGRU(SpikingRNNBase):
@@ -84,14 +84,15 @@ class SpikingGRU(SpikingRNNBase):
                  device: Device = None, dtype: torch.dtype | None = None, *,
                  surrogate_function1: SurrogateSpec = None, surrogate_function2: SurrogateSpec = None,
                  invariant_dropout_mask: bool = False, gates: str = DEFAULT_GATES,
-                 spike_threshold: float = DEFAULT_SPIKE_THRESHOLD, forget_bias: float | None = DEFAULT_FORGET_BIAS,
+                 spike_threshold: float = DEFAULT_SPIKE_THRESHOLD,
+                 forget_bias: float | str | None = DEFAULT_FORGET_BIAS, chrono_steps: int | None = None,
                  backend: str = "auto", low_memory: bool = False, **kwargs: Any) -> None:
         _reject_proj_size(kwargs, type(self).__name__)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          0, device, dtype, surrogate_function1=surrogate_function1,
                          surrogate_function2=surrogate_function2, invariant_dropout_mask=invariant_dropout_mask,
-                         gates=gates, spike_threshold=spike_threshold, forget_bias=forget_bias, backend=backend,
-                         low_memory=low_memory)
+                         gates=gates, spike_threshold=spike_threshold, forget_bias=forget_bias,
+                         chrono_steps=chrono_steps, backend=backend, low_memory=low_memory)
 
 
 class SpikingRNN(SpikingRNNBase):

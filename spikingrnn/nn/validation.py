@@ -84,18 +84,43 @@ def check_leak(leak: float | None, owner: str) -> None:
         raise ValueError(f"{owner}: leak must be None or in [0, 1), got {leak}")
 
 
-def check_neuron(gates: str, spike_threshold: float, forget_bias: float | None, owner: str) -> None:
+CHRONO = "chrono"  # the value of forget_bias that asks for the chrono initialisation
+MIN_CHRONO_STEPS = 2
+
+
+def check_neuron(gates: str, spike_threshold: float, forget_bias: float | str | None, owner: str,
+                 chrono_steps: int | None = None) -> None:
     """The LSTM's and GRU's neuron options: ``gates`` one of :data:`GATE_FORMS`, ``spike_threshold`` a real
     number (other than the default only where a threshold is used: the sigmoid form), ``forget_bias`` a
-    real number or ``None``."""
+    real number, ``"chrono"`` or ``None``, ``chrono_steps`` an int >= 2 with ``"chrono"`` and ``None``
+    otherwise."""
     if gates not in GATE_FORMS:
         raise ValueError(f"{owner}: gates must be one of {GATE_FORMS}, got {gates!r}")
     check_real(spike_threshold, "spike_threshold", owner)
     if gates == "heaviside" and spike_threshold != DEFAULT_SPIKE_THRESHOLD:
         raise ValueError(f"{owner}: spike_threshold applies to gates='sigmoid' only (with gates='heaviside' the "
                          f"gates themselves spike at 0), got spike_threshold={spike_threshold} with gates='heaviside'")
+    if forget_bias == CHRONO:
+        if chrono_steps is None:
+            raise ValueError(f"{owner}: forget_bias='chrono' needs chrono_steps, the longest dependency in steps "
+                             f"that the memory gate starts out holding (e.g. the sequence length), got None")
+        check_chrono_steps(chrono_steps, owner)
+        return
+    if isinstance(forget_bias, str):
+        raise ValueError(f"{owner}: forget_bias must be a real number, {CHRONO!r} or None, got {forget_bias!r}")
     if forget_bias is not None:
         check_real(forget_bias, "forget_bias", owner)
+    if chrono_steps is not None:
+        raise ValueError(f"{owner}: chrono_steps applies to forget_bias='chrono' only, got chrono_steps="
+                         f"{chrono_steps!r} with forget_bias={forget_bias!r}")
+
+
+def check_chrono_steps(value: object, owner: str, name: str = "chrono_steps") -> None:
+    """An int of at least :data:`MIN_CHRONO_STEPS` (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{owner}: {name} must be an int >= {MIN_CHRONO_STEPS}, got {type(value).__name__}")
+    if value < MIN_CHRONO_STEPS:
+        raise ValueError(f"{owner}: {name} must be an int >= {MIN_CHRONO_STEPS}, got {value}")
 
 
 def check_rnn_neuron(leak: float | None, spike_threshold: float, owner: str) -> None:

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, fields
 from ..data.registry import DATASETS
 from ..functional.cells import CELL_STATES, DEFAULT_FORGET_BIAS, DEFAULT_LEAK, DEFAULT_SPIKE_THRESHOLD, GATE_FORMS
 from ..nn.surrogates import default_surrogate_alpha
+from ..nn.validation import CHRONO, MIN_CHRONO_STEPS
 from ..surrogate import SURROGATES
 
 MODELS = ("lstm", "gru", "rnn")
@@ -51,7 +52,11 @@ class TrainConfig:
             command line): the seed's cell ``h = Θ(u)``. Ignored by ``"lstm"`` and ``"gru"``.
         spike_threshold: θ of the emitted spikes (the modules' ``spike_threshold``).
         forget_bias: the LSTM's and GRU's ``forget_bias`` (initial bias of the memory gate); ``None``
-            (``none`` on the command line): torch's uniform init, as SpikingJelly.
+            (``none`` on the command line): torch's uniform init, as SpikingJelly; ``"chrono"``: the
+            chrono initialisation for dependencies up to ``chrono_steps`` steps, which also applies to
+            the ``torch_lstm``/``torch_gru`` baselines (a number does not: they keep torch's init).
+        chrono_steps: with ``forget_bias="chrono"`` (and only then): the longest dependency in steps
+            the memory gate starts out holding, e.g. the sequence length; 0: unset.
         cell_state: LSTM cell-state rule (``"clamp"``, ``"accumulate"``, ``"spike"``; the sigmoid form
             takes ``"accumulate"`` only); ignored otherwise.
         surrogate: surrogate name of :data:`spikingrnn.surrogate.SURROGATES` (e.g. ``"erf"``, ``"atan"``).
@@ -104,7 +109,8 @@ class TrainConfig:
     gates: str = "sigmoid"
     leak: float | None = DEFAULT_LEAK
     spike_threshold: float = DEFAULT_SPIKE_THRESHOLD
-    forget_bias: float | None = DEFAULT_FORGET_BIAS
+    forget_bias: float | str | None = DEFAULT_FORGET_BIAS
+    chrono_steps: int = 0
     cell_state: str = "accumulate"
     surrogate: str = "erf"
     surrogate_alpha: float = 0.0
@@ -136,7 +142,7 @@ class TrainConfig:
         if not isinstance(self.device, str) or not DEVICE_PATTERN.match(self.device):
             raise ValueError(f"TrainConfig.device must be auto, cpu, cuda or cuda:N; got {self.device!r}")
         for name, minimum in (("layers", 1), ("hidden", 1), ("epochs", 0), ("batch_size", 1), ("seed", 0),
-                              ("split_seed", 0),
+                              ("split_seed", 0), ("chrono_steps", 0),
                               ("threads", 0), ("limit_train", 0), ("limit_test", 0), ("monitor_samples", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -156,10 +162,7 @@ class TrainConfig:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"TrainConfig.{name} must be a finite number, got {value!r}")
             setattr(self, name, float(value))
-        bias = self.forget_bias
-        if bias is not None and (isinstance(bias, bool) or not isinstance(bias, (int, float)) or not math.isfinite(bias)):
-            raise ValueError(f"TrainConfig.forget_bias must be a finite number or None, got {bias!r}")
-        self.forget_bias = None if bias is None else float(bias)
+        self._check_memory_gate()
         leak = self.leak
         if leak is not None and (isinstance(leak, bool) or not isinstance(leak, (int, float)) or not 0 <= leak < 1):
             raise ValueError(f"TrainConfig.leak must be None or a number in [0, 1), got {leak!r}")
@@ -180,6 +183,21 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.out_dir must be a non-empty path string, got {self.out_dir!r}")
         if self.surrogate_alpha == 0:  # the default, written out: a saved run keeps its width if defaults change
             self.surrogate_alpha = self._default_surrogate_alpha()
+
+    def _check_memory_gate(self) -> None:
+        """``forget_bias``: a finite number, None or "chrono" (then ``chrono_steps`` >= 2, else 0)."""
+        bias = self.forget_bias
+        if bias == CHRONO:
+            if self.chrono_steps < MIN_CHRONO_STEPS:
+                raise ValueError(f"TrainConfig.chrono_steps must be an int >= {MIN_CHRONO_STEPS} with "
+                                 f"forget_bias='chrono' (the longest dependency in steps), got {self.chrono_steps!r}")
+            return
+        if bias is not None and (isinstance(bias, bool) or not isinstance(bias, (int, float)) or not math.isfinite(bias)):
+            raise ValueError(f"TrainConfig.forget_bias must be a finite number, None or 'chrono', got {bias!r}")
+        self.forget_bias = None if bias is None else float(bias)
+        if self.chrono_steps != 0:
+            raise ValueError(f"TrainConfig.chrono_steps applies to forget_bias='chrono' only, got chrono_steps="
+                             f"{self.chrono_steps} with forget_bias={self.forget_bias!r}")
 
     def _default_surrogate_alpha(self) -> float:
         mode = self.model.removeprefix("torch_").upper()

@@ -7,7 +7,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..nn.initialization import chrono_bias_
 from ..nn.modules import SpikingGRU, SpikingLSTM, SpikingRNN
+from ..nn.validation import CHRONO
 from ..surrogate import SURROGATES
 from .config import TrainConfig, saved_config
 
@@ -33,7 +35,8 @@ class SpikingClassifier(nn.Module):
             surrogate = SURROGATES[config.surrogate](alpha=config.surrogate_alpha)  # resolved by TrainConfig
             kwargs = dict(surrogate_function1=surrogate, backend=config.backend, low_memory=config.low_memory)
         if config.model in ("lstm", "gru"):
-            kwargs.update(gates=config.gates, spike_threshold=config.spike_threshold, forget_bias=config.forget_bias)
+            kwargs.update(gates=config.gates, spike_threshold=config.spike_threshold, forget_bias=config.forget_bias,
+                          chrono_steps=config.chrono_steps or None)
         if config.model == "rnn":
             kwargs.update(leak=config.leak, spike_threshold=config.spike_threshold)
         if config.model == "lstm":
@@ -42,6 +45,8 @@ class SpikingClassifier(nn.Module):
         self.encoder = nn.Linear(input_size, config.hidden)
         self.rnn = RNN_CLASSES[config.model](config.hidden, config.hidden, num_layers=config.layers,
                                              bidirectional=config.bidirectional, **kwargs)
+        if config.model in ("torch_lstm", "torch_gru") and config.forget_bias == CHRONO:
+            chrono_bias_(self.rnn, config.chrono_steps)  # the baseline under the same init (numbers: torch's)
         self.readout = nn.Linear(config.hidden * (2 if config.bidirectional else 1), num_classes)
 
     def checkpoint_config(self) -> dict:
