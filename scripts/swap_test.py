@@ -14,6 +14,9 @@ two differ by the schedule's steps and the order of the random draws.
 Prints (and with ``--out`` appends) one JSON line per run: test accuracy, the mean firing rate of the
 spiking output on the test set, whether it is all 0/1, seconds per epoch. ``--rate-target R`` probes a
 homeostatic threshold (see ``run``); its runs are named apart (``..., threshold to rate R``).
+``--chrono-steps N`` probes the chrono initialisation of the memory gate: the spiking classes are built
+with ``forget_bias="chrono", chrono_steps=N`` and the ``torch.nn`` ones get ``spikingrnn.nn.chrono_bias_``
+(runs named ``..., chrono N``).
 """
 from __future__ import annotations
 
@@ -40,10 +43,16 @@ def layer_classes() -> dict[str, type[nn.Module]]:
 class SwapClassifier(nn.Module):
     """``Linear -> rnn -> Linear`` on the last step; ``rnn`` any layer with ``torch.nn.LSTM``'s interface."""
 
-    def __init__(self, rnn_class: type[nn.Module], features: int, classes: int = 10):
+    def __init__(self, rnn_class: type[nn.Module], features: int, classes: int = 10, chrono_steps: int | None = None):
         super().__init__()
         self.encoder = nn.Linear(features, HIDDEN)
-        self.rnn = rnn_class(HIDDEN, HIDDEN, batch_first=True)
+        # chrono_steps: a probe, not the swap (the memory gate's chrono initialisation)
+        spiking = rnn_class.__module__.startswith("spikingrnn")
+        chrono = {"forget_bias": "chrono", "chrono_steps": chrono_steps} if chrono_steps and spiking else {}
+        self.rnn = rnn_class(HIDDEN, HIDDEN, batch_first=True, **chrono)
+        if chrono_steps and not spiking:
+            from spikingrnn.nn import chrono_bias_
+            chrono_bias_(self.rnn, chrono_steps)
         self.readout = nn.Linear(HIDDEN, classes)
 
     def outputs(self, x: torch.Tensor) -> torch.Tensor:
@@ -63,16 +72,18 @@ def parse_seeds(text: list[str]) -> list[int]:
     return seeds
 
 
-def run(name: str, lr: float, seed: int, data, rate_target: float | None = None, threshold_step: float = 0.5) -> dict:
+def run(name: str, lr: float, seed: int, data, rate_target: float | None = None, threshold_step: float = 0.5,
+        chrono_steps: int | None = None) -> dict:
     """Train one classifier with the swap recipe; its test accuracy and output statistics.
 
     ``rate_target`` (a probe of a lever, not part of the swap test; spiking classes with a
     ``spike_threshold`` only): after every optimizer step the layer's threshold moves by
     ``threshold_step * (rate - rate_target)`` (clamped to [0.05, 0.95]), ``rate`` the batch's firing rate:
-    a homeostatic threshold that needs no state beyond the layer's own setting."""
+    a homeostatic threshold that needs no state beyond the layer's own setting. ``chrono_steps``: see
+    :class:`SwapClassifier` (LSTM and GRU classes)."""
     x_train, y_train = data.x_train[:TRAIN_SIZE], data.y_train[:TRAIN_SIZE]
     torch.manual_seed(seed)
-    model = SwapClassifier(layer_classes()[name], x_train.shape[-1])
+    model = SwapClassifier(layer_classes()[name], x_train.shape[-1], chrono_steps=chrono_steps)
     if rate_target is not None and not hasattr(model.rnn, "spike_threshold"):
         raise ValueError(f"rate_target needs a spiking layer with a spike_threshold, got {name}")
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -101,6 +112,8 @@ def run(name: str, lr: float, seed: int, data, rate_target: float | None = None,
     binary = bool(((outputs == 0) | (outputs == 1)).all())
     if rate_target is not None:
         name = f"{name}, threshold to rate {rate_target:g}"
+    if chrono_steps is not None:
+        name = f"{name}, chrono {chrono_steps}"
     return {"model": name, "lr": lr, "seed": seed, "test_accuracy": round(accuracy, 4),
             "rate": round(outputs.mean().item(), 4) if binary else None, "binary": binary,
             "finite_loss": finite, "seconds_per_epoch": round(seconds, 2), "threads": torch.get_num_threads(),
@@ -139,6 +152,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rate-target", type=float, default=None,
                         help="probe: move the spiking layer's threshold toward this firing rate after every step")
+    parser.add_argument("--chrono-steps", type=int, default=None,
+                        help="probe: the chrono initialisation of the memory gate for up to this many steps")
     parser.add_argument("--out", default=None, help="append the JSON lines to this file")
     parser.add_argument("--summarize", metavar="JSONL", default=None, help="print the table of a results file")
     args = parser.parse_args()
@@ -151,7 +166,7 @@ def main() -> None:
     for lr in args.lrs:
         for name in args.models:
             for seed in parse_seeds(args.seeds or ["0-2"]):
-                line = json.dumps(run(name, lr, seed, data, args.rate_target))
+                line = json.dumps(run(name, lr, seed, data, args.rate_target, chrono_steps=args.chrono_steps))
                 print(line, flush=True)
                 if args.out:
                     with open(args.out, "a") as out:

@@ -51,6 +51,18 @@ def test_rate_target_moves_the_threshold(swap, monkeypatch):
         swap.run("nn.LSTM", 1e-2, 0, data, rate_target=0.2)
 
 
+@pytest.mark.parametrize("name", ["nn.LSTM", "SpikingGRU"])
+def test_chrono_probe_initialises_the_memory_gate(swap, name):
+    torch = pytest.importorskip("torch")
+    model = swap.SwapClassifier(swap.layer_classes()[name], 28, chrono_steps=50)
+    hidden = swap.HIDDEN
+    memory = model.rnn.bias_ih_l0[hidden:2 * hidden]  # LSTM f, GRU z
+    assert bool((memory >= 0).all()) and bool((memory <= torch.log(torch.tensor(49.0)) + 1e-6).all())
+    assert bool((model.rnn.bias_hh_l0[hidden:2 * hidden] == 0).all())
+    plain = swap.SwapClassifier(swap.layer_classes()[name], 28)
+    assert not torch.equal(plain.rnn.bias_ih_l0[hidden:2 * hidden], memory)
+
+
 def test_summary_means_and_seed_filter(swap, tmp_path, capsys):
     path = tmp_path / "results.jsonl"
     records = [{"model": "SpikingGRU", "lr": 0.01, "seed": s, "test_accuracy": a, "rate": 0.3}
