@@ -23,7 +23,8 @@ def reset_uniform(parameters: Iterable[Tensor], hidden_size: int) -> None:
         nn.init.uniform_(weight, -bound, bound)
 
 
-def _rows(mode: str, hidden_size: int, index: int) -> slice:
+def _rows(hidden_size: int, index: int) -> slice:
+    """The rows of gate block ``index`` in a ``[gates * hidden_size]`` bias."""
     return slice(index * hidden_size, (index + 1) * hidden_size)
 
 
@@ -36,7 +37,7 @@ def set_forget_bias(bias_ih: Tensor | None, bias_hh: Tensor | None, mode: str, h
     Jozefowicz et al. 2015). Nothing happens for ``value=None``, a vanilla RNN or a module without bias."""
     if value is None or mode not in MEMORY_GATE_INDEX or bias_ih is None or bias_hh is None:
         return
-    rows = _rows(mode, hidden_size, MEMORY_GATE_INDEX[mode])
+    rows = _rows(hidden_size, MEMORY_GATE_INDEX[mode])
     with torch.no_grad():
         bias_ih[rows].fill_(value)
         bias_hh[rows].zero_()
@@ -58,11 +59,11 @@ def set_chrono_bias(bias_ih: Tensor, bias_hh: Tensor, mode: str, hidden_size: in
     draws = torch.empty(hidden_size, dtype=torch.float64).uniform_(1.0, float(max_steps - 1), generator=generator)
     timescale_bias = draws.log()
     with torch.no_grad():
-        memory = _rows(mode, hidden_size, MEMORY_GATE_INDEX[mode])
+        memory = _rows(hidden_size, MEMORY_GATE_INDEX[mode])
         bias_ih[memory].copy_(timescale_bias)
         bias_hh[memory].zero_()
         if mode == "LSTM":
-            inputs = _rows(mode, hidden_size, LSTM_INPUT_GATE_INDEX)
+            inputs = _rows(hidden_size, LSTM_INPUT_GATE_INDEX)
             bias_ih[inputs].copy_(-timescale_bias)
             bias_hh[inputs].zero_()
 
