@@ -16,9 +16,11 @@ MODES = ("LSTM", "GRU", "RNN")
 STATES_NUM = {"LSTM": 2, "GRU": 1, "RNN": 1}
 SJ_CLASS_NAMES = {"LSTM": "SpikingLSTM", "GRU": "SpikingGRU", "RNN": "SpikingVanillaRNN"}
 # the constructor arguments that make spikingrnn's SpikingLSTM / SpikingGRU SpikingJelly 2.0's cell (0/1 gates,
-# the clamped cell state, torch's uniform init); the modules' defaults are the sigmoid form
-SJ_NEURON = {"LSTM": dict(gates="heaviside", cell_state="clamp", forget_bias=None),
-             "GRU": dict(gates="heaviside", forget_bias=None), "RNN": dict(leak=None)}
+# the clamped cell state, torch's uniform init, no firing-rate penalty in the gradient); the modules' defaults
+# are the sigmoid form with the penalty
+SJ_NEURON = {"LSTM": dict(gates="heaviside", cell_state="clamp", forget_bias=None, rate_penalty=0.0),
+             "GRU": dict(gates="heaviside", forget_bias=None, rate_penalty=0.0),
+             "RNN": dict(leak=None, rate_penalty=0.0)}
 
 _SJ_PARAM = re.compile(r"^(cells|cells_reverse)\.(\d+)\.linear_(ih|hh)\.(weight|bias)$")
 

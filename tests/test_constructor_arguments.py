@@ -63,14 +63,15 @@ def test_a_keyword_added_to_a_class_only_is_caught():
                      bidirectional=False, proj_size=0, device=None, dtype=None, *, surrogate_function1=None,
                      surrogate_function2=None, invariant_dropout_mask=False, gates="sigmoid", spike_threshold=0.25,
                      forget_bias=1.0, chrono_steps=None, cell_state="accumulate", cell_threshold=0.1,
-                     backend="auto", low_memory=False, leak=0.5):
+                     rate_penalty=None, free_rate=0.25, backend="auto", low_memory=False, leak=0.5):
             super().__init__(input_size, hidden_size)
 
     class WithChangedDefault(SpikingGRU):
         def __init__(self, input_size, hidden_size, num_layers=2, bias=True, batch_first=False, dropout=0.0,
                      bidirectional=False, device=None, dtype=None, *, surrogate_function1=None,
                      surrogate_function2=None, invariant_dropout_mask=False, gates="sigmoid",
-                     spike_threshold=0.25, forget_bias=1.0, chrono_steps=None, backend="auto", low_memory=False):
+                     spike_threshold=0.25, forget_bias=1.0, chrono_steps=None, rate_penalty=None, free_rate=0.25,
+                     backend="auto", low_memory=False):
             super().__init__(input_size, hidden_size)
 
     assert [p for p in signature_mismatches(WithNewKeyword) if "'leak'" in p] == \
@@ -82,7 +83,7 @@ def test_a_keyword_added_to_a_class_only_is_caught():
 NON_DEFAULT = {"proj_size": 2, "num_layers": 2, "bias": False, "batch_first": True, "dropout": 0.25,
                "bidirectional": True, "invariant_dropout_mask": True, "low_memory": True, "gates": "heaviside",
                "leak": 0.5, "spike_threshold": 0.4, "forget_bias": "chrono", "chrono_steps": 7, "cell_state": "spike",
-               "cell_threshold": 0.3,
+               "cell_threshold": 0.3, "rate_penalty": 0.0, "free_rate": 0.5,
                "backend": "reference", "surrogate_function1": "atan", "surrogate_function2": "sigmoid"}
 
 

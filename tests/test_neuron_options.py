@@ -195,11 +195,12 @@ def test_checkpoints_round_trip_and_old_ones_keep_heaviside_gates(tmp_path):
     old = {"input_size": 3, "hidden_size": 4, "num_layers": 1, "bias": True, "batch_first": False,
            "dropout": 0.0, "bidirectional": False, "proj_size": 0, "invariant_dropout_mask": False,
            "low_memory": False, "cell_state": "clamp", "cell_threshold": 0.1, "backend": "auto"}
-    assert legacy_settings("SpikingLSTM", old) == {"gates": "heaviside", "forget_bias": None}
+    assert legacy_settings("SpikingLSTM", old) == {"gates": "heaviside", "forget_bias": None, "rate_penalty": 0.0}
     rebuilt = construct("SpikingLSTM", old, {}, "old.safetensors", "cpu", None)
-    assert (rebuilt.gates, rebuilt.cell_state) == ("heaviside", "clamp")
-    assert legacy_settings("SpikingLSTM", {**old, "gates": "sigmoid"}) == {}
-    assert legacy_settings("SpikingRNN", {"input_size": 3}) == {"leak": None}
+    assert (rebuilt.gates, rebuilt.cell_state, rebuilt.rate_penalty) == ("heaviside", "clamp", 0.0)
+    assert legacy_settings("SpikingLSTM", {**old, "gates": "sigmoid"}) == {"rate_penalty": 0.0}
+    assert legacy_settings("SpikingLSTM", {**old, "gates": "sigmoid", "rate_penalty": 0.1}) == {}
+    assert legacy_settings("SpikingRNN", {"input_size": 3}) == {"leak": None, "rate_penalty": 0.0}
     assert legacy_settings("SpikingRNNCell", {"input_size": 3, "leak": 0.5}) == {}
 
 

@@ -350,6 +350,7 @@ def from_spikingjelly(sj_module_or_state_dict: object, mode: str | None = None, 
             settings.setdefault("leak", None)
         if config["mode"] == "LSTM":
             settings.setdefault("cell_state", "clamp")
+        settings.setdefault("rate_penalty", 0.0)  # SpikingJelly's gradients: the loss's alone
         cls = SPIKING_CLASSES[config["mode"]]
         model = cls(config["input_size"], config["hidden_size"], num_layers=config["num_layers"],
                     bias=config["bias"], bidirectional=config["bidirectional"], **settings)

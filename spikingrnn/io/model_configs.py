@@ -111,12 +111,16 @@ def legacy_settings(name: str, config: Mapping[str, Any]) -> dict[str, Any]:
     """Constructor arguments that a saved configuration lacks because the version that wrote it had
     no such option, with the value that version ran: an LSTM or GRU saved before ``gates`` existed
     had Heaviside gates and torch's init (today's defaults: the sigmoid form, ``forget_bias`` 1), a
-    vanilla RNN saved before ``leak`` existed was the seed's cell (``leak=None``; today's: 0.9)."""
+    vanilla RNN saved before ``leak`` existed was the seed's cell (``leak=None``; today's: 0.9), and a
+    stack saved before ``rate_penalty`` existed trained without the penalty (``0.0``; today's: 0.2)."""
+    settings: dict[str, Any] = {}
+    if name in ("SpikingLSTM", "SpikingGRU", "SpikingRNN") and "rate_penalty" not in config:
+        settings["rate_penalty"] = 0.0
     if name.replace("Cell", "") in ("SpikingLSTM", "SpikingGRU") and "gates" not in config:
-        return {"gates": "heaviside", "forget_bias": None}
+        settings.update(gates="heaviside", forget_bias=None)
     if name.replace("Cell", "") == "SpikingRNN" and "leak" not in config:
-        return {"leak": None}
-    return {}
+        settings["leak"] = None
+    return settings
 
 
 def construct(name: str, config: Mapping[str, Any], overrides: Mapping[str, Any], path: str,

@@ -18,6 +18,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from ..functional.cells import (DEFAULT_CELL_STATE, DEFAULT_CELL_THRESHOLD, DEFAULT_FORGET_BIAS, DEFAULT_GATES,
                                DEFAULT_LEAK, DEFAULT_SPIKE_THRESHOLD)
 from ..ops.dispatch import check_backend, resolve
+from ..ops.rate_penalty import DEFAULT_FREE_RATE
 from ..ops.spec import GATES_PER_MODE, RNNSpec
 from ..surrogate import SpikeFn, SurrogateSpec
 from . import validation as check
@@ -78,6 +79,8 @@ CONSTRUCTOR_ARGUMENTS: tuple[ConstructorArgument, ...] = (
     _A("chrono_steps", None, "spiking", modes=("LSTM", "GRU")),
     _A("cell_state", DEFAULT_CELL_STATE, "spiking", modes=("LSTM",)),
     _A("cell_threshold", DEFAULT_CELL_THRESHOLD, "spiking", modes=("LSTM",), in_repr=False),
+    _A("rate_penalty", None, "spiking", kinds=(STACK,)),
+    _A("free_rate", DEFAULT_FREE_RATE, "spiking", kinds=(STACK,)),
     _A("backend", "auto", "spiking", kinds=(STACK,)),
     _A("surrogate_function1", None, "surrogate", in_repr=False),
     _A("surrogate_function2", None, "surrogate", modes=("LSTM", "GRU"), in_repr=False),
@@ -111,6 +114,14 @@ def constructor_arguments(module: nn.Module, roles: tuple[str, ...] = ("config",
     return {a.name: getattr(module, a.name) for a in constructor_parameters(cls or module, roles)}
 
 
+def _shown_default(module: nn.Module, argument: ConstructorArgument) -> object:
+    """The value of ``argument`` that ``extra_repr`` leaves out: its default, resolved for ``rate_penalty``
+    (``None`` stands for a value that depends on ``proj_size``)."""
+    if argument.name == "rate_penalty":
+        return check.check_rate_penalty(None, getattr(module, "proj_size", 0), type(module).__name__)
+    return argument.default
+
+
 def arguments_repr(module: nn.Module) -> str:
     """The ``extra_repr`` of a stack or cell: its sizes, then each configuration or spiking argument
     that differs from its default (``"3, 4, gates='heaviside', spike_threshold=0.5"``)."""
@@ -119,7 +130,7 @@ def arguments_repr(module: nn.Module) -> str:
         value = getattr(module, argument.name)
         if argument.default is REQUIRED:
             parts.append(f"{value}")
-        elif argument.in_repr and value != argument.default:
+        elif argument.in_repr and value != _shown_default(module, argument):
             parts.append(f"{argument.name}={value!r}" if isinstance(value, str) else f"{argument.name}={value}")
     return ", ".join(parts)
 
@@ -157,6 +168,15 @@ class SpikingRNNBase(nn.Module):
             costs about a point on short ones (docs/LEARNING.md).
         cell_state, cell_threshold: the LSTM's cell-state rule (see :class:`SpikingLSTM`); with
             sigmoid gates only ``"accumulate"`` (the default).
+        rate_penalty: the firing-rate regulariser λ: in training mode, backward adds the gradient of
+            ``λ × (mean firing rate above free_rate)``, per layer and direction, to the loss's gradient,
+            without changing the loss's value, as an optimizer's weight decay does
+            (``spikingrnn.ops.rate_penalty``). ``None`` (default): 0.2, which keeps the trained LSTM
+            and GRU at a firing rate <= 0.3 at their accuracy (docs/LEARNING.md); 0 for an LSTM with
+            ``proj_size > 0``, whose layers emit projections, not spikes. ``0.0`` turns it off (the
+            surrogate gradients of the user's loss alone).
+        free_rate: the mean firing rate (0 to 1) a layer may reach, in a forward pass, before
+            ``rate_penalty`` acts on it; default 0.25, so a task that fires sparsely is not touched.
         backend: ``"auto"`` or a name of :data:`spikingrnn.ops.BACKENDS`.
         low_memory: (cpu and triton backends; the reference backend keeps what autograd keeps)
             keep only 0/1 bits for backward and recompute the pre-activations there
@@ -180,7 +200,8 @@ class SpikingRNNBase(nn.Module):
                  gates: str = DEFAULT_GATES, spike_threshold: float = DEFAULT_SPIKE_THRESHOLD,
                  forget_bias: float | str | None = DEFAULT_FORGET_BIAS, chrono_steps: int | None = None,
                  cell_state: str = DEFAULT_CELL_STATE, cell_threshold: float = DEFAULT_CELL_THRESHOLD,
-                 backend: str = "auto", low_memory: bool = False, leak: float | None = DEFAULT_LEAK) -> None:
+                 rate_penalty: float | None = None, free_rate: float = DEFAULT_FREE_RATE, backend: str = "auto",
+                 low_memory: bool = False, leak: float | None = DEFAULT_LEAK) -> None:
         given = locals()  # the arguments by name (read before any other local is bound)
         super().__init__()
         owner = type(self).__name__
@@ -209,6 +230,8 @@ class SpikingRNNBase(nn.Module):
         self.leak = None if leak is None or self.mode != "RNN" else float(leak)
         self.cell_state = cell_state
         self.cell_threshold = float(cell_threshold)
+        self.rate_penalty = check.check_rate_penalty(rate_penalty, proj_size, owner)
+        self.free_rate = check.check_free_rate(free_rate, owner)
         self.backend = check_backend(backend, owner)
         self.low_memory = low_memory
         attach_surrogates(self, surrogate_function1, surrogate_function2,
@@ -281,7 +304,7 @@ class SpikingRNNBase(nn.Module):
     def spec(self) -> RNNSpec:
         return RNNSpec(self.mode, self.num_layers, self.bidirectional, self.dropout,
                        self.invariant_dropout_mask, self.cell_state, self.cell_threshold, self.low_memory,
-                       self.gates, self.spike_threshold, self.leak)
+                       self.gates, self.spike_threshold, self.leak, self.rate_penalty, self.free_rate)
 
     def state_sizes(self, batch: int) -> list[tuple[int, int, int]]:
         """Expected shapes of the states: ``[(L*D, B, H_out)]`` plus ``(L*D, B, H)`` for c."""

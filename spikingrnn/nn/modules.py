@@ -8,6 +8,7 @@ from torch.types import Device
 
 from ..functional.cells import (DEFAULT_CELL_STATE, DEFAULT_CELL_THRESHOLD, DEFAULT_FORGET_BIAS, DEFAULT_GATES,
                                DEFAULT_LEAK, DEFAULT_SPIKE_THRESHOLD)
+from ..ops.rate_penalty import DEFAULT_FREE_RATE
 from ..surrogate import SurrogateSpec
 from .base import SpikingRNNBase
 
@@ -34,7 +35,8 @@ class SpikingLSTM(SpikingRNNBase):
 
     The default learns like ``nn.LSTM`` where the heaviside form does not (docs/LEARNING.md) while
     every value a layer sends (``h``, so the recurrent product and the next layer's input) stays
-    0/1. SpikingJelly 2.0's cell: ``gates="heaviside", cell_state="clamp", forget_bias=None``.
+    0/1. SpikingJelly 2.0's cell: ``gates="heaviside", cell_state="clamp", forget_bias=None`` (and
+    ``rate_penalty=0.0`` for its gradients: SpikingJelly has no firing-rate regulariser).
 
     Input ``[T, B, I]`` (``[B, T, I]`` with ``batch_first``, ``[T, I]`` unbatched, or a
     PackedSequence); ``hx = (h_0 [L*D, B, H_out], c_0 [L*D, B, H])``. Returns
@@ -51,13 +53,14 @@ class SpikingLSTM(SpikingRNNBase):
                  gates: str = DEFAULT_GATES, spike_threshold: float = DEFAULT_SPIKE_THRESHOLD,
                  forget_bias: float | str | None = DEFAULT_FORGET_BIAS, chrono_steps: int | None = None,
                  cell_state: str = DEFAULT_CELL_STATE, cell_threshold: float = DEFAULT_CELL_THRESHOLD,
+                 rate_penalty: float | None = None, free_rate: float = DEFAULT_FREE_RATE,
                  backend: str = "auto", low_memory: bool = False) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          proj_size, device, dtype, surrogate_function1=surrogate_function1,
                          surrogate_function2=surrogate_function2, invariant_dropout_mask=invariant_dropout_mask,
                          gates=gates, spike_threshold=spike_threshold, forget_bias=forget_bias,
                          chrono_steps=chrono_steps, cell_state=cell_state, cell_threshold=cell_threshold,
-                         backend=backend, low_memory=low_memory)
+                         rate_penalty=rate_penalty, free_rate=free_rate, backend=backend, low_memory=low_memory)
 
 
 class SpikingGRU(SpikingRNNBase):
@@ -86,13 +89,16 @@ class SpikingGRU(SpikingRNNBase):
                  invariant_dropout_mask: bool = False, gates: str = DEFAULT_GATES,
                  spike_threshold: float = DEFAULT_SPIKE_THRESHOLD,
                  forget_bias: float | str | None = DEFAULT_FORGET_BIAS, chrono_steps: int | None = None,
-                 backend: str = "auto", low_memory: bool = False, **kwargs: Any) -> None:
+                 rate_penalty: float | None = None, free_rate: float = DEFAULT_FREE_RATE,
+                 backend: str = "auto", low_memory: bool = False,
+                 **kwargs: Any) -> None:
         _reject_proj_size(kwargs, type(self).__name__)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          0, device, dtype, surrogate_function1=surrogate_function1,
                          surrogate_function2=surrogate_function2, invariant_dropout_mask=invariant_dropout_mask,
                          gates=gates, spike_threshold=spike_threshold, forget_bias=forget_bias,
-                         chrono_steps=chrono_steps, backend=backend, low_memory=low_memory)
+                         chrono_steps=chrono_steps, rate_penalty=rate_penalty, free_rate=free_rate, backend=backend,
+                         low_memory=low_memory)
 
 
 class SpikingRNN(SpikingRNNBase):
@@ -116,14 +122,16 @@ class SpikingRNN(SpikingRNNBase):
                  nonlinearity: str = "heaviside", bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, device: Device = None,
                  dtype: torch.dtype | None = None, *, surrogate_function1: SurrogateSpec = None, invariant_dropout_mask: bool = False, leak: float | None = DEFAULT_LEAK,
-                 spike_threshold: float = DEFAULT_SPIKE_THRESHOLD, backend: str = "auto", low_memory: bool = False,
+                 spike_threshold: float = DEFAULT_SPIKE_THRESHOLD, rate_penalty: float | None = None,
+                 free_rate: float = DEFAULT_FREE_RATE, backend: str = "auto", low_memory: bool = False,
                  **kwargs: Any) -> None:
         _reject_proj_size(kwargs, type(self).__name__)
         check_nonlinearity(nonlinearity, type(self).__name__)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          0, device, dtype, surrogate_function1=surrogate_function1,
                          invariant_dropout_mask=invariant_dropout_mask, spike_threshold=spike_threshold,
-                         backend=backend, low_memory=low_memory, leak=leak)
+                         rate_penalty=rate_penalty, free_rate=free_rate, backend=backend, low_memory=low_memory,
+                         leak=leak)
         self.nonlinearity = nonlinearity
 
 

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from ..functional.cells import CELL_STATES, DEFAULT_SPIKE_THRESHOLD, GATE_FORMS
+from ..ops.rate_penalty import DEFAULT_RATE_PENALTY
 
 
 def check_sizes(input_size: int, hidden_size: int, num_layers: int, proj_size: int) -> None:
@@ -82,6 +83,29 @@ def check_leak(leak: float | None, owner: str) -> None:
     check_real(leak, "leak", owner)
     if not 0 <= leak < 1:
         raise ValueError(f"{owner}: leak must be None or in [0, 1), got {leak}")
+
+
+def check_rate_penalty(rate_penalty: float | None, proj_size: int, owner: str) -> float:
+    """The stack's ``rate_penalty`` resolved: ``None`` is :data:`~spikingrnn.ops.rate_penalty.DEFAULT_RATE_PENALTY`,
+    or 0 for an LSTM with ``proj_size > 0`` (its layers emit projections, not spikes, so there is no
+    rate to penalise); otherwise a finite real number >= 0, and 0 with a projection."""
+    if rate_penalty is None:
+        return 0.0 if proj_size > 0 else DEFAULT_RATE_PENALTY
+    check_real(rate_penalty, "rate_penalty", owner)
+    if rate_penalty < 0:
+        raise ValueError(f"{owner}: rate_penalty must be >= 0 (0: off), got {rate_penalty}")
+    if rate_penalty > 0 and proj_size > 0:
+        raise ValueError(f"{owner}: rate_penalty must be 0 with proj_size > 0 (the layers emit projections of "
+                         f"the spikes, not spikes), got rate_penalty={rate_penalty} with proj_size={proj_size}")
+    return float(rate_penalty)
+
+
+def check_free_rate(free_rate: float, owner: str) -> float:
+    """The stack's ``free_rate``: a firing rate, a real number in ``[0, 1]``."""
+    check_real(free_rate, "free_rate", owner)
+    if not 0 <= free_rate <= 1:
+        raise ValueError(f"{owner}: free_rate must be a firing rate in [0, 1], got {free_rate}")
+    return float(free_rate)
 
 
 CHRONO = "chrono"  # the value of forget_bias that asks for the chrono initialisation

@@ -90,4 +90,4 @@ def reference_rnn(x: Tensor, states: tuple[Tensor, ...], weights: list[tuple], s
         step, emit = make_step(spec, *surrogates[k])
         return run_direction(step, y, state, weights[k], sizes, reverse, emit)
 
-    return run_stack(x, states, spec, training, run_cell)
+    return run_stack(x, states, spec, training, run_cell, lengths)

@@ -29,6 +29,10 @@ class RNNSpec:
         leak: the vanilla RNN's leak β (``None``: the seed's cell ``h = Θ(u)``).
         low_memory: keep only 0/1 bits (and non-binary states) for backward and recompute the
             pre-activations there, instead of keeping them (backends that support it).
+        rate_penalty: λ of the firing-rate penalty: in training, backward adds the gradient of
+            ``λ × (each layer's mean firing rate above free_rate)`` (``spikingrnn.ops.rate_penalty``;
+            0: off).
+        free_rate: the firing rate a layer (and direction) may reach before ``rate_penalty`` acts.
     """
 
     mode: str
@@ -42,6 +46,8 @@ class RNNSpec:
     gates: str = DEFAULT_GATES
     spike_threshold: float = DEFAULT_SPIKE_THRESHOLD
     leak: float | None = DEFAULT_LEAK
+    rate_penalty: float = 0.0
+    free_rate: float = 0.0
 
     @property
     def sigmoid_gates(self) -> bool:

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .rate_penalty import RateGradient, add_rate_gradient, rate_gradient
 from .spec import RNNSpec
 
 __all__ = ["inter_layer_dropout", "needs_grad", "packed_batch_sizes", "reverse_each", "run_stack"]
@@ -61,20 +62,27 @@ def inter_layer_dropout(y: Tensor, spec: RNNSpec, training: bool) -> Tensor:
 
 
 def run_stack(x: Tensor, states: tuple[Tensor, ...], spec: RNNSpec, training: bool,
-              run_cell: Callable[[int, Tensor, tuple[Tensor, ...], bool], tuple[Tensor, tuple[Tensor, ...]]]
-              ) -> tuple[Tensor, tuple[Tensor, ...]]:
+              run_cell: Callable[[int, Tensor, tuple[Tensor, ...], bool], tuple[Tensor, tuple[Tensor, ...]]],
+              lengths: Tensor | None = None) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Layers, directions and inter-layer dropout around ``run_cell(k, y, state, reverse) -> (out, state)``,
     which runs cell ``k = layer * D + direction`` over ``y [T, B, F]`` from ``state`` (a tuple of
-    ``[B, *]``). ``x`` is ``[T, B, I]``, ``states`` a tuple of ``[L*D, B, *]``; returns
-    ``(output [T, B, D*H_out], final states [L*D, B, *] each)``."""
+    ``[B, *]``). ``x`` is ``[T, B, I]``, ``states`` a tuple of ``[L*D, B, *]``, ``lengths`` the packed
+    lengths (``None``: every step of every row); returns ``(output [T, B, D*H_out], final states
+    [L*D, B, *] each)``. In training, ``spec.rate_penalty`` adds its gradient to every cell's output
+    (``spikingrnn.ops.rate_penalty``)."""
     num_dirs = spec.num_directions
     final: list[tuple[Tensor, ...]] = []
+    rate: RateGradient | None = None
     y = x
     for layer in range(spec.num_layers):
         outputs = []
         for direction in range(num_dirs):
             k = layer * num_dirs + direction
             out, state = run_cell(k, y, tuple(s[k] for s in states), direction == 1)
+            if training and spec.rate_penalty > 0 and out.requires_grad:
+                if rate is None:
+                    rate = rate_gradient(spec, x, lengths, out.shape[2])
+                out, state = add_rate_gradient(rate, out, state)
             outputs.append(out)
             final.append(state)
         y = torch.cat(outputs, dim=2) if num_dirs == 2 else outputs[0]

@@ -9,6 +9,7 @@ from ..data.registry import DATASETS
 from ..functional.cells import CELL_STATES, DEFAULT_FORGET_BIAS, DEFAULT_LEAK, DEFAULT_SPIKE_THRESHOLD, GATE_FORMS
 from ..nn.surrogates import default_surrogate_alpha
 from ..nn.validation import CHRONO, MIN_CHRONO_STEPS
+from ..ops.rate_penalty import DEFAULT_FREE_RATE, DEFAULT_RATE_PENALTY
 from ..surrogate import SURROGATES
 
 MODELS = ("lstm", "gru", "rnn")
@@ -64,9 +65,13 @@ class TrainConfig:
             wide around the threshold); 0 (the default) is replaced by the default width: for ``"erf"``
             the modules' own (1 for the LSTM's sigmoid form, 2 for every other form), for the others
             the surrogate class's ``default_alpha``.
-        rate_penalty: adds ``rate_penalty * mean firing rate`` of the last spiking layer's output
-            (with its gradient) to the training loss (and to the reported ``loss``), which trades accuracy
-            for sparser spikes; 0: off.
+        rate_penalty: the spiking stack's ``rate_penalty`` (default 0.2, the modules' own): training
+            adds the gradient of ``rate_penalty * (mean firing rate above free_rate)`` of every spiking
+            layer to the loss's gradient (the reported ``loss`` is the task loss alone), which keeps the
+            LSTM and GRU at a firing rate <= 0.3 at their accuracy (docs/LEARNING.md); 0: off. The
+            ``torch_*`` baselines ignore it.
+        free_rate: the spiking stack's ``free_rate`` (default 0.25): the firing rate a layer may reach
+            before ``rate_penalty`` acts on it.
         readout: ``"mean"`` (time-averaged spikes of the last layer) or ``"last"`` (its last step;
             bidirectional: forward direction at ``T-1`` and reverse direction at ``0``).
         optimizer: ``"adam"`` or ``"sgd"`` (momentum 0.9).
@@ -114,7 +119,8 @@ class TrainConfig:
     cell_state: str = "accumulate"
     surrogate: str = "erf"
     surrogate_alpha: float = 0.0
-    rate_penalty: float = 0.0
+    rate_penalty: float = DEFAULT_RATE_PENALTY
+    free_rate: float = DEFAULT_FREE_RATE
     readout: str = "mean"
     optimizer: str = "adam"
     lr: float = 1e-2
@@ -157,7 +163,7 @@ class TrainConfig:
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha >= 0:
             raise ValueError(f"TrainConfig.surrogate_alpha must be a number >= 0 (0: the default), got {alpha!r}")
         self.surrogate_alpha = float(alpha)
-        for name in ("spike_threshold", "rate_penalty"):
+        for name in ("spike_threshold", "rate_penalty", "free_rate"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"TrainConfig.{name} must be a finite number, got {value!r}")
@@ -169,6 +175,8 @@ class TrainConfig:
         self.leak = None if leak is None else float(leak)
         if self.rate_penalty < 0:
             raise ValueError(f"TrainConfig.rate_penalty must be >= 0 (0: off), got {self.rate_penalty!r}")
+        if not 0 <= self.free_rate <= 1:
+            raise ValueError(f"TrainConfig.free_rate must be a firing rate in [0, 1], got {self.free_rate!r}")
         if self.gates == "sigmoid" and self.model in ("lstm",) and self.cell_state != "accumulate":
             raise ValueError(f"TrainConfig.cell_state must be 'accumulate' with gates='sigmoid' (its analog cell "
                              f"state), got {self.cell_state!r}; the other rules belong to gates='heaviside'")
@@ -228,7 +236,9 @@ def saved_config(saved: dict) -> dict:
     """A saved configuration in today's fields, with what the version that wrote it ran with where a
     field is missing: runs saved before ``split_seed`` existed split their data with ``seed``; runs
     saved before ``gates`` existed had Heaviside gates, torch's init and the seed's vanilla RNN (today's
-    defaults: the sigmoid form, ``forget_bias`` 1, ``leak`` 0.9); runs saved with ``surrogate_alpha``
+    defaults: the sigmoid form, ``forget_bias`` 1, ``leak`` 0.9); runs saved before ``rate_penalty``
+    existed trained without it (today's default 0.1), and those saved before ``free_rate`` existed
+    penalised every spike (``free_rate`` 0; today's 0.25); runs saved with ``surrogate_alpha``
     0 ran with the surrogate class's own alpha (today a new config writes the resolved default, which for
     the LSTM's sigmoid form is Erf's alpha 1, not 2)."""
     saved = dict(saved)
@@ -236,6 +246,8 @@ def saved_config(saved: dict) -> dict:
         saved["split_seed"] = saved["seed"]
     if "gates" not in saved:
         saved.update(gates="heaviside", forget_bias=None, leak=None)
+    saved.setdefault("rate_penalty", 0.0)
+    saved.setdefault("free_rate", 0.0)
     if saved.get("surrogate_alpha") == 0:  # written before the default was resolved: the class's own alpha
         saved["surrogate_alpha"] = float(SURROGATES[saved.get("surrogate", "erf")].default_alpha)
     return saved

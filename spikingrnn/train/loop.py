@@ -318,8 +318,6 @@ def _train(config: TrainConfig, resume: bool, on_epoch: Callable[[dict[str, Any]
                 loss = nn.functional.cross_entropy(logits, yb, reduction="sum") * (world_size / global_size)
             else:
                 loss = nn.functional.cross_entropy(logits, yb)
-            if config.rate_penalty and model.last_rate is not None:
-                loss = loss + config.rate_penalty * model.last_rate
             optimizer.zero_grad()
             loss.backward()
             # the norm is needed to catch non-finite gradients; max_norm=inf leaves them as they are

@@ -33,7 +33,8 @@ class SpikingClassifier(nn.Module):
         kwargs = {}
         if self.spiking:
             surrogate = SURROGATES[config.surrogate](alpha=config.surrogate_alpha)  # resolved by TrainConfig
-            kwargs = dict(surrogate_function1=surrogate, backend=config.backend, low_memory=config.low_memory)
+            kwargs = dict(surrogate_function1=surrogate, backend=config.backend, low_memory=config.low_memory,
+                          rate_penalty=config.rate_penalty, free_rate=config.free_rate)
         if config.model in ("lstm", "gru"):
             kwargs.update(gates=config.gates, spike_threshold=config.spike_threshold, forget_bias=config.forget_bias,
                           chrono_steps=config.chrono_steps or None)
@@ -72,11 +73,6 @@ class SpikingClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         spikes = self.spikes(x)
-        # the last layer's firing rate, with its gradient (the training loop's rate_penalty reads it)
-        # (not under torch.export, which refuses tensor attributes assigned in forward; exported
-        # graphs are for inference, and torch.compile keeps the attribute)
-        exporting = getattr(torch.compiler, "is_exporting", lambda: False)()
-        self.last_rate = spikes.mean() if self.spiking and not exporting else None
         if self.readout_mode == "mean":
             features = spikes.mean(dim=0)
         elif self.rnn.bidirectional:

@@ -80,4 +80,4 @@ def cpu_rnn(x: Tensor, states: tuple[Tensor, ...], weights: list[tuple], spec: R
         out, state = sequence(spec.mode, reverse_each(y, lengths), state, weights[k], config)
         return reverse_each(out, lengths), state
 
-    return run_stack(x, states, spec, training, run_cell)
+    return run_stack(x, states, spec, training, run_cell, lengths)

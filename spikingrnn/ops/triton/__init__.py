@@ -241,7 +241,7 @@ def _run(x, states, weights, spec, surrogates, lengths, training, tf32):
             out = reverse_each(out, lengths)
         return out, state
 
-    return run_stack(x, states, spec, training, run_cell)
+    return run_stack(x, states, spec, training, run_cell, lengths)
 
 
 def _check_gates(spec) -> None:
