@@ -5,7 +5,8 @@ per epoch than the recipe the training CLI used before (Heaviside gates, accumul
 Both run here side by side in one process on the same batches: ``Linear(F -> H)`` -> spiking stack
 -> ``Linear(H -> 10)`` on the time-averaged output, cross-entropy, backward and an Adam step, with
 the cpu backend; rounds alternate the two models and the medians of ``--repeats`` rounds are
-compared (the machine's noise hits both alike). ``nn.LSTM`` in the same classifier is timed too.
+compared (the machine's noise hits both alike). ``nn.LSTM`` in the same classifier is timed too, and
+the new default without its firing-rate penalty (``rate_penalty=0``), to show what the penalty costs.
 
     python scripts/bench_recipes.py --threads 1 --repeats 15
     python scripts/bench_recipes.py --threads 1 --repeats 15 --rate 0.35   # the new default firing as trained
@@ -38,8 +39,10 @@ def recipes():
         "new default (sigmoid gates)": lambda: SpikingLSTM(HIDDEN, HIDDEN, backend="cpu"),
         "earlier recipe (heaviside, accumulate)": lambda: SpikingLSTM(
             HIDDEN, HIDDEN, backend="cpu", gates="heaviside", cell_state="accumulate", forget_bias=None,
-            surrogate_function1=Erf(alpha=0.5)),
+            surrogate_function1=Erf(alpha=0.5), rate_penalty=0.0),
         "nn.LSTM": lambda: nn.LSTM(HIDDEN, HIDDEN),
+        # what the firing-rate penalty (the default rate_penalty=0.1) costs per step
+        "new default, rate_penalty=0": lambda: SpikingLSTM(HIDDEN, HIDDEN, backend="cpu", rate_penalty=0.0),
     }
 
 
@@ -86,8 +89,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"threads {args.threads}, repeats {args.repeats}, hidden {HIDDEN}; median seconds per training step")
-    print("| task (T, B, F) | " + " | ".join(recipes()) + " | new / earlier |")
-    print("|---|" + "---|" * (len(recipes()) + 1))
+    print("| task (T, B, F) | " + " | ".join(recipes()) + " | new / earlier | new / without penalty |")
+    print("|---|" + "---|" * (len(recipes()) + 2))
     for name, steps, batch, features in SHAPES:
         if name not in args.shapes:
             continue
@@ -102,6 +105,8 @@ def main() -> None:
         if args.rate is not None:
             first = next(iter(models.values()))[0]
             print(f"# {name}: new default set to fire at {set_firing_rate(first, x, args.rate):.3f}", flush=True)
+        if args.rate is not None:  # the same threshold for the default without its penalty
+            models["new default, rate_penalty=0"][0].rnn.spike_threshold = first.rnn.spike_threshold
         for model, optimizer in models.values():  # warm-up (and the C++ build on a first run)
             step_time(model, optimizer, x, y)
         times = {label: [] for label in models}
@@ -111,7 +116,8 @@ def main() -> None:
         medians = {label: statistics.median(t) for label, t in times.items()}
         labels = list(models)
         print(f"| {name} ({steps}, {batch}, {features}) | " + " | ".join(f"{medians[l]:.4f}" for l in labels)
-              + f" | {medians[labels[0]] / medians[labels[1]]:.2f} |", flush=True)
+              + f" | {medians[labels[0]] / medians[labels[1]]:.2f} | {medians[labels[0]] / medians[labels[3]]:.2f} |",
+              flush=True)
 
 
 if __name__ == "__main__":

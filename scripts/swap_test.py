@@ -16,7 +16,9 @@ spiking output on the test set, whether it is all 0/1, seconds per epoch. ``--ra
 homeostatic threshold (see ``run``); its runs are named apart (``..., threshold to rate R``).
 ``--chrono-steps N`` probes the chrono initialisation of the memory gate: the spiking classes are built
 with ``forget_bias="chrono", chrono_steps=N`` and the ``torch.nn`` ones get ``spikingrnn.nn.chrono_bias_``
-(runs named ``..., chrono N``).
+(runs named ``..., chrono N``). ``--rate-penalty L`` and ``--free-rate F`` build the spiking classes with ``rate_penalty=L`` /
+``free_rate=F`` instead of their defaults (runs named ``..., rate penalty L`` / ``..., free rate F``;
+``--rate-penalty 0`` is the module default before 2026-12-03).
 """
 from __future__ import annotations
 
@@ -43,13 +45,18 @@ def layer_classes() -> dict[str, type[nn.Module]]:
 class SwapClassifier(nn.Module):
     """``Linear -> rnn -> Linear`` on the last step; ``rnn`` any layer with ``torch.nn.LSTM``'s interface."""
 
-    def __init__(self, rnn_class: type[nn.Module], features: int, classes: int = 10, chrono_steps: int | None = None):
+    def __init__(self, rnn_class: type[nn.Module], features: int, classes: int = 10, chrono_steps: int | None = None,
+                 rate_penalty: float | None = None, free_rate: float | None = None):
         super().__init__()
         self.encoder = nn.Linear(features, HIDDEN)
         # chrono_steps: a probe, not the swap (the memory gate's chrono initialisation)
         spiking = rnn_class.__module__.startswith("spikingrnn")
-        chrono = {"forget_bias": "chrono", "chrono_steps": chrono_steps} if chrono_steps and spiking else {}
-        self.rnn = rnn_class(HIDDEN, HIDDEN, batch_first=True, **chrono)
+        probe: dict = {"forget_bias": "chrono", "chrono_steps": chrono_steps} if chrono_steps and spiking else {}
+        if rate_penalty is not None and spiking:
+            probe["rate_penalty"] = rate_penalty
+        if free_rate is not None and spiking:
+            probe["free_rate"] = free_rate
+        self.rnn = rnn_class(HIDDEN, HIDDEN, batch_first=True, **probe)
         if chrono_steps and not spiking:
             from spikingrnn.nn import chrono_bias_
             chrono_bias_(self.rnn, chrono_steps)
@@ -73,17 +80,19 @@ def parse_seeds(text: list[str]) -> list[int]:
 
 
 def run(name: str, lr: float, seed: int, data, rate_target: float | None = None, threshold_step: float = 0.5,
-        chrono_steps: int | None = None) -> dict:
+        chrono_steps: int | None = None, rate_penalty: float | None = None, free_rate: float | None = None) -> dict:
     """Train one classifier with the swap recipe; its test accuracy and output statistics.
 
     ``rate_target`` (a probe of a lever, not part of the swap test; spiking classes with a
     ``spike_threshold`` only): after every optimizer step the layer's threshold moves by
     ``threshold_step * (rate - rate_target)`` (clamped to [0.05, 0.95]), ``rate`` the batch's firing rate:
     a homeostatic threshold that needs no state beyond the layer's own setting. ``chrono_steps``: see
-    :class:`SwapClassifier` (LSTM and GRU classes)."""
+    :class:`SwapClassifier` (LSTM and GRU classes); ``rate_penalty``, ``free_rate``: the spiking classes'
+    (``None``: their defaults)."""
     x_train, y_train = data.x_train[:TRAIN_SIZE], data.y_train[:TRAIN_SIZE]
     torch.manual_seed(seed)
-    model = SwapClassifier(layer_classes()[name], x_train.shape[-1], chrono_steps=chrono_steps)
+    model = SwapClassifier(layer_classes()[name], x_train.shape[-1], chrono_steps=chrono_steps,
+                           rate_penalty=rate_penalty, free_rate=free_rate)
     if rate_target is not None and not hasattr(model.rnn, "spike_threshold"):
         raise ValueError(f"rate_target needs a spiking layer with a spike_threshold, got {name}")
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -114,10 +123,15 @@ def run(name: str, lr: float, seed: int, data, rate_target: float | None = None,
         name = f"{name}, threshold to rate {rate_target:g}"
     if chrono_steps is not None:
         name = f"{name}, chrono {chrono_steps}"
+    if rate_penalty is not None and name.startswith("Spiking"):
+        name = f"{name}, rate penalty {rate_penalty:g}"
+    if free_rate is not None and name.startswith("Spiking"):
+        name = f"{name}, free rate {free_rate:g}"
     return {"model": name, "lr": lr, "seed": seed, "test_accuracy": round(accuracy, 4),
             "rate": round(outputs.mean().item(), 4) if binary else None, "binary": binary,
             "finite_loss": finite, "seconds_per_epoch": round(seconds, 2), "threads": torch.get_num_threads(),
-            "spike_threshold": getattr(model.rnn, "spike_threshold", None)}
+            "spike_threshold": getattr(model.rnn, "spike_threshold", None),
+            "rate_penalty": getattr(model.rnn, "rate_penalty", None), "free_rate": getattr(model.rnn, "free_rate", None)}
 
 
 def summarize(path: str, seeds: list[int] | None) -> None:
@@ -154,6 +168,10 @@ def main() -> None:
                         help="probe: move the spiking layer's threshold toward this firing rate after every step")
     parser.add_argument("--chrono-steps", type=int, default=None,
                         help="probe: the chrono initialisation of the memory gate for up to this many steps")
+    parser.add_argument("--rate-penalty", type=float, default=None,
+                        help="the spiking classes' rate_penalty (default: theirs); runs named apart")
+    parser.add_argument("--free-rate", type=float, default=None,
+                        help="the spiking classes' free_rate (default: theirs); runs named apart")
     parser.add_argument("--out", default=None, help="append the JSON lines to this file")
     parser.add_argument("--summarize", metavar="JSONL", default=None, help="print the table of a results file")
     args = parser.parse_args()
@@ -166,7 +184,8 @@ def main() -> None:
     for lr in args.lrs:
         for name in args.models:
             for seed in parse_seeds(args.seeds or ["0-2"]):
-                line = json.dumps(run(name, lr, seed, data, args.rate_target, chrono_steps=args.chrono_steps))
+                line = json.dumps(run(name, lr, seed, data, args.rate_target, chrono_steps=args.chrono_steps,
+                                      rate_penalty=args.rate_penalty, free_rate=args.free_rate))
                 print(line, flush=True)
                 if args.out:
                     with open(args.out, "a") as out:

@@ -63,6 +63,26 @@ def test_chrono_probe_initialises_the_memory_gate(swap, name):
     assert not torch.equal(plain.rnn.bias_ih_l0[hidden:2 * hidden], memory)
 
 
+def test_rate_penalty_probe_builds_and_names_the_setting(swap):
+    spiking = swap.SwapClassifier(swap.layer_classes()["SpikingLSTM"], 28, rate_penalty=0.0, free_rate=0.1)
+    assert (spiking.rnn.rate_penalty, spiking.rnn.free_rate) == (0.0, 0.1)
+    default = swap.SwapClassifier(swap.layer_classes()["SpikingLSTM"], 28)
+    assert (default.rnn.rate_penalty, default.rnn.free_rate) == (0.2, 0.25)
+    torch_layer = swap.SwapClassifier(swap.layer_classes()["nn.LSTM"], 28, rate_penalty=0.0)
+    assert not hasattr(torch_layer.rnn, "rate_penalty")  # the torch.nn baselines have none
+
+
+def test_rate_penalty_runs_are_named_apart(swap, monkeypatch):
+    from spikingrnn.data import load_dataset
+    monkeypatch.setattr(swap, "EPOCHS", 1)
+    monkeypatch.setattr(swap, "TRAIN_SIZE", 128)
+    data = load_dataset("mnist5k_rows", seed=0)
+    record = swap.run("SpikingGRU", 1e-2, 0, data, rate_penalty=0.1, free_rate=0.0)
+    assert record["model"] == "SpikingGRU, rate penalty 0.1, free rate 0"
+    assert (record["rate_penalty"], record["free_rate"]) == (0.1, 0.0)
+    assert swap.run("nn.GRU", 1e-2, 0, data, rate_penalty=0.1)["model"] == "nn.GRU"
+
+
 def test_summary_means_and_seed_filter(swap, tmp_path, capsys):
     path = tmp_path / "results.jsonl"
     records = [{"model": "SpikingGRU", "lr": 0.01, "seed": s, "test_accuracy": a, "rate": 0.3}

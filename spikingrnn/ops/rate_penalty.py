@@ -10,9 +10,10 @@ to an identity autograd Function. Its backward adds the gradient of
 to the gradients of the spikes: ``r_k`` is cell ``k``'s mean firing rate in this forward, ``N_k`` its
 number of spikes (valid positions × units) and ``N`` the stack's. Every spike of a cell above
 ``free_rate`` gets ``λ / N``, those of a cell under it nothing (at the kink, ``r_k = free_rate``, the
-penalty acts); with ``free_rate = 0`` that is the gradient of ``λ · mean(all spikes)``. The loss's value is not changed: the regulariser travels with
-the module, as weight decay travels with an optimizer, so a training loop written for
-``torch.nn.LSTM`` gets it unchanged, and a task that already fires sparsely is not touched.
+penalty acts); with ``free_rate = 0`` that is the gradient of ``λ · mean(all spikes)``. The loss's
+value is not changed: the regulariser travels with the module, as weight decay travels with an
+optimizer, so a training loop written for ``torch.nn.LSTM`` gets it unchanged, and a layer that
+already fires sparsely is not touched.
 
 The gradient is added whenever backward reaches a layer through its output or its final states
 (unused ones count as zero gradients), so a loss on ``h_n`` alone is regularised as one on the output.
@@ -35,11 +36,12 @@ DEFAULT_FREE_RATE = 0.25  # the stacks' default: a layer firing at or under it i
 
 
 class RateGradient(NamedTuple):
-    """What every cell of one stack run needs: ``step`` ``[T, B, 1]``, ``λ / N`` at valid positions
-    and 0 at padded ones; ``valid`` ``[T, B, 1]``, 1 at valid positions; ``free_spikes``: how many spikes
-    a cell may emit before it is penalised (``free_rate`` × its valid positions × units)."""
+    """What every cell of one stack run needs: ``step``, ``λ / N`` at valid positions and 0 at padded
+    ones (``[T, B, 1]``; a 0-dim tensor when every position is valid); ``valid`` ``[T, B, 1]``, 1 at
+    valid positions (``None``: all are); ``free_spikes``: how many spikes a cell may emit before it is
+    penalised (``free_rate`` × its valid positions × units)."""
     step: Tensor
-    valid: Tensor
+    valid: Tensor | None
     free_spikes: float
 
 
@@ -48,9 +50,10 @@ class _AddRateGradient(torch.autograd.Function):
     by ``valid``) holds at least ``free_spikes`` spikes (with ``free_rate`` 0: always)."""
 
     @staticmethod
-    def forward(ctx, step: Tensor, valid: Tensor, free_spikes: float, out: Tensor,
+    def forward(ctx, step: Tensor, valid: Tensor | None, free_spikes: float, out: Tensor,
                 *states: Tensor) -> tuple[Tensor, ...]:
-        active = (out * valid).sum() >= free_spikes  # a 0-dim bool tensor: no synchronisation here
+        spikes = out.sum() if valid is None else (out * valid).sum()
+        active = spikes >= free_spikes  # a 0-dim bool tensor: no synchronisation here
         ctx.save_for_backward(step * active)
         # copies, not views: a caller may modify the output in place, which torch forbids on a view
         # that a custom Function returned
@@ -59,23 +62,22 @@ class _AddRateGradient(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: Tensor, *grad_states: Tensor) -> tuple[Tensor | None, ...]:
         (step,) = ctx.saved_tensors
-        return (None, None, None, grad_out + step.to(grad_out.dtype), *grad_states)
+        return (None, None, None, grad_out + step.to(grad_out.dtype), *grad_states)  # step broadcasts
 
 
 def rate_gradient(spec: RNNSpec, x: Tensor, lengths: Tensor | None, width: int) -> RateGradient:
     """The :class:`RateGradient` of a stack whose cells emit ``width`` units, run on ``x [T, B, I]``
     with packed ``lengths`` (``None``: every step of every row), in ``x``'s dtype and device."""
     steps, batch = x.shape[0], x.shape[1]
-    if lengths is None:
-        valid = x.new_ones(steps, batch, 1)
-        positions = steps * batch
-    else:
+    valid: Tensor | None = None
+    positions = steps * batch
+    if lengths is not None:
         lengths = lengths.cpu()
         mask = torch.arange(steps).unsqueeze(1) < lengths.unsqueeze(0)
         valid = mask.to(x.dtype).unsqueeze(2).to(x.device)
         positions = int(lengths.sum())
-    cells = spec.num_layers * spec.num_directions
-    step = valid * (spec.rate_penalty / max(cells * positions * width, 1))
+    scale = spec.rate_penalty / max(spec.num_layers * spec.num_directions * positions * width, 1)
+    step = x.new_tensor(scale) if valid is None else valid * scale
     return RateGradient(step, valid, spec.free_rate * positions * width)
 
 
