@@ -39,6 +39,19 @@ def _layers(stack, backend: str) -> list:
     return layers
 
 
+def _run_in_layers(first, second, x) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
+    """``(first layer's spikes, second layer's spikes, final states)`` of the two single-layer stacks
+    chained: the final states of the stack they came from are those of both, stacked."""
+    hidden, states1 = first(x)
+    output, states2 = second(hidden)
+    return hidden, output, tuple(torch.cat([a, b]) for a, b in zip(_states(states1), _states(states2)))
+
+
+def _cells(hidden, output, width: int) -> list[torch.Tensor]:
+    """The spikes of each (layer, direction), ``[T, B, width]`` each."""
+    return [part for y in (hidden, output) for part in y.split(width, dim=2)]
+
+
 def _grads(module, *tensors) -> list[torch.Tensor]:
     return [p.grad for p in module.parameters()] + [t.grad for t in tensors]
 
@@ -62,14 +75,11 @@ def test_gradient_is_the_penalty_in_the_loss(cls, bidirectional, backend):
 
     first, second = _layers(stack, backend)
     x2 = x.detach().clone().requires_grad_()
-    hidden, states1 = first(x2)
-    output2, states2 = second(hidden)
+    hidden, output2, final = _run_in_layers(first, second, x2)
     spikes = torch.cat([hidden.flatten(), output2.flatten()])
-    # the final states of the stack are those of both layers, stacked
-    final = [torch.cat([a, b]) for a, b in zip(_states(states1), _states(states2))]
-    (_loss(output2, tuple(final)) + LAMBDA * spikes.mean()).backward()
+    (_loss(output2, final) + LAMBDA * spikes.mean()).backward()
     assert torch.equal(output, output2)
-    for got, want in zip(_grads(stack, x), _grads(first, x2)[:-1] + _grads(second) + [x2.grad]):
+    for got, want in zip(_grads(stack, x), _grads(first) + _grads(second) + [x2.grad]):
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-15)
 
 
@@ -115,10 +125,8 @@ def test_only_cells_above_the_free_rate_are_penalised(cls, backend):
     x = (3 * torch.randn(7, 3, 5, dtype=F64)).requires_grad_()
     probe = cls(5, 6, num_layers=2, rate_penalty=0.0, **kwargs)
     first, second = _layers(probe, backend)
-    hidden, _ = first(x)
-    output, _ = second(hidden)
-    cells = [part for y in (hidden, output) for part in y.split(6, dim=2)]  # (layer, direction)
-    rates = sorted(float(c.detach().mean()) for c in cells)
+    hidden, output, _ = _run_in_layers(first, second, x)
+    rates = sorted(float(c.detach().mean()) for c in _cells(hidden, output, 6))
     assert rates[1] < rates[2], rates  # a free rate between them: two cells above, two under
     free_rate = (rates[1] + rates[2]) / 2
 
@@ -130,10 +138,8 @@ def test_only_cells_above_the_free_rate_are_penalised(cls, backend):
 
     x.grad = None
     first.zero_grad(), second.zero_grad()
-    hidden, states1 = first(x)
-    output, states2 = second(hidden)
-    final = tuple(torch.cat([a, b]) for a, b in zip(_states(states1), _states(states2)))
-    cells = [part for y in (hidden, output) for part in y.split(6, dim=2)]
+    hidden, output, final = _run_in_layers(first, second, x)
+    cells = _cells(hidden, output, 6)
     total = sum(c.numel() for c in cells)
     penalty = sum(c.numel() / total * torch.relu(c.mean() - free_rate) for c in cells)
     (_loss(output, final) + LAMBDA * penalty).backward()

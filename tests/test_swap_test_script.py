@@ -19,17 +19,23 @@ def swap():
     return module
 
 
+@pytest.fixture
+def short_runs(swap, monkeypatch):
+    """One epoch on 256 training samples; the rows test split (what ``run`` takes as ``data``)."""
+    from spikingrnn.data import load_dataset
+    monkeypatch.setattr(swap, "EPOCHS", 1)
+    monkeypatch.setattr(swap, "TRAIN_SIZE", 256)
+    return load_dataset("mnist5k_rows", seed=0)
+
+
 def test_seed_ranges(swap):
     assert swap.parse_seeds(["0-2", "7"]) == [0, 1, 2, 7]
     assert swap.parse_seeds(["4"]) == [4]
 
 
 @pytest.mark.parametrize("name", ["nn.GRU", "SpikingGRU"])
-def test_one_short_run_records_accuracy_and_spikes(swap, name, monkeypatch):
-    from spikingrnn.data import load_dataset
-    monkeypatch.setattr(swap, "EPOCHS", 1)
-    monkeypatch.setattr(swap, "TRAIN_SIZE", 256)
-    record = swap.run(name, 1e-2, 0, load_dataset("mnist5k_rows", seed=0))
+def test_one_short_run_records_accuracy_and_spikes(swap, name, short_runs):
+    record = swap.run(name, 1e-2, 0, short_runs)
     assert record["model"] == name and record["seed"] == 0 and record["finite_loss"]
     assert 0.0 <= record["test_accuracy"] <= 1.0
     spiking = name.startswith("Spiking")
@@ -39,11 +45,8 @@ def test_one_short_run_records_accuracy_and_spikes(swap, name, monkeypatch):
         assert 0.0 < record["rate"] < 1.0
 
 
-def test_rate_target_moves_the_threshold(swap, monkeypatch):
-    from spikingrnn.data import load_dataset
-    monkeypatch.setattr(swap, "EPOCHS", 1)
-    monkeypatch.setattr(swap, "TRAIN_SIZE", 256)
-    data = load_dataset("mnist5k_rows", seed=0)
+def test_rate_target_moves_the_threshold(swap, short_runs):
+    data = short_runs
     record = swap.run("SpikingLSTM", 1e-2, 0, data, rate_target=0.05, threshold_step=2.0)
     assert record["model"] == "SpikingLSTM, threshold to rate 0.05"
     assert record["spike_threshold"] > 0.25  # pushed up: the layer fires above 0.05
@@ -72,11 +75,8 @@ def test_rate_penalty_probe_builds_and_names_the_setting(swap):
     assert not hasattr(torch_layer.rnn, "rate_penalty")  # the torch.nn baselines have none
 
 
-def test_rate_penalty_runs_are_named_apart(swap, monkeypatch):
-    from spikingrnn.data import load_dataset
-    monkeypatch.setattr(swap, "EPOCHS", 1)
-    monkeypatch.setattr(swap, "TRAIN_SIZE", 128)
-    data = load_dataset("mnist5k_rows", seed=0)
+def test_rate_penalty_runs_are_named_apart(swap, short_runs):
+    data = short_runs
     record = swap.run("SpikingGRU", 1e-2, 0, data, rate_penalty=0.1, free_rate=0.0)
     assert record["model"] == "SpikingGRU, rate penalty 0.1, free rate 0"
     assert (record["rate_penalty"], record["free_rate"]) == (0.1, 0.0)
